@@ -1,0 +1,1 @@
+"""AIQLeads: a lead marketplace."""

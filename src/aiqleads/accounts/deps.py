@@ -1,0 +1,75 @@
+"""Who is calling: `CurrentPrincipal`, `CurrentUser`, `InteractiveUser`, `AdminUser`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
+
+from fastapi import Depends
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from aiqleads.accounts.models import Role, User
+from aiqleads.accounts.repository import AccountRepository
+from aiqleads.accounts.schemas import Scope
+from aiqleads.accounts.service import API_KEY_TOUCH_INTERVAL, AccountService, Principal
+from aiqleads.kit.deps import RuntimeDep, SessionDep
+from aiqleads.kit.errors import Forbidden, Unauthorized
+
+_bearer = HTTPBearer(auto_error=False, description="An access token, or an API key (aiq_...)")
+
+
+async def get_principal(
+    session: SessionDep,
+    runtime: RuntimeDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    if credentials is None:
+        raise Unauthorized("Sign in: send Authorization: Bearer <token>")
+    principal = await AccountService(session, runtime).authenticate(credentials.credentials)
+    if principal.api_key_id is not None:
+        await _touch(runtime, principal)
+    return principal
+
+
+async def _touch(runtime: RuntimeDep, principal: Principal) -> None:
+    """Record key use in its own short write, at most once a minute per key, so read-only
+    requests stay read-only transactions."""
+    assert principal.api_key_id is not None
+    async with runtime.transaction(write=False) as session:
+        row = await AccountRepository(session).api_key_by_id(principal.api_key_id)
+        fresh = row is not None and row.last_used_at is not None and (
+            runtime.clock.now() - row.last_used_at < API_KEY_TOUCH_INTERVAL
+        )
+    if not fresh:
+        async with runtime.transaction() as session:
+            await AccountService(session, runtime).touch_api_key(principal.api_key_id)
+
+
+CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+
+
+def require_scope(scope: Scope) -> Callable[[Principal], Coroutine[Any, Any, User]]:
+    async def check(principal: CurrentPrincipal) -> User:
+        if scope not in principal.scopes:
+            raise Forbidden(f"This needs the {scope.value!r} scope", code="insufficient_scope")
+        return principal.user
+
+    return check
+
+
+async def _interactive(principal: CurrentPrincipal) -> User:
+    if not principal.interactive:
+        raise Forbidden("This needs a signed-in user, not an API key", code="interactive_only")
+    return principal.user
+
+
+async def _admin(principal: CurrentPrincipal) -> User:
+    if principal.user.role != Role.ADMIN or Scope.ADMIN_READ not in principal.scopes:
+        raise Forbidden("Operators only", code="forbidden")
+    return principal.user
+
+
+InteractiveUser = Annotated[User, Depends(_interactive)]
+AdminUser = Annotated[User, Depends(_admin)]
+AccountReader = Annotated[User, Depends(require_scope(Scope.ACCOUNT_READ))]
+AccountWriter = Annotated[User, Depends(require_scope(Scope.ACCOUNT_WRITE))]

@@ -1,0 +1,122 @@
+"""All SQL of accounts and authentication."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from aiqleads.accounts.models import (
+    ApiKey,
+    EmailToken,
+    LoginThrottle,
+    RecoveryCode,
+    RefreshToken,
+    TokenPurpose,
+    User,
+)
+
+
+class AccountRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, row: sa.orm.DeclarativeBase) -> None:
+        self.session.add(row)
+        await self.session.flush()
+
+    # users
+    async def user(self, user_id: uuid.UUID) -> User | None:
+        return await self.session.get(User, user_id)
+
+    async def user_by_email(self, email: str) -> User | None:
+        return await self.session.scalar(sa.select(User).where(User.email == email))
+
+    # login throttling
+    async def throttle(self, email_key: str) -> LoginThrottle | None:
+        return await self.session.get(LoginThrottle, email_key)
+
+    async def clear_throttle(self, email_key: str) -> None:
+        await self.session.execute(sa.delete(LoginThrottle).where(LoginThrottle.email_key == email_key))
+
+    # refresh tokens
+    async def refresh_token(self, token_hash: str) -> RefreshToken | None:
+        return await self.session.scalar(
+            sa.select(RefreshToken).where(RefreshToken.token_hash == token_hash)
+        )
+
+    async def mark_refresh_used(self, token_id: uuid.UUID, now: datetime) -> bool:
+        """Consume a token once; False if a concurrent request consumed it first."""
+        result = await self.session.execute(
+            sa.update(RefreshToken)
+            .where(RefreshToken.id == token_id, RefreshToken.used_at.is_(None))
+            .values(used_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def revoke_family(self, family_id: uuid.UUID, now: datetime) -> None:
+        await self.session.execute(
+            sa.update(RefreshToken)
+            .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
+            .values(revoked_at=now)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def revoke_user_refresh_tokens(self, user_id: uuid.UUID, now: datetime) -> None:
+        await self.session.execute(
+            sa.update(RefreshToken)
+            .where(RefreshToken.user_id == user_id, RefreshToken.revoked_at.is_(None))
+            .values(revoked_at=now)
+            .execution_options(synchronize_session=False)
+        )
+
+    # e-mail tokens
+    async def email_token(self, token_hash: str, purpose: TokenPurpose) -> EmailToken | None:
+        return await self.session.scalar(
+            sa.select(EmailToken).where(
+                EmailToken.token_hash == token_hash, EmailToken.purpose == purpose
+            )
+        )
+
+    # recovery codes
+    async def unused_recovery_codes(self, user_id: uuid.UUID) -> list[RecoveryCode]:
+        rows = await self.session.scalars(
+            sa.select(RecoveryCode).where(
+                RecoveryCode.user_id == user_id, RecoveryCode.used_at.is_(None)
+            )
+        )
+        return list(rows)
+
+    async def delete_recovery_codes(self, user_id: uuid.UUID) -> None:
+        await self.session.execute(sa.delete(RecoveryCode).where(RecoveryCode.user_id == user_id))
+
+    # api keys
+    async def api_key_by_hash(self, key_hash: str) -> ApiKey | None:
+        return await self.session.scalar(sa.select(ApiKey).where(ApiKey.key_hash == key_hash))
+
+    async def api_keys_of(self, user_id: uuid.UUID) -> list[ApiKey]:
+        rows = await self.session.scalars(
+            sa.select(ApiKey)
+            .where(ApiKey.user_id == user_id, ApiKey.revoked_at.is_(None))
+            .order_by(ApiKey.created_at.desc())
+        )
+        return list(rows)
+
+    async def api_key_by_id(self, key_id: uuid.UUID) -> ApiKey | None:
+        return await self.session.get(ApiKey, key_id)
+
+    async def api_key_of(self, user_id: uuid.UUID, key_id: uuid.UUID) -> ApiKey | None:
+        """A user's own key; another user's key is indistinguishable from a missing one."""
+        return await self.session.scalar(
+            sa.select(ApiKey).where(
+                ApiKey.id == key_id, ApiKey.user_id == user_id, ApiKey.revoked_at.is_(None)
+            )
+        )
+
+    async def touch_api_key(self, key_id: uuid.UUID, now: datetime) -> None:
+        await self.session.execute(
+            sa.update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=now)
+        )

@@ -1,0 +1,69 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+
+from aiqleads.accounts import endpoints as accounts
+from aiqleads.kit.clock import Clock
+from aiqleads.kit.errors import install_error_handlers
+from aiqleads.kit.observability import HttpMetrics, RequestContextMiddleware, configure_logging
+from aiqleads.mail import endpoints as mail
+from aiqleads.markets import endpoints as markets
+from aiqleads.ops import endpoints as ops
+from aiqleads.runtime import Runtime
+from aiqleads.settings import Settings
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(
+    settings: Settings | None = None,
+    clock: Clock | None = None,
+    *,
+    run_scheduler: bool = True,
+) -> FastAPI:
+    """Build the app. With no Redis configured, jobs and the periodic scheduler run inside
+    this process; with Redis, `aiqleads worker` and `aiqleads scheduler` run them."""
+    settings = settings or Settings()
+    settings.check_production()
+    configure_logging(settings.log_level, settings.json_logs)
+    runtime = Runtime(settings, clock)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await runtime.startup()
+        if runtime.jobs.in_process and run_scheduler:
+            app.state.scheduler_task = asyncio.create_task(runtime.jobs.run_scheduler())
+        try:
+            yield
+        finally:
+            task = getattr(app.state, "scheduler_task", None)
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await runtime.shutdown()
+
+    app = FastAPI(
+        title="AIQLeads API",
+        version="0.1.0",
+        description="Lead marketplace API: accounts, markets, and (soon) leads, carts and delivery.",
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    app.state.metrics = HttpMetrics()
+    app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)
+    install_error_handlers(app)
+
+    api = APIRouter(prefix=API_PREFIX)
+    for router in (accounts.auth, accounts.users, accounts.api_keys, markets.router, mail.router):
+        api.include_router(router)
+    app.include_router(api)
+    app.include_router(ops.router)
+    return app

@@ -1,0 +1,1 @@
+"""Shared plumbing used by every domain: database, dialect seam, errors, jobs, clock."""

@@ -1,0 +1,148 @@
+"""Engines, sessions and the one-transaction-per-unit-of-work rule.
+
+SQLite is opened the way a server needs it: WAL (readers never block the writer), foreign
+keys on, a busy timeout, and write transactions started with BEGIN IMMEDIATE so two writers
+queue on the lock instead of deadlocking when a read transaction upgrades to a write.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.pool import NullPool
+
+from aiqleads.kit.dialect import UTCDateTime, UuidType
+from aiqleads.kit.errors import AppError
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+_BEGIN_OPTION = "aiqleads_sqlite_begin"
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class UuidPk:
+    """Mixin: a random UUID primary key."""
+
+    id: Mapped[uuid.UUID] = mapped_column(UuidType, primary_key=True, default=uuid.uuid4)
+
+
+class Timestamped:
+    """Mixin: created/updated times, set by the service from its clock."""
+
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
+def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
+    """An async engine for SQLite (aiosqlite) or PostgreSQL (asyncpg)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+
+    database = parsed.database or ""
+    if database and database != ":memory:":
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    # NullPool: an aiosqlite connection is a thread; opening one is cheap and pooling them
+    # across event loops (tests, CLI) is a source of hangs.
+    engine = create_async_engine(url, poolclass=NullPool)
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control away from the driver so `_on_begin` decides how to begin.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: sa.Connection) -> None:
+        mode = conn.get_execution_options().get(_BEGIN_OPTION, "DEFERRED")
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+    return engine
+
+
+PendingJob = tuple[str, dict[str, Any]]
+_PENDING_JOBS = "aiqleads_pending_jobs"
+
+
+def defer_job(session: AsyncSession, name: str, kwargs: dict[str, Any]) -> None:
+    """Remember a job to send once this session's transaction commits."""
+    session.info.setdefault(_PENDING_JOBS, []).append((name, kwargs))
+
+
+class Database:
+    """The engine and session factory of one process, and its unit-of-work boundary."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        dispatch: Callable[[list[PendingJob]], Awaitable[None]] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
+        self._dispatch = dispatch
+
+    def set_dispatcher(self, dispatch: Callable[[list[PendingJob]], Awaitable[None]]) -> None:
+        self._dispatch = dispatch
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @asynccontextmanager
+    async def unit_of_work(self, *, write: bool = True) -> AsyncIterator[AsyncSession]:
+        """One transaction: commit on success, roll back on error; jobs go out after commit.
+
+        A failing `AppError(commit=True)` still commits (a failed login is counted).
+        Jobs deferred in a rolled-back transaction are dropped with it.
+        """
+        session = self.sessionmaker()
+        committed = False
+        try:
+            if write:
+                await session.connection(execution_options={_BEGIN_OPTION: "IMMEDIATE"})
+            try:
+                yield session
+            except AppError as exc:
+                if exc.commit:
+                    await session.commit()
+                    committed = True
+                raise
+            await session.commit()
+            committed = True
+        finally:
+            jobs: list[PendingJob] = session.info.pop(_PENDING_JOBS, [])
+            if not committed:
+                jobs = []
+                await session.rollback()
+            await session.close()
+            if jobs and self._dispatch is not None:
+                await self._dispatch(jobs)
+
+    async def ping(self) -> None:
+        async with self.engine.connect() as conn:
+            await conn.execute(sa.text("SELECT 1"))

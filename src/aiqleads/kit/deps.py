@@ -1,0 +1,33 @@
+"""Request dependencies shared by all domains (`Annotated` aliases)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from aiqleads.runtime import Runtime
+
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """The request's one transaction, committed before the response is sent."""
+    runtime = get_runtime(request)
+    async with runtime.db.unit_of_work(write=request.method not in READ_METHODS) as session:
+        yield session
+
+
+# scope="function": the transaction ends when the endpoint returns, so a failed commit is
+# an error response rather than a success the database never saw.
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]

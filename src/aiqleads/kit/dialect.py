@@ -1,0 +1,63 @@
+"""The SQLite/PostgreSQL seam: portable column types and PostgreSQL-only DDL live here.
+
+Domains import their column types from this module and never test the dialect themselves;
+the SQLite path sits next to each PostgreSQL specific so both stay visible together.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Connection, Dialect
+
+# JSON everywhere, JSONB (indexable, compact) on PostgreSQL.
+JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
+
+# SQLAlchemy's Uuid is native UUID on PostgreSQL and CHAR(32) on SQLite.
+UuidType = sa.Uuid
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """A timestamp that is always UTC-aware in Python, whatever the database keeps.
+
+    SQLite has no time zones and hands back naive values; PostgreSQL uses timestamptz.
+    Naive datetimes are refused on the way in, so a local time can never sneak in.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+POSTGRES_EXTENSIONS = ("postgis",)
+
+
+def is_postgres(bind: Connection) -> bool:
+    return bind.dialect.name == "postgresql"
+
+
+def create_extensions(bind: Connection) -> None:
+    """PostgreSQL extensions the schema needs (PostGIS); SQLite needs none."""
+    if is_postgres(bind):
+        for name in POSTGRES_EXTENSIONS:
+            bind.execute(sa.text(f'CREATE EXTENSION IF NOT EXISTS "{name}"'))
+
+
+def postgres_only(ddl: Any) -> Any:
+    """Mark an Index/constraint so it is created on PostgreSQL only."""
+    return ddl.ddl_if(dialect="postgresql")

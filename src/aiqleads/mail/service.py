@@ -1,0 +1,104 @@
+"""The e-mail outbox: queue a message as a row, send it with retries, never drop it."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from aiqleads.kit.db import defer_job
+from aiqleads.kit.retry import backoff
+from aiqleads.mail.models import EmailStatus, OutboundEmail
+from aiqleads.mail.repository import EmailRepository
+from aiqleads.mail.smtp import SmtpMailer
+from aiqleads.runtime import Runtime
+
+log = structlog.get_logger(__name__)
+
+SEND_JOB = "mail.send"
+SEND_LEASE = timedelta(minutes=5)
+SWEEP_BATCH = 200
+
+
+async def queue_email(
+    session: AsyncSession, runtime: Runtime, *, kind: str, to: str, subject: str, body: str
+) -> OutboundEmail:
+    """Write the message to the outbox; with SMTP configured, a sender job runs after commit."""
+    now = runtime.clock.now()
+    email = await EmailRepository(session).add(
+        OutboundEmail(
+            kind=kind,
+            to_address=to,
+            subject=subject,
+            body_text=body,
+            status=EmailStatus.PENDING,
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+        )
+    )
+    if runtime.settings.smtp_url:
+        defer_job(session, SEND_JOB, {"email_id": str(email.id)})
+    return email
+
+
+async def send_email(runtime: Runtime, email_id: uuid.UUID) -> None:
+    """Claim, send, record. Three short transactions so no lock is held across the network;
+    a crash between them leaves a lapsed lease that the sweeper hands to a new attempt."""
+    settings = runtime.settings
+    if not settings.smtp_url:
+        return
+    now = runtime.clock.now()
+    async with runtime.transaction() as session:
+        repo = EmailRepository(session)
+        if not await repo.claim(email_id, now, now + SEND_LEASE):
+            return
+        email = await repo.get(email_id)
+        assert email is not None
+        await session.refresh(email)
+        to, subject, body, attempts = email.to_address, email.subject, email.body_text, email.attempts
+
+    error: str | None = None
+    try:
+        await SmtpMailer(settings.smtp_url, settings.mail_from).send(to, subject, body, str(email_id))
+    except Exception as exc:  # any SMTP/network failure is retried, not raised
+        error = f"{type(exc).__name__}: {exc}"[:2000]
+
+    async with runtime.transaction() as session:
+        email = await EmailRepository(session).get(email_id)
+        assert email is not None
+        finished = runtime.clock.now()
+        email.locked_until = None
+        if error is None:
+            email.status = EmailStatus.SENT
+            email.sent_at = finished
+            email.last_error = None
+            log.info("email_sent", email_id=str(email_id), kind=email.kind)
+        elif attempts >= settings.mail_max_attempts:
+            email.status = EmailStatus.FAILED
+            email.last_error = error
+            log.error("email_failed", email_id=str(email_id), attempts=attempts, error=error)
+        else:
+            email.status = EmailStatus.PENDING
+            email.next_attempt_at = finished + backoff(attempts)
+            email.last_error = error
+            log.warning("email_retry", email_id=str(email_id), attempts=attempts, error=error)
+
+
+async def sweep_outbox(runtime: Runtime) -> int:
+    """Re-queue messages that are due or whose sender crashed; returns how many."""
+    if not runtime.settings.smtp_url:
+        return 0
+    async with runtime.transaction() as session:
+        ids = await EmailRepository(session).due_ids(runtime.clock.now(), SWEEP_BATCH)
+        for email_id in ids:
+            defer_job(session, SEND_JOB, {"email_id": str(email_id)})
+    return len(ids)
+
+
+async def list_emails(
+    session: AsyncSession, limit: int, before: tuple[object, uuid.UUID] | None
+) -> list[OutboundEmail]:
+    return await EmailRepository(session).page(limit, before)  # type: ignore[arg-type]

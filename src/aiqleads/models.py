@@ -1,0 +1,12 @@
+"""Every domain's tables, imported in one place for Alembic and the tests."""
+
+from __future__ import annotations
+
+import importlib
+
+MODEL_MODULES = ("aiqleads.accounts.models", "aiqleads.mail.models")
+
+
+def import_all_models() -> None:
+    for module in MODEL_MODULES:
+        importlib.import_module(module)

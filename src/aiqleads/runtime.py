@@ -1,0 +1,70 @@
+"""The process-wide objects every request and job shares, built once from Settings."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from aiqleads.kit.clock import Clock, SystemClock
+from aiqleads.kit.db import Database, create_engine
+from aiqleads.kit.jobs import JobRunner, JobSpec
+from aiqleads.markets.catalog import MarketCatalog, load_markets
+from aiqleads.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+# Each domain with background jobs lists its tasks module here so they register.
+TASK_MODULES = ("aiqleads.mail.tasks",)
+
+
+class Runtime:
+    """Settings, clock, database, jobs, markets and Redis of one process."""
+
+    def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
+        for module in TASK_MODULES:
+            importlib.import_module(module)
+        self.settings = settings
+        self.clock: Clock = clock or SystemClock()
+        self.db = Database(create_engine(settings.database_url, settings.database_pool_size))
+        self.jobs = JobRunner.create(settings.redis_url, self._execute, self.clock)
+        self.db.set_dispatcher(self.jobs.dispatch)
+        self.markets: MarketCatalog = load_markets(settings.markets_file)
+        self.redis: Redis | None = Redis.from_url(settings.redis_url) if settings.redis_url else None
+
+    async def startup(self) -> None:
+        await self.jobs.startup()
+
+    async def shutdown(self) -> None:
+        await self.jobs.shutdown()
+        if self.redis is not None:
+            await self.redis.aclose()
+        await self.db.engine.dispose()
+
+    def transaction(self, *, write: bool = True) -> Any:
+        return self.db.unit_of_work(write=write)
+
+    async def _execute(self, spec: JobSpec, kwargs: dict[str, Any]) -> None:
+        with structlog.contextvars.bound_contextvars(job=spec.name):
+            try:
+                await spec.fn(JobContext(self), **kwargs)
+            except Exception as exc:
+                log.exception("job_failed", error=repr(exc))
+
+
+@dataclass(frozen=True)
+class JobContext:
+    """What a job receives: the runtime, and transactions on demand."""
+
+    runtime: Runtime
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        async with self.runtime.db.unit_of_work() as session:
+            yield session

@@ -1,0 +1,91 @@
+"""Service settings: one class, read from `AIQLEADS_*` environment variables."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# A development-only secret. Production refuses to start with it (see `check_production`).
+DEFAULT_SECRET = "dev-insecure-secret-change-me-dev-insecure-secret"
+MIN_SECRET_LENGTH = 32
+
+
+class SettingsError(RuntimeError):
+    """The configuration cannot be used; the message says what to change."""
+
+
+class Settings(BaseSettings):
+    """Everything the service reads from its environment, with embedded defaults."""
+
+    model_config = SettingsConfigDict(env_prefix="AIQLEADS_", extra="ignore")
+
+    env: Literal["development", "test", "production"] = "development"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_url: str = "http://127.0.0.1:8000"
+
+    database_url: str = "sqlite+aiosqlite:///./var/aiqleads.db"
+    database_pool_size: int = 10
+    redis_url: str | None = None
+    smtp_url: str | None = None
+    mail_from: str = "AIQLeads <no-reply@aiqleads.local>"
+
+    secret_key: SecretStr = SecretStr(DEFAULT_SECRET)
+    jwt_issuer: str = "aiqleads"
+    jwt_audience: str = "aiqleads-api"
+    access_token_ttl_seconds: int = 900
+    refresh_token_ttl_days: int = 30
+    email_token_ttl_hours: int = 24
+    password_reset_ttl_minutes: int = 60
+
+    login_max_failures: int = 5
+    login_lockout_base_seconds: int = 60
+    login_lockout_max_seconds: int = 3600
+
+    mail_max_attempts: int = 8
+    outbox_sweep_seconds: int = 30
+
+    markets_file: Path | None = None
+    log_level: str = "INFO"
+    log_json: bool | None = None
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def json_logs(self) -> bool:
+        return self.is_production if self.log_json is None else self.log_json
+
+    @cached_property
+    def secret_bytes(self) -> bytes:
+        return self.secret_key.get_secret_value().encode()
+
+    def check_production(self) -> None:
+        """Refuse a production start with settings that are only safe on a laptop."""
+        if not self.is_production:
+            return
+        problems: list[str] = []
+        secret = self.secret_key.get_secret_value()
+        if secret == DEFAULT_SECRET or len(secret) < MIN_SECRET_LENGTH or len(set(secret)) < 8:
+            problems.append(
+                f"AIQLEADS_SECRET_KEY is the default or weak; set at least {MIN_SECRET_LENGTH} "
+                "random characters (e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`)"
+            )
+        if self.is_sqlite:
+            problems.append(
+                "AIQLEADS_DATABASE_URL points at SQLite; production needs PostgreSQL+PostGIS "
+                "(postgresql+asyncpg://user:password@host:5432/aiqleads)"
+            )
+        if problems:
+            raise SettingsError(
+                "refusing to start in production: " + "; ".join(problems)
+            )
