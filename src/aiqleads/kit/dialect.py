@@ -61,3 +61,12 @@ def create_extensions(bind: Connection) -> None:
 def postgres_only(ddl: Any) -> Any:
     """Mark an Index/constraint so it is created on PostgreSQL only."""
     return ddl.ddl_if(dialect="postgresql")
+
+
+# Tables that extensions own (PostGIS's SRID catalogue); migrations must never touch them.
+EXTENSION_TABLES = frozenset({"spatial_ref_sys"})
+
+
+def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+    """Alembic filter: leave extension-owned objects out of schema comparison."""
+    return not (type_ == "table" and name in EXTENSION_TABLES)

@@ -1,0 +1,111 @@
+"""The database seam: SQLite opened for concurrent service use, migrations on both dialects."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy.exc import StatementError
+
+from aiqleads.accounts.models import LoginThrottle
+from aiqleads.kit.db import Base, Database, create_engine
+from aiqleads.kit.dialect import include_object
+from aiqleads.kit.errors import AppError
+
+
+async def test_sqlite_is_opened_with_wal_foreign_keys_and_busy_timeout(tmp_path: object) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/x.db")
+    async with engine.connect() as conn:
+        assert (await conn.exec_driver_sql("PRAGMA journal_mode")).scalar() == "wal"
+        assert (await conn.exec_driver_sql("PRAGMA foreign_keys")).scalar() == 1
+        assert (await conn.exec_driver_sql("PRAGMA busy_timeout")).scalar() == 30000
+    await engine.dispose()
+
+
+async def test_migrations_match_the_models(database_url: str) -> None:
+    """A blank database upgraded to head has exactly the tables and columns the code uses."""
+    engine = create_engine(database_url)
+    async with engine.connect() as conn:
+        diff = await conn.run_sync(
+            lambda sync: compare_metadata(
+                MigrationContext.configure(
+                    sync, opts={"compare_type": False, "include_object": include_object}
+                ), Base.metadata
+            )
+        )
+        if conn.dialect.name == "postgresql":
+            postgis = (await conn.exec_driver_sql("SELECT extname FROM pg_extension WHERE extname='postgis'")).scalar()
+            assert postgis == "postgis"
+    await engine.dispose()
+    assert diff == []
+
+
+async def test_foreign_keys_are_enforced(database_url: str) -> None:
+    from aiqleads.accounts.models import ApiKey
+
+    import uuid
+
+    db = Database(create_engine(database_url))
+    with pytest.raises(sa.exc.IntegrityError):
+        async with db.unit_of_work() as session:
+            session.add(
+                ApiKey(user_id=uuid.uuid4(), name="x", prefix="aiq_x", key_hash="h", scopes=[],
+                       created_at=datetime.now(UTC))
+            )
+    await db.engine.dispose()
+
+
+async def test_timestamps_come_back_utc_aware_and_naive_ones_are_refused(database_url: str) -> None:
+    db = Database(create_engine(database_url))
+    local = datetime(2026, 5, 1, 9, 30, tzinfo=timezone(timedelta(hours=-7)))
+    async with db.unit_of_work() as session:
+        session.add(LoginThrottle(email_key="k", failures=1, updated_at=local))
+    async with db.unit_of_work(write=False) as session:
+        row = await session.get(LoginThrottle, "k")
+        assert row is not None
+        assert row.updated_at == local and row.updated_at.tzinfo == UTC
+        assert row.updated_at.hour == 16
+    with pytest.raises(StatementError):
+        async with db.unit_of_work() as session:
+            session.add(LoginThrottle(email_key="n", failures=1, updated_at=datetime(2026, 5, 1)))
+    await db.engine.dispose()
+
+
+async def test_concurrent_writers_queue_instead_of_failing(database_url: str) -> None:
+    """Read-modify-write from 20 transactions at once: no 'database is locked', no lost update."""
+    db = Database(create_engine(database_url))
+    async with db.unit_of_work() as session:
+        session.add(LoginThrottle(email_key="counter", failures=0, updated_at=datetime.now(UTC)))
+
+    async def increment() -> None:
+        async with db.unit_of_work() as session:
+            query = sa.select(LoginThrottle).where(LoginThrottle.email_key == "counter")
+            if session.bind.dialect.name == "postgresql":  # type: ignore[union-attr]
+                query = query.with_for_update()
+            row = (await session.scalars(query)).one()
+            await asyncio.sleep(0)  # let the others interleave
+            row.failures += 1
+
+    await asyncio.gather(*(increment() for _ in range(20)))
+    async with db.unit_of_work(write=False) as session:
+        row = await session.get(LoginThrottle, "counter")
+        assert row is not None and row.failures == 20
+    await db.engine.dispose()
+
+
+async def test_an_app_error_rolls_back_unless_it_asks_to_commit(database_url: str) -> None:
+    db = Database(create_engine(database_url))
+    for key, commit in (("rolled-back", False), ("kept", True)):
+        with pytest.raises(AppError):
+            async with db.unit_of_work() as session:
+                session.add(LoginThrottle(email_key=key, failures=1, updated_at=datetime.now(UTC)))
+                await session.flush()
+                raise AppError("nope", commit=commit)
+    async with db.unit_of_work(write=False) as session:
+        assert await session.get(LoginThrottle, "rolled-back") is None
+        assert await session.get(LoginThrottle, "kept") is not None
+    await db.engine.dispose()

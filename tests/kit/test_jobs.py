@@ -1,0 +1,105 @@
+"""Jobs: sent only after commit, dropped on rollback, periodic schedule, and the Redis queue."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from redis.asyncio import Redis
+
+from aiqleads.accounts.models import LoginThrottle
+from aiqleads.kit.clock import FrozenClock
+from aiqleads.kit.db import defer_job
+from aiqleads.kit.jobs import JobSpec, PeriodicSchedule, job
+from aiqleads.runtime import JobContext, Runtime
+from aiqleads.settings import Settings
+from tests.conftest import TEST_SECRET
+
+SEEN: list[tuple[str, int | None]] = []
+
+
+@job("tests.read_row")
+async def read_row(ctx: JobContext, key: str) -> None:
+    """Records what the job saw in the database: proof it ran after the commit."""
+    async with ctx.transaction() as session:
+        row = await session.get(LoginThrottle, key)
+        SEEN.append((key, row.failures if row else None))
+
+
+async def _write_and_defer(runtime: Runtime, key: str, fail: bool) -> None:
+    async with runtime.transaction() as session:
+        session.add(LoginThrottle(email_key=key, failures=7, updated_at=datetime.now(UTC)))
+        defer_job(session, "tests.read_row", {"key": key})
+        await session.flush()
+        await asyncio.sleep(0.05)
+        assert (key, 7) not in SEEN and (key, None) not in SEEN  # not sent before commit
+        if fail:
+            raise RuntimeError("boom")
+
+
+async def _wait_for(predicate: object, timeout: float = 10) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():  # type: ignore[operator]
+        assert asyncio.get_running_loop().time() < deadline, "timed out waiting for the job"
+        await asyncio.sleep(0.05)
+
+
+async def test_in_process_jobs_run_after_commit_and_never_after_rollback(runtime: Runtime) -> None:
+    SEEN.clear()
+    await _write_and_defer(runtime, "committed", fail=False)
+    with pytest.raises(RuntimeError):
+        await _write_and_defer(runtime, "rolled-back", fail=True)
+    await runtime.jobs.wait_idle()
+    assert SEEN == [("committed", 7)]
+
+
+def test_periodic_schedule_runs_each_job_at_start_then_every_interval() -> None:
+    async def noop(ctx: JobContext) -> None:
+        return None
+
+    clock = FrozenClock()
+    fast = JobSpec("fast", noop, every=timedelta(seconds=10))
+    slow = JobSpec("slow", noop, every=timedelta(minutes=1))
+    schedule = PeriodicSchedule([fast, slow], clock)
+    assert [s.name for s in schedule.due()] == ["fast", "slow"]
+    assert schedule.due() == []
+    clock.advance(timedelta(seconds=10))
+    assert [s.name for s in schedule.due()] == ["fast"]
+    clock.advance(timedelta(seconds=50))
+    assert [s.name for s in schedule.due()] == ["fast", "slow"]
+
+
+def test_the_outbox_sweeper_is_registered_as_periodic() -> None:
+    from aiqleads.kit.jobs import periodic_jobs
+
+    Runtime(Settings(env="test", database_url="sqlite+aiosqlite:///:memory:", secret_key=TEST_SECRET))
+    assert "mail.sweep_outbox" in {spec.name for spec in periodic_jobs()}
+
+
+@pytest.mark.redis
+@pytest.mark.skipif(not os.environ.get("AIQLEADS_TEST_REDIS_URL"), reason="AIQLEADS_TEST_REDIS_URL not set")
+async def test_redis_worker_runs_committed_jobs_only(database_url: str) -> None:
+    redis_url = os.environ["AIQLEADS_TEST_REDIS_URL"]
+    async with Redis.from_url(redis_url) as redis:
+        await redis.delete("aiqleads:jobs")
+    settings = Settings(env="test", database_url=database_url, secret_key=TEST_SECRET, redis_url=redis_url)
+    api_side, worker_side = Runtime(settings), Runtime(settings)
+    await api_side.startup()
+    await worker_side.startup()
+    worker = asyncio.create_task(worker_side.jobs.run_worker())
+    SEEN.clear()
+    try:
+        assert not api_side.jobs.in_process
+        with pytest.raises(RuntimeError):
+            await _write_and_defer(api_side, "redis-rolled-back", fail=True)
+        await _write_and_defer(api_side, "redis-committed", fail=False)
+        await _wait_for(lambda: SEEN)
+        await asyncio.sleep(0.2)
+        assert SEEN == [("redis-committed", 7)]
+    finally:
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
+        await api_side.shutdown()
+        await worker_side.shutdown()

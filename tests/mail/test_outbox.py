@@ -1,0 +1,158 @@
+"""The e-mail outbox against a real SMTP server on loopback: sent, retried, recovered."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from aiqleads.kit.clock import FrozenClock
+from aiqleads.mail import service
+from aiqleads.mail.models import EmailStatus, OutboundEmail
+from aiqleads.runtime import Runtime
+from aiqleads.settings import Settings
+from tests.conftest import TEST_SECRET, Api, SmtpSink, free_port
+
+
+async def outbox(runtime: Runtime) -> list[OutboundEmail]:
+    async with runtime.transaction(write=False) as session:
+        return list(await session.scalars(sa.select(OutboundEmail).order_by(OutboundEmail.created_at)))
+
+
+def smtp_settings(database_url: str, port: int, **extra: object) -> Settings:
+    return Settings(
+        env="test",
+        database_url=database_url,
+        secret_key=TEST_SECRET,
+        smtp_url=f"smtp://127.0.0.1:{port}",
+        log_level="WARNING",
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture
+def smtp_port() -> int:
+    return free_port()
+
+
+@pytest.fixture
+def settings(database_url: str, smtp_port: int) -> Settings:
+    return smtp_settings(database_url, smtp_port, mail_max_attempts=3)
+
+
+@pytest.fixture
+async def smtp(smtp_port: int) -> AsyncIterator[SmtpSink]:
+    from aiosmtpd.controller import Controller
+
+    sink = SmtpSink()
+    controller = Controller(sink, hostname="127.0.0.1", port=smtp_port)
+    controller.start()
+    yield sink
+    controller.stop()
+
+
+async def test_registration_mail_goes_out_through_smtp(api: Api, runtime: Runtime, smtp: SmtpSink) -> None:
+    await api.register("pat@agents.example.com")
+    await runtime.jobs.wait_idle()
+    assert len(smtp.messages) == 1
+    received = smtp.messages[0]
+    assert received.recipients == ["pat@agents.example.com"]
+    message = email.message_from_bytes(received.content)
+    assert message["Subject"] == "Confirm your AIQLeads e-mail address"
+    assert "verify-email?token=" in message.get_payload(decode=True).decode()  # type: ignore[union-attr]
+    [row] = await outbox(runtime)
+    assert row.status == EmailStatus.SENT and row.attempts == 1 and row.sent_at is not None
+
+
+async def test_a_failed_send_is_retried_with_backoff_until_it_goes(
+    api: Api, runtime: Runtime, clock: FrozenClock, smtp_port: int
+) -> None:
+    await api.register("pat@agents.example.com")  # nothing listens on the SMTP port yet
+    await runtime.jobs.wait_idle()
+    [row] = await outbox(runtime)
+    assert row.status == EmailStatus.PENDING and row.attempts == 1
+    assert row.last_error and row.next_attempt_at == clock.now() + timedelta(seconds=30)
+
+    from aiosmtpd.controller import Controller
+
+    sink = SmtpSink()
+    controller = Controller(sink, hostname="127.0.0.1", port=smtp_port)
+    controller.start()
+    try:
+        assert await service.sweep_outbox(runtime) == 0  # not due yet
+        clock.advance(timedelta(seconds=30))
+        assert await service.sweep_outbox(runtime) == 1
+        await runtime.jobs.wait_idle()
+    finally:
+        controller.stop()
+    assert len(sink.messages) == 1
+    [row] = await outbox(runtime)
+    assert row.status == EmailStatus.SENT and row.attempts == 2 and row.last_error is None
+
+
+async def test_after_the_last_attempt_the_message_is_failed_not_dropped(
+    api: Api, runtime: Runtime, clock: FrozenClock
+) -> None:
+    await api.register("pat@agents.example.com")
+    await runtime.jobs.wait_idle()
+    for delay in (30, 60):
+        clock.advance(timedelta(seconds=delay))
+        await service.sweep_outbox(runtime)
+        await runtime.jobs.wait_idle()
+    [row] = await outbox(runtime)
+    assert row.status == EmailStatus.FAILED and row.attempts == 3 and row.last_error
+    clock.advance(timedelta(days=1))
+    assert await service.sweep_outbox(runtime) == 0  # given up, but still there for operators
+    ops = await api.admin()
+    listed = (await api.client.get("/api/v1/admin/emails", headers=ops.auth)).json()["items"]
+    assert any(m["status"] == "failed" and m["last_error"] for m in listed)
+
+
+async def test_a_sender_that_crashed_mid_send_is_recovered(
+    runtime: Runtime, clock: FrozenClock, smtp: SmtpSink
+) -> None:
+    now = clock.now()
+    async with runtime.transaction() as session:
+        for to, lease in (("crashed@x.example.com", -1), ("busy@x.example.com", 120)):
+            session.add(
+                OutboundEmail(
+                    kind="test", to_address=to, subject="s", body_text="b",
+                    status=EmailStatus.SENDING, attempts=1, next_attempt_at=now,
+                    locked_until=now + timedelta(seconds=lease), created_at=now,
+                )
+            )
+    assert await service.sweep_outbox(runtime) == 1
+    await runtime.jobs.wait_idle()
+    assert [m.recipients for m in smtp.messages] == [["crashed@x.example.com"]]
+
+
+async def test_concurrent_senders_send_a_message_once(runtime: Runtime, smtp: SmtpSink) -> None:
+    async with runtime.transaction() as session:
+        row = await service.queue_email(session, runtime, kind="test", to="once@x.example.com", subject="s", body="b")
+        email_id = row.id
+    await runtime.jobs.wait_idle()
+    smtp.messages.clear()
+    async with runtime.transaction() as session:
+        fresh = await session.get(OutboundEmail, email_id)
+        assert fresh is not None
+        fresh.status, fresh.sent_at = EmailStatus.PENDING, None
+    await asyncio.gather(*(service.send_email(runtime, email_id) for _ in range(5)))
+    assert len(smtp.messages) == 1
+
+
+async def test_without_smtp_messages_stay_in_the_outbox(database_url: str, clock: FrozenClock) -> None:
+    runtime = Runtime(Settings(env="test", database_url=database_url, secret_key=TEST_SECRET), clock)
+    await runtime.startup()
+    try:
+        async with runtime.transaction() as session:
+            await service.queue_email(session, runtime, kind="test", to="a@x.example.com", subject="s", body="b")
+        await runtime.jobs.wait_idle()
+        assert await service.sweep_outbox(runtime) == 0
+        [row] = await outbox(runtime)
+        assert row.status == EmailStatus.PENDING and row.attempts == 0
+    finally:
+        await runtime.shutdown()
