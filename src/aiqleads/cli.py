@@ -124,14 +124,17 @@ def markets_list() -> None:
     """The configured markets."""
     from aiqleads.markets.catalog import load_markets
 
-    table = Table("slug", "name", "states", "time zone", "centre")
+    table = Table("name", "states", "centre")
+    # Slugs and zones are copied into config and API calls: never wrap them.
+    table.add_column("slug", no_wrap=True)
+    table.add_column("time zone", no_wrap=True)
     for market in load_markets(_settings().markets_file).all():
         table.add_row(
-            market.slug,
             market.name,
             ",".join(market.states),
-            market.time_zone,
             f"{market.center.lat:.4f}, {market.center.lon:.4f}",
+            market.slug,
+            market.time_zone,
         )
     console.print(table)
 

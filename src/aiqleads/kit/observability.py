@@ -75,6 +75,21 @@ class HttpMetrics:
         )
 
 
+def route_template(scope: Scope) -> str:
+    """The matched route as a template (`/api/v1/api-keys/{key_id}`), never the raw path,
+    so metric labels stay few. FastAPI keeps included routers nested and gives the route
+    only its own part of the path; the static prefix in front of it is recovered here."""
+    route = scope.get("route")
+    pattern = getattr(route, "path_regex", None)
+    if route is None or pattern is None:
+        return "unmatched"
+    path: str = scope["path"]
+    for cut, char in enumerate(path):
+        if char == "/" and pattern.match(path[cut:]):
+            return path[:cut] + str(route.path)
+    return str(route.path)
+
+
 class RequestContextMiddleware:
     """Request id in and out, one access log line, and metrics, for every HTTP request."""
 
@@ -106,9 +121,7 @@ class RequestContextMiddleware:
                 await self.app(scope, receive, send_with_id)
             finally:
                 elapsed = time.perf_counter() - started
-                route = scope.get("route")
-                template = getattr(route, "path", None) or "unmatched"
-                labels = (scope["method"], template, str(status))
+                labels = (scope["method"], route_template(scope), str(status))
                 self.metrics.requests.labels(*labels).inc()
                 self.metrics.latency.labels(*labels).observe(elapsed)
                 access_log.info(

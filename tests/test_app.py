@@ -1,0 +1,144 @@
+"""The app skeleton: problem+json errors, request ids in logs, metrics, health checks."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+
+from aiqleads.app import create_app
+from aiqleads.kit.clock import FrozenClock
+from aiqleads.settings import Settings
+from tests.conftest import TEST_SECRET, Api
+
+
+async def test_unknown_route_is_problem_json(client: httpx.AsyncClient) -> None:
+    response = await client.get("/api/v1/no-such-thing")
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert body["code"] == "not_found" and body["status"] == 404
+    assert body["instance"] == "/api/v1/no-such-thing"
+    assert body["request_id"] == response.headers["x-request-id"]
+
+
+async def test_wrong_method_is_problem_json(client: httpx.AsyncClient) -> None:
+    response = await client.delete("/api/v1/markets")
+    assert response.status_code == 405
+    assert response.json()["code"] == "method_not_allowed"
+
+
+async def test_validation_errors_are_problem_json_with_locations(client: httpx.AsyncClient) -> None:
+    response = await client.post("/api/v1/auth/login", json={"email": "a@b.example.com"})
+    assert response.status_code == 422
+    body = response.json()
+    assert body["code"] == "validation_error"
+    assert ["body", "password"] in [e["loc"] for e in body["errors"]]
+    malformed = await client.post(
+        "/api/v1/auth/login", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert malformed.status_code == 422 and malformed.json()["code"] == "validation_error"
+
+
+async def test_request_id_is_echoed_and_in_every_log_line(
+    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO):
+        response = await client.post(
+            "/api/v1/auth/login",
+            json={"email": "x@y.example.com", "password": "whatever123"},
+            headers={"X-Request-ID": "trace-abc-123"},
+        )
+    assert response.headers["x-request-id"] == "trace-abc-123"
+    assert response.json()["request_id"] == "trace-abc-123"
+    lines = [r for r in caplog.records if r.name.startswith("aiqleads")]
+    assert lines, "the request logged nothing"
+    assert all("trace-abc-123" in str(r.msg) for r in lines)
+    # An id that could forge log lines is replaced by a fresh one.
+    evil = await client.get("/healthz", headers={"X-Request-ID": "a\tb c"})
+    assert evil.headers["x-request-id"] != "a\tb c" and len(evil.headers["x-request-id"]) == 32
+
+
+async def test_metrics_count_requests_by_route_template_and_status(client: httpx.AsyncClient) -> None:
+    await client.get("/api/v1/markets")
+    await client.get("/api/v1/markets")
+    await client.get("/api/v1/api-keys/0b4e7a0e-0000-4000-8000-000000000000")  # 401, templated
+    text = (await client.get("/metrics")).text
+    assert 'aiqleads_http_requests_total{method="GET",route="/api/v1/markets",status="200"} 2.0' in text
+    assert 'route="/api/v1/api-keys/{key_id}"' in text
+    assert "aiqleads_http_request_duration_seconds_bucket" in text
+
+
+async def test_health_and_readiness(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/healthz")).json() == {"status": "ok"}
+    ready = await client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["checks"] == {"database": "ok", "jobs": "ok"}
+
+
+async def test_readiness_fails_when_the_database_is_unreachable(tmp_path: object, clock: FrozenClock) -> None:
+    settings = Settings(
+        env="test",
+        secret_key=TEST_SECRET,
+        database_url="postgresql+asyncpg://nobody@127.0.0.1:1/none",
+    )
+    app = create_app(settings, clock)
+    async with LifespanManager(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+            response = await client.get("/readyz")
+            assert (await client.get("/healthz")).status_code == 200
+    assert response.status_code == 503
+    assert response.json()["code"] == "not_ready"
+    assert response.json()["checks"]["database"].startswith("failing")
+
+
+async def test_openapi_documents_the_api(client: httpx.AsyncClient) -> None:
+    spec = (await client.get("/openapi.json")).json()
+    for path in ("/api/v1/auth/login", "/api/v1/users/me", "/api/v1/markets", "/api/v1/admin/emails"):
+        assert path in spec["paths"]
+    assert (await client.get("/docs")).status_code == 200
+
+
+def test_production_refuses_default_secret_and_sqlite() -> None:
+    from aiqleads.settings import SettingsError
+
+    with pytest.raises(SettingsError, match="AIQLEADS_SECRET_KEY.*AIQLEADS_DATABASE_URL"):
+        create_app(Settings(env="production"))
+    with pytest.raises(SettingsError, match="SECRET_KEY"):
+        create_app(Settings(env="production", secret_key="a" * 40, database_url="postgresql+asyncpg://h/db"))
+    strong = Settings(env="production", secret_key=TEST_SECRET, database_url="postgresql+asyncpg://h/db")
+    strong.check_production()  # no error
+
+
+async def test_production_logs_are_json(capsys: pytest.CaptureFixture[str], database_url: str) -> None:
+    from aiqleads.kit.observability import configure_logging
+
+    import structlog
+
+    configure_logging("INFO", json_logs=True)
+    with structlog.contextvars.bound_contextvars(request_id="rid-1"):
+        structlog.get_logger("aiqleads.test").info("hello", answer=42)
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    record = json.loads(line)
+    assert record["event"] == "hello" and record["request_id"] == "rid-1" and record["answer"] == 42
+    configure_logging("WARNING", json_logs=False)
+
+
+async def test_internal_errors_are_problem_json_without_details(app: object, api: Api) -> None:
+    from fastapi import FastAPI
+
+    assert isinstance(app, FastAPI)
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("secret internals")
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        response = await client.get("/boom")
+    assert response.status_code == 500
+    assert response.json()["code"] == "internal_error"
+    assert "secret internals" not in response.text
