@@ -60,20 +60,30 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
             LEGS["redis"] += 1
 
 
-def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    legs = LEGS
-    terminalreporter.write_line(
-        f"database legs: sqlite always; postgresql {'ran ' + str(legs['postgresql']) + ' tests' if PG_URL else 'not configured'}; "
-        f"redis {'ran ' + str(legs['redis']) + ' tests' if REDIS_URL else 'not configured'}"
-    )
+def _leg(name: str, configured: bool) -> str:
+    return f"{name} ran {LEGS[name]} tests" if configured else f"{name} not configured"
+
+
+def _legs_missing() -> bool:
+    required = os.environ.get("AIQLEADS_TEST_REQUIRE_ALL") == "1"
+    return required and not (PG_URL and LEGS["postgresql"] and REDIS_URL and LEGS["redis"])
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    if os.environ.get("AIQLEADS_TEST_REQUIRE_ALL") == "1" and session.testscollected:
-        legs = LEGS
-        if not (PG_URL and legs["postgresql"] > 0 and REDIS_URL and legs["redis"] > 0):
-            print("\nFAIL: the PostgreSQL and Redis legs are required and did not both run")
-            session.exitstatus = 1
+    if session.testscollected and _legs_missing():
+        session.exitstatus = 1
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    terminalreporter.write_line(
+        f"database legs: sqlite always; {_leg('postgresql', bool(PG_URL))}; "
+        f"{_leg('redis', bool(REDIS_URL))}"
+    )
+    if _legs_missing():
+        terminalreporter.write_line(
+            "FAIL: AIQLEADS_TEST_REQUIRE_ALL=1 but the PostgreSQL or Redis leg did not run",
+            red=True,
+        )
 
 
 # databases
@@ -197,7 +207,9 @@ class Api:
         assert match
         return match.group(1)
 
-    async def register(self, email: str, password: str = PASSWORD, name: str = "Pat Agent") -> httpx.Response:
+    async def register(
+        self, email: str, password: str = PASSWORD, name: str = "Pat Agent"
+    ) -> httpx.Response:
         return await self.client.post(
             "/api/v1/auth/register", json={"email": email, "password": password, "name": name}
         )
@@ -211,7 +223,9 @@ class Api:
         """Register, verify by the e-mailed link, sign in."""
         assert (await self.register(email, password)).status_code == 202
         token = await self.token_from_mail(email, "verify_email")
-        assert (await self.client.post("/api/v1/auth/verify-email", json={"token": token})).status_code == 200
+        assert (
+            await self.client.post("/api/v1/auth/verify-email", json={"token": token})
+        ).status_code == 200
         response = await self.login(email, password)
         assert response.status_code == 200, response.text
         body = response.json()
@@ -244,7 +258,9 @@ class SmtpSink:
         self.messages: list[ReceivedMail] = []
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
-        self.messages.append(ReceivedMail(envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
+        self.messages.append(
+            ReceivedMail(envelope.mail_from, list(envelope.rcpt_tos), envelope.content)
+        )
         return "250 Message accepted for delivery"
 
 

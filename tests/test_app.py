@@ -20,7 +20,8 @@ async def test_unknown_route_is_problem_json(client: httpx.AsyncClient) -> None:
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"
     body = response.json()
-    assert body["code"] == "not_found" and body["status"] == 404
+    assert body["code"] == "not_found"
+    assert body["status"] == 404
     assert body["instance"] == "/api/v1/no-such-thing"
     assert body["request_id"] == response.headers["x-request-id"]
 
@@ -40,7 +41,8 @@ async def test_validation_errors_are_problem_json_with_locations(client: httpx.A
     malformed = await client.post(
         "/api/v1/auth/login", content=b"{not json", headers={"content-type": "application/json"}
     )
-    assert malformed.status_code == 422 and malformed.json()["code"] == "validation_error"
+    assert malformed.status_code == 422
+    assert malformed.json()["code"] == "validation_error"
 
 
 async def test_request_id_is_echoed_and_in_every_log_line(
@@ -59,15 +61,21 @@ async def test_request_id_is_echoed_and_in_every_log_line(
     assert all("trace-abc-123" in str(r.msg) for r in lines)
     # An id that could forge log lines is replaced by a fresh one.
     evil = await client.get("/healthz", headers={"X-Request-ID": "a\tb c"})
-    assert evil.headers["x-request-id"] != "a\tb c" and len(evil.headers["x-request-id"]) == 32
+    assert evil.headers["x-request-id"] != "a\tb c"
+    assert len(evil.headers["x-request-id"]) == 32
 
 
-async def test_metrics_count_requests_by_route_template_and_status(client: httpx.AsyncClient) -> None:
+async def test_metrics_count_requests_by_route_template_and_status(
+    client: httpx.AsyncClient,
+) -> None:
     await client.get("/api/v1/markets")
     await client.get("/api/v1/markets")
     await client.get("/api/v1/api-keys/0b4e7a0e-0000-4000-8000-000000000000")  # 401, templated
     text = (await client.get("/metrics")).text
-    assert 'aiqleads_http_requests_total{method="GET",route="/api/v1/markets",status="200"} 2.0' in text
+    assert (
+        'aiqleads_http_requests_total{method="GET",route="/api/v1/markets",status="200"} 2.0'
+        in text
+    )
     assert 'route="/api/v1/api-keys/{key_id}"' in text
     assert "aiqleads_http_request_duration_seconds_bucket" in text
 
@@ -79,7 +87,9 @@ async def test_health_and_readiness(client: httpx.AsyncClient) -> None:
     assert ready.json()["checks"] == {"database": "ok", "jobs": "ok"}
 
 
-async def test_readiness_fails_when_the_database_is_unreachable(tmp_path: object, clock: FrozenClock) -> None:
+async def test_readiness_fails_when_the_database_is_unreachable(
+    tmp_path: object, clock: FrozenClock
+) -> None:
     settings = Settings(
         env="test",
         secret_key=TEST_SECRET,
@@ -87,7 +97,9 @@ async def test_readiness_fails_when_the_database_is_unreachable(tmp_path: object
     )
     app = create_app(settings, clock)
     async with LifespanManager(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://t"
+        ) as client:
             response = await client.get("/readyz")
             assert (await client.get("/healthz")).status_code == 200
     assert response.status_code == 503
@@ -97,7 +109,12 @@ async def test_readiness_fails_when_the_database_is_unreachable(tmp_path: object
 
 async def test_openapi_documents_the_api(client: httpx.AsyncClient) -> None:
     spec = (await client.get("/openapi.json")).json()
-    for path in ("/api/v1/auth/login", "/api/v1/users/me", "/api/v1/markets", "/api/v1/admin/emails"):
+    for path in (
+        "/api/v1/auth/login",
+        "/api/v1/users/me",
+        "/api/v1/markets",
+        "/api/v1/admin/emails",
+    ):
         assert path in spec["paths"]
     assert (await client.get("/docs")).status_code == 200
 
@@ -108,22 +125,32 @@ def test_production_refuses_default_secret_and_sqlite() -> None:
     with pytest.raises(SettingsError, match="AIQLEADS_SECRET_KEY.*AIQLEADS_DATABASE_URL"):
         create_app(Settings(env="production"))
     with pytest.raises(SettingsError, match="SECRET_KEY"):
-        create_app(Settings(env="production", secret_key="a" * 40, database_url="postgresql+asyncpg://h/db"))
-    strong = Settings(env="production", secret_key=TEST_SECRET, database_url="postgresql+asyncpg://h/db")
+        create_app(
+            Settings(
+                env="production", secret_key="a" * 40, database_url="postgresql+asyncpg://h/db"
+            )
+        )
+    strong = Settings(
+        env="production", secret_key=TEST_SECRET, database_url="postgresql+asyncpg://h/db"
+    )
     strong.check_production()  # no error
 
 
-async def test_production_logs_are_json(capsys: pytest.CaptureFixture[str], database_url: str) -> None:
-    from aiqleads.kit.observability import configure_logging
-
+async def test_production_logs_are_json(
+    capsys: pytest.CaptureFixture[str], database_url: str
+) -> None:
     import structlog
+
+    from aiqleads.kit.observability import configure_logging
 
     configure_logging("INFO", json_logs=True)
     with structlog.contextvars.bound_contextvars(request_id="rid-1"):
         structlog.get_logger("aiqleads.test").info("hello", answer=42)
     line = capsys.readouterr().err.strip().splitlines()[-1]
     record = json.loads(line)
-    assert record["event"] == "hello" and record["request_id"] == "rid-1" and record["answer"] == 42
+    assert record["event"] == "hello"
+    assert record["request_id"] == "rid-1"
+    assert record["answer"] == 42
     configure_logging("WARNING", json_logs=False)
 
 

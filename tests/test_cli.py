@@ -28,16 +28,23 @@ def env(database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 async def test_create_admin_makes_a_verified_admin_who_can_sign_in(env: None, api: Api) -> None:
-    result = await invoke(["users", "create-admin", "--email", "Boss@Ops.example.com", "--password", PASSWORD])
+    result = await invoke(
+        ["users", "create-admin", "--email", "Boss@Ops.example.com", "--password", PASSWORD]
+    )
     assert result.exit_code == 0, result.output
     response = await api.login("boss@ops.example.com")
     assert response.status_code == 200
-    me = await api.client.get("/api/v1/users/me", headers={"Authorization": f"Bearer {response.json()['access_token']}"})
-    assert me.json()["role"] == "admin" and me.json()["email_verified"] is True
+    me = await api.client.get(
+        "/api/v1/users/me", headers={"Authorization": f"Bearer {response.json()['access_token']}"}
+    )
+    assert me.json()["role"] == "admin"
+    assert me.json()["email_verified"] is True
 
 
 def test_create_admin_refuses_a_common_password(env: None) -> None:
-    result = runner.invoke(app, ["users", "create-admin", "--email", "b@ops.example.com", "--password", "iloveyou123"])
+    result = runner.invoke(
+        app, ["users", "create-admin", "--email", "b@ops.example.com", "--password", "iloveyou123"]
+    )
     assert result.exit_code == 1
     assert "commonly used" in result.output
 
@@ -55,7 +62,8 @@ async def test_demo_load_only_fills_an_empty_database(env: None, client: httpx.A
     second = await invoke(["demo", "load", "--if-empty"])
     assert "nothing loaded" in second.output
     login = await client.post(
-        "/api/v1/auth/login", json={"email": "agent@demo.aiqleads.example.com", "password": "demo-agent-passphrase"}
+        "/api/v1/auth/login",
+        json={"email": "agent@demo.aiqleads.example.com", "password": "demo-agent-passphrase"},
     )
     assert login.status_code == 200
 
@@ -69,4 +77,5 @@ def test_production_refuses_to_start_with_a_clear_message(monkeypatch: pytest.Mo
 
 def test_worker_needs_redis(env: None) -> None:
     result = runner.invoke(app, ["worker"])
-    assert result.exit_code == 2 and "AIQLEADS_REDIS_URL" in result.output
+    assert result.exit_code == 2
+    assert "AIQLEADS_REDIS_URL" in result.output

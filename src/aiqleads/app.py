@@ -53,7 +53,7 @@ def create_app(
     app = FastAPI(
         title="AIQLeads API",
         version="0.1.0",
-        description="Lead marketplace API: accounts, markets, and (soon) leads, carts and delivery.",
+        description="AIQLeads lead marketplace API.",
         lifespan=lifespan,
     )
     app.state.runtime = runtime

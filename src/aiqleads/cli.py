@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -74,7 +73,9 @@ def serve(
 def worker() -> None:
     """Run background jobs from the Redis queue (needs AIQLEADS_REDIS_URL)."""
     if not _settings().redis_url:
-        console.print("[red]aiqleads worker needs AIQLEADS_REDIS_URL; without it `serve` runs jobs.[/red]")
+        console.print(
+            "[red]aiqleads worker needs AIQLEADS_REDIS_URL; without it `serve` runs jobs.[/red]"
+        )
         raise typer.Exit(2)
     _with_runtime(lambda runtime: runtime.jobs.run_worker())
 
@@ -83,7 +84,9 @@ def worker() -> None:
 def scheduler() -> None:
     """Kick periodic jobs onto the Redis queue (run exactly one per deployment)."""
     if not _settings().redis_url:
-        console.print("[red]aiqleads scheduler needs AIQLEADS_REDIS_URL; without it `serve` schedules.[/red]")
+        console.print(
+            "[red]aiqleads scheduler needs AIQLEADS_REDIS_URL; without it `serve` schedules.[/red]"
+        )
         raise typer.Exit(2)
     _with_runtime(lambda runtime: runtime.jobs.run_scheduler())
 
@@ -156,6 +159,6 @@ def demo_load(
         console.print("demo data: database not empty, nothing loaded")
         return
     for account in loaded:
-        console.print(f"demo {'admin' if account.admin else 'agent'}: {account.email} / {account.password}")
-
-
+        console.print(
+            f"demo {'admin' if account.admin else 'agent'}: {account.email} / {account.password}"
+        )

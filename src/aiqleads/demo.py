@@ -21,14 +21,17 @@ class DemoAccount:
 
 
 DEMO_ACCOUNTS = (
-    DemoAccount("admin@demo.aiqleads.example.com", "demo-operator-passphrase", "Demo Operator", True),
+    DemoAccount(
+        "admin@demo.aiqleads.example.com", "demo-operator-passphrase", "Demo Operator", True
+    ),
     DemoAccount("agent@demo.aiqleads.example.com", "demo-agent-passphrase", "Demo Agent", False),
 )
 
 
 async def is_empty(runtime: Runtime) -> bool:
     async with runtime.transaction(write=False) as session:
-        return (await session.scalar(sa.select(sa.func.count()).select_from(User))) == 0
+        count: int | None = await session.scalar(sa.select(sa.func.count()).select_from(User))
+        return not count
 
 
 async def load(runtime: Runtime) -> list[DemoAccount]:
@@ -42,6 +45,9 @@ async def load(runtime: Runtime) -> list[DemoAccount]:
             if not account.admin:
                 user.role = user.role.AGENT
                 await service.update_profile(
-                    user, UserPatch(preferred_markets=["las-vegas", "phoenix"], time_zone="America/Los_Angeles")
+                    user,
+                    UserPatch(
+                        preferred_markets=["las-vegas", "phoenix"], time_zone="America/Los_Angeles"
+                    ),
                 )
     return list(DEMO_ACCOUNTS)

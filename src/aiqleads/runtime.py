@@ -36,7 +36,9 @@ class Runtime:
         self.jobs = JobRunner.create(settings.redis_url, self._execute, self.clock)
         self.db.set_dispatcher(self.jobs.dispatch)
         self.markets: MarketCatalog = load_markets(settings.markets_file)
-        self.redis: Redis | None = Redis.from_url(settings.redis_url) if settings.redis_url else None
+        self.redis: Redis | None = (
+            Redis.from_url(settings.redis_url) if settings.redis_url else None
+        )
 
     async def startup(self) -> None:
         await self.jobs.startup()

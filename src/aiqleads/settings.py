@@ -78,7 +78,8 @@ class Settings(BaseSettings):
         if secret == DEFAULT_SECRET or len(secret) < MIN_SECRET_LENGTH or len(set(secret)) < 8:
             problems.append(
                 f"AIQLEADS_SECRET_KEY is the default or weak; set at least {MIN_SECRET_LENGTH} "
-                "random characters (e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`)"
+                "random characters, e.g. from\n"
+                "  python -c 'import secrets; print(secrets.token_urlsafe(48))'"
             )
         if self.is_sqlite:
             problems.append(
@@ -86,6 +87,4 @@ class Settings(BaseSettings):
                 "(postgresql+asyncpg://user:password@host:5432/aiqleads)"
             )
         if problems:
-            raise SettingsError(
-                "refusing to start in production: " + "; ".join(problems)
-            )
+            raise SettingsError("refusing to start in production: " + "; ".join(problems))

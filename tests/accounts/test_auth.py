@@ -68,7 +68,9 @@ async def test_unverified_account_cannot_log_in(api: Api) -> None:
 async def test_verification_token_is_single_use(api: Api) -> None:
     await api.register("once@agents.example.com")
     token = await api.token_from_mail("once@agents.example.com", "verify_email")
-    assert (await api.client.post("/api/v1/auth/verify-email", json={"token": token})).status_code == 200
+    assert (
+        await api.client.post("/api/v1/auth/verify-email", json={"token": token})
+    ).status_code == 200
     again = await api.client.post("/api/v1/auth/verify-email", json={"token": token})
     assert again.status_code == 400
     assert problem(again)["code"] == "invalid_token"
@@ -78,7 +80,8 @@ async def test_login_returns_a_bearer_pair_that_opens_the_profile(api: Api) -> N
     account = await api.signup("pat@agents.example.com")
     response = await api.login("PAT@agents.example.com ")
     body = response.json()
-    assert body["token_type"] == "bearer" and body["expires_in"] == 900
+    assert body["token_type"] == "bearer"
+    assert body["expires_in"] == 900
     me = await api.client.get(ME, headers=account.auth)
     assert me.status_code == 200
     assert me.json()["email"] == "pat@agents.example.com"
@@ -147,12 +150,16 @@ async def test_other_sessions_survive_a_family_revocation(api: Api) -> None:
     other = (await api.login(account.email)).json()
     await api.client.post(REFRESH, json={"refresh_token": account.refresh_token})
     await api.client.post(REFRESH, json={"refresh_token": account.refresh_token})  # reuse
-    assert (await api.client.post(REFRESH, json={"refresh_token": other["refresh_token"]})).status_code == 200
+    assert (
+        await api.client.post(REFRESH, json={"refresh_token": other["refresh_token"]})
+    ).status_code == 200
 
 
 async def test_logout_ends_the_refresh_token(api: Api) -> None:
     account = await api.signup("pat@agents.example.com")
-    out = await api.client.post("/api/v1/auth/logout", json={"refresh_token": account.refresh_token})
+    out = await api.client.post(
+        "/api/v1/auth/logout", json={"refresh_token": account.refresh_token}
+    )
     assert out.status_code == 204
     again = await api.client.post(REFRESH, json={"refresh_token": account.refresh_token})
     assert again.status_code == 401
@@ -165,7 +172,9 @@ async def test_refresh_token_is_not_an_access_token(api: Api) -> None:
     assert problem(response)["code"] == "invalid_token"
 
 
-def _forge(claims: dict[str, object], key: str = TEST_SECRET, alg: str = "HS256", typ: str = "at+jwt") -> str:
+def _forge(
+    claims: dict[str, object], key: str = TEST_SECRET, alg: str = "HS256", typ: str = "at+jwt"
+) -> str:
     return jwt.encode(claims, key, algorithm=alg, headers={"typ": typ})
 
 
@@ -220,7 +229,9 @@ async def test_no_token_is_401_with_www_authenticate(api: Api) -> None:
 
 async def test_password_reset_sets_a_new_password_and_signs_everyone_out(api: Api) -> None:
     account = await api.signup("pat@agents.example.com")
-    request = await api.client.post("/api/v1/auth/password-reset/request", json={"email": account.email})
+    request = await api.client.post(
+        "/api/v1/auth/password-reset/request", json={"email": account.email}
+    )
     unknown = await api.client.post(
         "/api/v1/auth/password-reset/request", json={"email": "ghost@agents.example.com"}
     )
@@ -239,11 +250,14 @@ async def test_password_reset_sets_a_new_password_and_signs_everyone_out(api: Ap
     )
     assert done.status_code == 204
     assert (await api.client.get(ME, headers=account.auth)).status_code == 401
-    assert (await api.client.post(REFRESH, json={"refresh_token": account.refresh_token})).status_code == 401
+    assert (
+        await api.client.post(REFRESH, json={"refresh_token": account.refresh_token})
+    ).status_code == 401
     assert (await api.login(account.email)).status_code == 401
     assert (await api.login(account.email, new_password)).status_code == 200
     reused = await api.client.post(
-        "/api/v1/auth/password-reset/confirm", json={"token": token, "new_password": "yet another passphrase"}
+        "/api/v1/auth/password-reset/confirm",
+        json={"token": token, "new_password": "yet another passphrase"},
     )
     assert problem(reused)["code"] == "invalid_token"
 
@@ -255,10 +269,13 @@ async def _enable_2fa(api: Api, clock: FrozenClock) -> tuple[str, str, list[str]
     secret = setup.json()["secret"]
     assert setup.json()["otpauth_uri"].startswith("otpauth://totp/AIQLeads:")
     code = pyotp.TOTP(secret).at(clock.now())
-    enabled = await api.client.post("/api/v1/auth/2fa/enable", json={"code": code}, headers=account.auth)
+    enabled = await api.client.post(
+        "/api/v1/auth/2fa/enable", json={"code": code}, headers=account.auth
+    )
     assert enabled.status_code == 200
     codes = enabled.json()["recovery_codes"]
-    assert len(codes) == 10 and len(set(codes)) == 10
+    assert len(codes) == 10
+    assert len(set(codes)) == 10
     return account.email, secret, codes
 
 
@@ -283,8 +300,12 @@ async def test_totp_window_is_one_step_either_side(api: Api, clock: FrozenClock)
     email, secret, _ = await _enable_2fa(api, clock)
     clock.advance(timedelta(minutes=5))
     totp = pyotp.TOTP(secret)
-    assert (await api.login(email, totp_code=totp.at(clock.now() - timedelta(seconds=90)))).status_code == 401
-    assert (await api.login(email, totp_code=totp.at(clock.now() + timedelta(seconds=30)))).status_code == 200
+    assert (
+        await api.login(email, totp_code=totp.at(clock.now() - timedelta(seconds=90)))
+    ).status_code == 401
+    assert (
+        await api.login(email, totp_code=totp.at(clock.now() + timedelta(seconds=30)))
+    ).status_code == 200
 
 
 async def test_recovery_codes_are_one_time(api: Api, clock: FrozenClock) -> None:
@@ -301,7 +322,8 @@ async def test_disable_2fa_needs_a_valid_code(api: Api, clock: FrozenClock) -> N
     bad = await api.client.post("/api/v1/auth/2fa/disable", json={"code": "000000"}, headers=auth)
     assert bad.status_code == 422
     ok = await api.client.post("/api/v1/auth/2fa/disable", json={"code": codes[1]}, headers=auth)
-    assert ok.status_code == 200 and ok.json() == {"enabled": False}
+    assert ok.status_code == 200
+    assert ok.json() == {"enabled": False}
     assert (await api.login(email)).status_code == 200
 
 

@@ -12,7 +12,9 @@ from aiqleads.accounts import passwords
 def test_hashes_are_argon2id_at_or_above_owasp_minimum() -> None:
     params = extract_parameters(passwords.hash_password("a fine passphrase"))
     assert params.type.name == "ID"
-    assert params.memory_cost >= 19 * 1024 and params.time_cost >= 2 and params.parallelism >= 1
+    assert params.memory_cost >= 19 * 1024
+    assert params.time_cost >= 2
+    assert params.parallelism >= 1
 
 
 def test_the_shipped_list_has_the_most_common_passwords() -> None:

@@ -53,10 +53,13 @@ async def test_profile_rejects_bad_values_with_codes(api: Api) -> None:
 
 async def test_api_key_is_shown_once_scoped_and_revocable(api: Api) -> None:
     pat = await api.signup("pat@agents.example.com")
-    created = await api.client.post(KEYS, headers=pat.auth, json={"name": "CRM sync", "scopes": ["account:read"]})
+    created = await api.client.post(
+        KEYS, headers=pat.auth, json={"name": "CRM sync", "scopes": ["account:read"]}
+    )
     assert created.status_code == 201
     key = created.json()["key"]
-    assert key.startswith("aiq_") and created.json()["prefix"] == key[:12]
+    assert key.startswith("aiq_")
+    assert created.json()["prefix"] == key[:12]
 
     listed = (await api.client.get(KEYS, headers=pat.auth)).json()["items"]
     assert [k["name"] for k in listed] == ["CRM sync"]
@@ -64,21 +67,31 @@ async def test_api_key_is_shown_once_scoped_and_revocable(api: Api) -> None:
 
     assert (await api.client.get(ME, headers=bearer(key))).json()["email"] == pat.email
     write = await api.client.patch(ME, headers=bearer(key), json={"name": "Hacked"})
-    assert write.status_code == 403 and write.json()["code"] == "insufficient_scope"
+    assert write.status_code == 403
+    assert write.json()["code"] == "insufficient_scope"
     # an API key cannot mint more keys or switch on 2FA
-    assert (await api.client.post(KEYS, headers=bearer(key), json={"name": "x", "scopes": ["account:read"]})).status_code == 403
+    assert (
+        await api.client.post(
+            KEYS, headers=bearer(key), json={"name": "x", "scopes": ["account:read"]}
+        )
+    ).status_code == 403
     listed = (await api.client.get(KEYS, headers=pat.auth)).json()["items"]
     assert listed[0]["last_used_at"] is not None
 
-    assert (await api.client.delete(f"{KEYS}/{created.json()['id']}", headers=pat.auth)).status_code == 204
+    assert (
+        await api.client.delete(f"{KEYS}/{created.json()['id']}", headers=pat.auth)
+    ).status_code == 204
     revoked = await api.client.get(ME, headers=bearer(key))
-    assert revoked.status_code == 401 and revoked.json()["code"] == "invalid_api_key"
+    assert revoked.status_code == 401
+    assert revoked.json()["code"] == "invalid_api_key"
     assert (await api.client.get(KEYS, headers=pat.auth)).json()["items"] == []
 
 
 async def test_agents_cannot_grant_admin_scopes(api: Api) -> None:
     pat = await api.signup("pat@agents.example.com")
-    response = await api.client.post(KEYS, headers=pat.auth, json={"name": "x", "scopes": ["admin:read"]})
+    response = await api.client.post(
+        KEYS, headers=pat.auth, json={"name": "x", "scopes": ["admin:read"]}
+    )
     assert response.status_code == 403
     assert response.json()["code"] == "scope_not_allowed"
     unknown = await api.client.post(KEYS, headers=pat.auth, json={"name": "x", "scopes": ["root"]})
@@ -88,7 +101,11 @@ async def test_agents_cannot_grant_admin_scopes(api: Api) -> None:
 async def test_a_user_cannot_see_or_revoke_another_users_key(api: Api) -> None:
     pat = await api.signup("pat@agents.example.com")
     eve = await api.signup("eve@agents.example.com")
-    key = (await api.client.post(KEYS, headers=pat.auth, json={"name": "mine", "scopes": ["account:read"]})).json()
+    key = (
+        await api.client.post(
+            KEYS, headers=pat.auth, json={"name": "mine", "scopes": ["account:read"]}
+        )
+    ).json()
 
     assert (await api.client.get(KEYS, headers=eve.auth)).json()["items"] == []
     stolen = await api.client.delete(f"{KEYS}/{key['id']}", headers=eve.auth)
@@ -103,13 +120,17 @@ async def test_users_me_is_always_the_caller(api: Api) -> None:
     assert (await api.client.get(ME, headers=pat.auth)).json()["name"] == "Pat Agent"
     # There is no route that takes another user's id.
     pat_id = (await api.client.get(ME, headers=pat.auth)).json()["id"]
-    assert (await api.client.get(f"/api/v1/users/{pat_id}", headers=eve.auth)).status_code in (404, 405)
+    assert (await api.client.get(f"/api/v1/users/{pat_id}", headers=eve.auth)).status_code in (
+        404,
+        405,
+    )
 
 
 async def test_admin_reads_the_outbox_and_agents_cannot(api: Api, clock: FrozenClock) -> None:
     pat = await api.signup("pat@agents.example.com")
     forbidden = await api.client.get("/api/v1/admin/emails", headers=pat.auth)
-    assert forbidden.status_code == 403 and forbidden.json()["code"] == "forbidden"
+    assert forbidden.status_code == 403
+    assert forbidden.json()["code"] == "forbidden"
 
     ops = await api.admin()
     clock.advance(timedelta(seconds=1))
@@ -118,16 +139,29 @@ async def test_admin_reads_the_outbox_and_agents_cannot(api: Api, clock: FrozenC
     assert page["items"][0]["to_address"] == "later@agents.example.com"  # newest first
     assert "verify-email?token=" in page["items"][0]["body_text"]
     assert page["items"][0]["status"] == "pending"
-    second = (await api.client.get(f"/api/v1/admin/emails?limit=1&cursor={page['next_cursor']}", headers=ops.auth)).json()
+    second = (
+        await api.client.get(
+            f"/api/v1/admin/emails?limit=1&cursor={page['next_cursor']}", headers=ops.auth
+        )
+    ).json()
     assert second["items"][0]["to_address"] == "pat@agents.example.com"
     assert second["next_cursor"] is None
     bad = await api.client.get("/api/v1/admin/emails?cursor=@@@", headers=ops.auth)
-    assert bad.status_code == 400 and bad.json()["code"] == "invalid_cursor"
+    assert bad.status_code == 400
+    assert bad.json()["code"] == "invalid_cursor"
 
 
 async def test_admin_api_key_with_admin_scope_reads_the_outbox(api: Api) -> None:
     ops = await api.admin()
-    key = (await api.client.post(KEYS, headers=ops.auth, json={"name": "ops", "scopes": ["admin:read"]})).json()["key"]
+    key = (
+        await api.client.post(
+            KEYS, headers=ops.auth, json={"name": "ops", "scopes": ["admin:read"]}
+        )
+    ).json()["key"]
     assert (await api.client.get("/api/v1/admin/emails", headers=bearer(key))).status_code == 200
-    narrow = (await api.client.post(KEYS, headers=ops.auth, json={"name": "me", "scopes": ["account:read"]})).json()["key"]
+    narrow = (
+        await api.client.post(
+            KEYS, headers=ops.auth, json={"name": "me", "scopes": ["account:read"]}
+        )
+    ).json()["key"]
     assert (await api.client.get("/api/v1/admin/emails", headers=bearer(narrow))).status_code == 403

@@ -34,27 +34,38 @@ async def test_migrations_match_the_models(database_url: str) -> None:
             lambda sync: compare_metadata(
                 MigrationContext.configure(
                     sync, opts={"compare_type": False, "include_object": include_object}
-                ), Base.metadata
+                ),
+                Base.metadata,
             )
         )
         if conn.dialect.name == "postgresql":
-            postgis = (await conn.exec_driver_sql("SELECT extname FROM pg_extension WHERE extname='postgis'")).scalar()
+            postgis = (
+                await conn.exec_driver_sql(
+                    "SELECT extname FROM pg_extension WHERE extname='postgis'"
+                )
+            ).scalar()
             assert postgis == "postgis"
     await engine.dispose()
     assert diff == []
 
 
 async def test_foreign_keys_are_enforced(database_url: str) -> None:
-    from aiqleads.accounts.models import ApiKey
-
     import uuid
+
+    from aiqleads.accounts.models import ApiKey
 
     db = Database(create_engine(database_url))
     with pytest.raises(sa.exc.IntegrityError):
         async with db.unit_of_work() as session:
             session.add(
-                ApiKey(user_id=uuid.uuid4(), name="x", prefix="aiq_x", key_hash="h", scopes=[],
-                       created_at=datetime.now(UTC))
+                ApiKey(
+                    user_id=uuid.uuid4(),
+                    name="x",
+                    prefix="aiq_x",
+                    key_hash="h",
+                    scopes=[],
+                    created_at=datetime.now(UTC),
+                )
             )
     await db.engine.dispose()
 
@@ -67,7 +78,8 @@ async def test_timestamps_come_back_utc_aware_and_naive_ones_are_refused(databas
     async with db.unit_of_work(write=False) as session:
         row = await session.get(LoginThrottle, "k")
         assert row is not None
-        assert row.updated_at == local and row.updated_at.tzinfo == UTC
+        assert row.updated_at == local
+        assert row.updated_at.tzinfo == UTC
         assert row.updated_at.hour == 16
     with pytest.raises(StatementError):
         async with db.unit_of_work() as session:
@@ -93,18 +105,23 @@ async def test_concurrent_writers_queue_instead_of_failing(database_url: str) ->
     await asyncio.gather(*(increment() for _ in range(20)))
     async with db.unit_of_work(write=False) as session:
         row = await session.get(LoginThrottle, "counter")
-        assert row is not None and row.failures == 20
+        assert row is not None
+        assert row.failures == 20
     await db.engine.dispose()
 
 
 async def test_an_app_error_rolls_back_unless_it_asks_to_commit(database_url: str) -> None:
     db = Database(create_engine(database_url))
+
+    async def fail_after_writing(key: str, commit: bool) -> None:
+        async with db.unit_of_work() as session:
+            session.add(LoginThrottle(email_key=key, failures=1, updated_at=datetime.now(UTC)))
+            await session.flush()
+            raise AppError("nope", commit=commit)
+
     for key, commit in (("rolled-back", False), ("kept", True)):
         with pytest.raises(AppError):
-            async with db.unit_of_work() as session:
-                session.add(LoginThrottle(email_key=key, failures=1, updated_at=datetime.now(UTC)))
-                await session.flush()
-                raise AppError("nope", commit=commit)
+            await fail_after_writing(key, commit)
     async with db.unit_of_work(write=False) as session:
         assert await session.get(LoginThrottle, "rolled-back") is None
         assert await session.get(LoginThrottle, "kept") is not None

@@ -34,7 +34,8 @@ async def _write_and_defer(runtime: Runtime, key: str, fail: bool) -> None:
         defer_job(session, "tests.read_row", {"key": key})
         await session.flush()
         await asyncio.sleep(0.05)
-        assert (key, 7) not in SEEN and (key, None) not in SEEN  # not sent before commit
+        assert (key, 7) not in SEEN
+        assert (key, None) not in SEEN
         if fail:
             raise RuntimeError("boom")
 
@@ -74,17 +75,23 @@ def test_periodic_schedule_runs_each_job_at_start_then_every_interval() -> None:
 def test_the_outbox_sweeper_is_registered_as_periodic() -> None:
     from aiqleads.kit.jobs import periodic_jobs
 
-    Runtime(Settings(env="test", database_url="sqlite+aiosqlite:///:memory:", secret_key=TEST_SECRET))
+    Runtime(
+        Settings(env="test", database_url="sqlite+aiosqlite:///:memory:", secret_key=TEST_SECRET)
+    )
     assert "mail.sweep_outbox" in {spec.name for spec in periodic_jobs()}
 
 
 @pytest.mark.redis
-@pytest.mark.skipif(not os.environ.get("AIQLEADS_TEST_REDIS_URL"), reason="AIQLEADS_TEST_REDIS_URL not set")
+@pytest.mark.skipif(
+    not os.environ.get("AIQLEADS_TEST_REDIS_URL"), reason="AIQLEADS_TEST_REDIS_URL not set"
+)
 async def test_redis_worker_runs_committed_jobs_only(database_url: str) -> None:
     redis_url = os.environ["AIQLEADS_TEST_REDIS_URL"]
     async with Redis.from_url(redis_url) as redis:
         await redis.delete("aiqleads:jobs")
-    settings = Settings(env="test", database_url=database_url, secret_key=TEST_SECRET, redis_url=redis_url)
+    settings = Settings(
+        env="test", database_url=database_url, secret_key=TEST_SECRET, redis_url=redis_url
+    )
     api_side, worker_side = Runtime(settings), Runtime(settings)
     await api_side.startup()
     await worker_side.startup()

@@ -20,7 +20,9 @@ from tests.conftest import TEST_SECRET, Api, SmtpSink, free_port
 
 async def outbox(runtime: Runtime) -> list[OutboundEmail]:
     async with runtime.transaction(write=False) as session:
-        return list(await session.scalars(sa.select(OutboundEmail).order_by(OutboundEmail.created_at)))
+        return list(
+            await session.scalars(sa.select(OutboundEmail).order_by(OutboundEmail.created_at))
+        )
 
 
 def smtp_settings(database_url: str, port: int, **extra: object) -> Settings:
@@ -55,7 +57,9 @@ async def smtp(smtp_port: int) -> AsyncIterator[SmtpSink]:
     controller.stop()
 
 
-async def test_registration_mail_goes_out_through_smtp(api: Api, runtime: Runtime, smtp: SmtpSink) -> None:
+async def test_registration_mail_goes_out_through_smtp(
+    api: Api, runtime: Runtime, smtp: SmtpSink
+) -> None:
     await api.register("pat@agents.example.com")
     await runtime.jobs.wait_idle()
     assert len(smtp.messages) == 1
@@ -65,7 +69,9 @@ async def test_registration_mail_goes_out_through_smtp(api: Api, runtime: Runtim
     assert message["Subject"] == "Confirm your AIQLeads e-mail address"
     assert "verify-email?token=" in message.get_payload(decode=True).decode()  # type: ignore[union-attr]
     [row] = await outbox(runtime)
-    assert row.status == EmailStatus.SENT and row.attempts == 1 and row.sent_at is not None
+    assert row.status == EmailStatus.SENT
+    assert row.attempts == 1
+    assert row.sent_at is not None
 
 
 async def test_a_failed_send_is_retried_with_backoff_until_it_goes(
@@ -74,8 +80,10 @@ async def test_a_failed_send_is_retried_with_backoff_until_it_goes(
     await api.register("pat@agents.example.com")  # nothing listens on the SMTP port yet
     await runtime.jobs.wait_idle()
     [row] = await outbox(runtime)
-    assert row.status == EmailStatus.PENDING and row.attempts == 1
-    assert row.last_error and row.next_attempt_at == clock.now() + timedelta(seconds=30)
+    assert row.status == EmailStatus.PENDING
+    assert row.attempts == 1
+    assert row.last_error
+    assert row.next_attempt_at == clock.now() + timedelta(seconds=30)
 
     from aiosmtpd.controller import Controller
 
@@ -91,7 +99,9 @@ async def test_a_failed_send_is_retried_with_backoff_until_it_goes(
         controller.stop()
     assert len(sink.messages) == 1
     [row] = await outbox(runtime)
-    assert row.status == EmailStatus.SENT and row.attempts == 2 and row.last_error is None
+    assert row.status == EmailStatus.SENT
+    assert row.attempts == 2
+    assert row.last_error is None
 
 
 async def test_after_the_last_attempt_the_message_is_failed_not_dropped(
@@ -104,7 +114,9 @@ async def test_after_the_last_attempt_the_message_is_failed_not_dropped(
         await service.sweep_outbox(runtime)
         await runtime.jobs.wait_idle()
     [row] = await outbox(runtime)
-    assert row.status == EmailStatus.FAILED and row.attempts == 3 and row.last_error
+    assert row.status == EmailStatus.FAILED
+    assert row.attempts == 3
+    assert row.last_error
     clock.advance(timedelta(days=1))
     assert await service.sweep_outbox(runtime) == 0  # given up, but still there for operators
     ops = await api.admin()
@@ -120,9 +132,15 @@ async def test_a_sender_that_crashed_mid_send_is_recovered(
         for to, lease in (("crashed@x.example.com", -1), ("busy@x.example.com", 120)):
             session.add(
                 OutboundEmail(
-                    kind="test", to_address=to, subject="s", body_text="b",
-                    status=EmailStatus.SENDING, attempts=1, next_attempt_at=now,
-                    locked_until=now + timedelta(seconds=lease), created_at=now,
+                    kind="test",
+                    to_address=to,
+                    subject="s",
+                    body_text="b",
+                    status=EmailStatus.SENDING,
+                    attempts=1,
+                    next_attempt_at=now,
+                    locked_until=now + timedelta(seconds=lease),
+                    created_at=now,
                 )
             )
     assert await service.sweep_outbox(runtime) == 1
@@ -132,7 +150,9 @@ async def test_a_sender_that_crashed_mid_send_is_recovered(
 
 async def test_concurrent_senders_send_a_message_once(runtime: Runtime, smtp: SmtpSink) -> None:
     async with runtime.transaction() as session:
-        row = await service.queue_email(session, runtime, kind="test", to="once@x.example.com", subject="s", body="b")
+        row = await service.queue_email(
+            session, runtime, kind="test", to="once@x.example.com", subject="s", body="b"
+        )
         email_id = row.id
     await runtime.jobs.wait_idle()
     smtp.messages.clear()
@@ -144,15 +164,22 @@ async def test_concurrent_senders_send_a_message_once(runtime: Runtime, smtp: Sm
     assert len(smtp.messages) == 1
 
 
-async def test_without_smtp_messages_stay_in_the_outbox(database_url: str, clock: FrozenClock) -> None:
-    runtime = Runtime(Settings(env="test", database_url=database_url, secret_key=TEST_SECRET), clock)
+async def test_without_smtp_messages_stay_in_the_outbox(
+    database_url: str, clock: FrozenClock
+) -> None:
+    runtime = Runtime(
+        Settings(env="test", database_url=database_url, secret_key=TEST_SECRET), clock
+    )
     await runtime.startup()
     try:
         async with runtime.transaction() as session:
-            await service.queue_email(session, runtime, kind="test", to="a@x.example.com", subject="s", body="b")
+            await service.queue_email(
+                session, runtime, kind="test", to="a@x.example.com", subject="s", body="b"
+            )
         await runtime.jobs.wait_idle()
         assert await service.sweep_outbox(runtime) == 0
         [row] = await outbox(runtime)
-        assert row.status == EmailStatus.PENDING and row.attempts == 0
+        assert row.status == EmailStatus.PENDING
+        assert row.attempts == 0
     finally:
         await runtime.shutdown()

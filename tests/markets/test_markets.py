@@ -16,9 +16,11 @@ async def test_launch_markets_are_served(client: httpx.AsyncClient) -> None:
     items = (await client.get("/api/v1/markets")).json()["items"]
     assert [m["slug"] for m in items] == ["las-vegas", "dallas-fort-worth", "austin", "phoenix"]
     phoenix = items[3]
-    assert phoenix["time_zone"] == "America/Phoenix" and phoenix["states"] == ["AZ"]
+    assert phoenix["time_zone"] == "America/Phoenix"
+    assert phoenix["states"] == ["AZ"]
     min_lon, min_lat, max_lon, max_lat = phoenix["bbox"]
-    assert min_lon < phoenix["center"]["lon"] < max_lon and min_lat < phoenix["center"]["lat"] < max_lat
+    assert min_lon < phoenix["center"]["lon"] < max_lon
+    assert min_lat < phoenix["center"]["lat"] < max_lat
 
 
 def _write(tmp_path: Path, markets: list[dict[str, object]]) -> Path:
@@ -28,10 +30,16 @@ def _write(tmp_path: Path, markets: list[dict[str, object]]) -> Path:
 
 
 def test_a_new_market_is_configuration_not_code(tmp_path: Path) -> None:
-    shipped = json.loads(Path(load_markets.__code__.co_filename).parent.joinpath("data/markets.json").read_text())
+    shipped = json.loads(
+        Path(load_markets.__code__.co_filename).parent.joinpath("data/markets.json").read_text()
+    )
     denver = {
-        "slug": "denver", "name": "Denver", "states": ["CO"], "time_zone": "America/Denver",
-        "center": {"lat": 39.7392, "lon": -104.9903}, "bbox": [-105.3, 39.5, -104.6, 40.0],
+        "slug": "denver",
+        "name": "Denver",
+        "states": ["CO"],
+        "time_zone": "America/Denver",
+        "center": {"lat": 39.7392, "lon": -104.9903},
+        "bbox": [-105.3, 39.5, -104.6, 40.0],
     }
     catalog = load_markets(_write(tmp_path, [*shipped["markets"], denver]))
     assert "denver" in catalog
@@ -47,10 +55,17 @@ def test_a_new_market_is_configuration_not_code(tmp_path: Path) -> None:
         ({"states": ["Texas"]}, "pattern"),
     ],
 )
-def test_a_broken_markets_file_is_refused_with_a_reason(tmp_path: Path, change: dict[str, object], message: str) -> None:
+def test_a_broken_markets_file_is_refused_with_a_reason(
+    tmp_path: Path, change: dict[str, object], message: str
+) -> None:
     market = {
-        "slug": "austin", "name": "Austin", "states": ["TX"], "time_zone": "America/Chicago",
-        "center": {"lat": 30.27, "lon": -97.74}, "bbox": [-98.1, 30.0, -97.4, 30.65], **change,
+        "slug": "austin",
+        "name": "Austin",
+        "states": ["TX"],
+        "time_zone": "America/Chicago",
+        "center": {"lat": 30.27, "lon": -97.74},
+        "bbox": [-98.1, 30.0, -97.4, 30.65],
+        **change,
     }
     with pytest.raises(ValidationError, match=message):
         load_markets(_write(tmp_path, [market]))

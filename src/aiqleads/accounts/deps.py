@@ -37,8 +37,10 @@ async def _touch(runtime: RuntimeDep, principal: Principal) -> None:
     assert principal.api_key_id is not None
     async with runtime.transaction(write=False) as session:
         row = await AccountRepository(session).api_key_by_id(principal.api_key_id)
-        fresh = row is not None and row.last_used_at is not None and (
-            runtime.clock.now() - row.last_used_at < API_KEY_TOUCH_INTERVAL
+        fresh = (
+            row is not None
+            and row.last_used_at is not None
+            and (runtime.clock.now() - row.last_used_at < API_KEY_TOUCH_INTERVAL)
         )
     if not fresh:
         async with runtime.transaction() as session:

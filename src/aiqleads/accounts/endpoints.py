@@ -84,7 +84,9 @@ async def password_reset_confirm(
 
 
 @auth.post("/2fa/setup", response_model=TotpSetupOut)
-async def totp_setup(user: InteractiveUser, session: SessionDep, runtime: RuntimeDep) -> TotpSetupOut:
+async def totp_setup(
+    user: InteractiveUser, session: SessionDep, runtime: RuntimeDep
+) -> TotpSetupOut:
     secret, uri = await AccountService(session, runtime).totp_setup(user)
     return TotpSetupOut(secret=secret, otpauth_uri=uri)
 
@@ -109,7 +111,10 @@ async def totp_disable(
 def user_out(user: User) -> UserOut:
     return UserOut.model_validate(
         {
-            **{k: getattr(user, k) for k in ("id", "email", "name", "phone", "time_zone", "created_at")},
+            **{
+                k: getattr(user, k)
+                for k in ("id", "email", "name", "phone", "time_zone", "created_at")
+            },
             "role": user.role.value,
             "email_verified": user.email_verified_at is not None,
             "preferred_markets": user.preferred_markets,
@@ -141,7 +146,9 @@ async def create_api_key(
 
 
 @api_keys.get("", response_model=ApiKeyList)
-async def list_api_keys(user: InteractiveUser, session: SessionDep, runtime: RuntimeDep) -> ApiKeyList:
+async def list_api_keys(
+    user: InteractiveUser, session: SessionDep, runtime: RuntimeDep
+) -> ApiKeyList:
     rows = await AccountService(session, runtime).list_api_keys(user)
     return ApiKeyList(items=[ApiKeyOut.model_validate(r) for r in rows])
 

@@ -15,7 +15,9 @@ from aiqleads.kit.dialect import JSONType, UTCDateTime, UuidType
 
 
 def _enum(cls: type[enum.StrEnum]) -> sa.Enum:
-    return sa.Enum(cls, native_enum=False, length=16, values_callable=lambda e: [m.value for m in e])
+    return sa.Enum(
+        cls, native_enum=False, length=16, values_callable=lambda e: [m.value for m in e]
+    )
 
 
 class Role(enum.StrEnum):

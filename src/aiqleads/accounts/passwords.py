@@ -21,9 +21,15 @@ _DUMMY_HASH = HASHER.hash("aiqleads-dummy-password-for-timing")
 
 @cache
 def common_passwords() -> frozenset[str]:
-    text = resources.files("aiqleads.accounts").joinpath("data/common-passwords.txt").read_text("utf-8")
+    text = (
+        resources.files("aiqleads.accounts")
+        .joinpath("data/common-passwords.txt")
+        .read_text("utf-8")
+    )
     return frozenset(
-        line.strip().lower() for line in text.splitlines() if line.strip() and not line.startswith("#")
+        line.strip().lower()
+        for line in text.splitlines()
+        if line.strip() and not line.startswith("#")
     )
 
 
@@ -55,7 +61,10 @@ def hash_password(password: str) -> str:
 def verify_password(password_hash: str | None, password: str) -> bool:
     """Constant-work check; `None` (no such account) still runs a full verification."""
     try:
-        return HASHER.verify(password_hash or _DUMMY_HASH, normalise(password)) and password_hash is not None
+        return (
+            HASHER.verify(password_hash or _DUMMY_HASH, normalise(password))
+            and password_hash is not None
+        )
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 

@@ -39,7 +39,9 @@ class AccountRepository:
         return await self.session.get(LoginThrottle, email_key)
 
     async def clear_throttle(self, email_key: str) -> None:
-        await self.session.execute(sa.delete(LoginThrottle).where(LoginThrottle.email_key == email_key))
+        await self.session.execute(
+            sa.delete(LoginThrottle).where(LoginThrottle.email_key == email_key)
+        )
 
     # refresh tokens
     async def refresh_token(self, token_hash: str) -> RefreshToken | None:

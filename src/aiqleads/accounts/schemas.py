@@ -72,7 +72,9 @@ class TotpSetupOut(BaseModel):
 
 
 class TotpCodeIn(BaseModel):
-    code: str = Field(min_length=1, max_length=32, description="TOTP code (or recovery code to disable)")
+    code: str = Field(
+        min_length=1, max_length=32, description="TOTP code (or recovery code to disable)"
+    )
 
 
 class RecoveryCodesOut(BaseModel):
@@ -116,10 +118,16 @@ class UserPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
-    phone: str | None = Field(default=None, max_length=40, description="With country code: +1 702 555 0100; empty string clears")
+    phone: str | None = Field(
+        default=None,
+        max_length=40,
+        description="With country code: +1 702 555 0100; empty string clears",
+    )
     preferred_markets: list[str] | None = Field(default=None, max_length=20)
     notification_preferences: NotificationPreferences | None = None
-    time_zone: str | None = Field(default=None, max_length=64, description="IANA name, e.g. America/Phoenix")
+    time_zone: str | None = Field(
+        default=None, max_length=64, description="IANA name, e.g. America/Phoenix"
+    )
 
 
 class ApiKeyCreate(BaseModel):

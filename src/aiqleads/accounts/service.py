@@ -173,7 +173,9 @@ class AccountService:
         return row
 
     async def _mail(self, user: User, kind: str, subject: str, body: str) -> None:
-        await queue_email(self.session, self.runtime, kind=kind, to=user.email, subject=subject, body=body)
+        await queue_email(
+            self.session, self.runtime, kind=kind, to=user.email, subject=subject, body=body
+        )
 
     # login, lockout and tokens
 
@@ -203,10 +205,14 @@ class AccountService:
             raise Forbidden("Confirm your e-mail address first", code="email_unverified")
         if user.totp_enabled_at is not None:
             if not totp_code:
-                raise Unauthorized("Enter the code from your authenticator app", code="totp_required")
+                raise Unauthorized(
+                    "Enter the code from your authenticator app", code="totp_required"
+                )
             if not await self._check_second_factor(user, totp_code):
                 await self._count_failure(key, throttle)
-                raise Unauthorized("The code is wrong or was already used", code="invalid_totp", commit=True)
+                raise Unauthorized(
+                    "The code is wrong or was already used", code="invalid_totp", commit=True
+                )
         await self.repo.clear_throttle(key)
         if passwords.needs_rehash(user.password_hash):
             user.password_hash = passwords.hash_password(password)
@@ -240,7 +246,9 @@ class AccountService:
                 expires_at=now + timedelta(days=self.settings.refresh_token_ttl_days),
             )
         )
-        access = issue_access_token(self.settings, user.id, user.role.value, user.session_version, now)
+        access = issue_access_token(
+            self.settings, user.id, user.role.value, user.session_version, now
+        )
         return TokenPair(
             access_token=access,
             refresh_token=refresh,
@@ -276,7 +284,9 @@ class AccountService:
         try:
             claims = decode_access_token(self.settings, bearer, self.clock.now())
         except InvalidToken as exc:
-            raise Unauthorized(f"The access token is not valid: {exc}", code="invalid_token") from exc
+            raise Unauthorized(
+                f"The access token is not valid: {exc}", code="invalid_token"
+            ) from exc
         user = await self.repo.user(claims.user_id)
         if user is None or user.session_version != claims.session_version:
             raise Unauthorized("The session has ended; sign in again", code="invalid_token")
@@ -353,7 +363,9 @@ class AccountService:
         secret = totp.decrypt_secret(self.settings.secret_bytes, user.totp_pending_secret)
         step = totp.matching_step(secret, code, self.clock.now(), None)
         if step is None:
-            raise Invalid("The code is wrong; check your authenticator app's clock", code="invalid_totp")
+            raise Invalid(
+                "The code is wrong; check your authenticator app's clock", code="invalid_totp"
+            )
         now = self.clock.now()
         user.totp_secret, user.totp_pending_secret = user.totp_pending_secret, None
         user.totp_enabled_at, user.totp_last_step = now, step
@@ -408,7 +420,8 @@ class AccountService:
             if unknown:
                 known = ", ".join(m.slug for m in self.runtime.markets.all())
                 raise Invalid(
-                    f"Unknown market(s): {', '.join(unknown)}. Markets: {known}", code="unknown_market"
+                    f"Unknown market(s): {', '.join(unknown)}. Markets: {known}",
+                    code="unknown_market",
                 )
             user.preferred_markets = list(dict.fromkeys(patch.preferred_markets))
         if "notification_preferences" in changes and patch.notification_preferences is not None:
@@ -432,7 +445,8 @@ class AccountService:
         not_allowed = set(body.scopes) - ROLE_SCOPES[user.role]
         if not_allowed:
             raise Forbidden(
-                f"Your role cannot grant: {', '.join(sorted(not_allowed))}", code="scope_not_allowed"
+                f"Your role cannot grant: {', '.join(sorted(not_allowed))}",
+                code="scope_not_allowed",
             )
         secret = API_KEY_PREFIX + new_secret()
         row = ApiKey(

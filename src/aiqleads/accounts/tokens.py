@@ -44,7 +44,9 @@ def issue_access_token(
         "exp": int((now + timedelta(seconds=settings.access_token_ttl_seconds)).timestamp()),
         "jti": secrets.token_hex(8),
     }
-    return jwt.encode(claims, settings.secret_bytes, algorithm=ALGORITHM, headers={"typ": ACCESS_TYP})
+    return jwt.encode(
+        claims, settings.secret_bytes, algorithm=ALGORITHM, headers={"typ": ACCESS_TYP}
+    )
 
 
 def decode_access_token(settings: Settings, token: str, now: datetime) -> AccessClaims:

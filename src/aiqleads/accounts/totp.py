@@ -19,7 +19,9 @@ _RECOVERY_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
 
 
 def _fernet(secret: bytes) -> Fernet:
-    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"aiqleads-totp").derive(secret)
+    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"aiqleads-totp").derive(
+        secret
+    )
     return Fernet(base64.urlsafe_b64encode(key))
 
 

@@ -67,6 +67,8 @@ def postgres_only(ddl: Any) -> Any:
 EXTENSION_TABLES = frozenset({"spatial_ref_sys"})
 
 
-def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+def include_object(
+    obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
+) -> bool:
     """Alembic filter: leave extension-owned objects out of schema comparison."""
     return not (type_ == "table" and name in EXTENSION_TABLES)

@@ -23,5 +23,7 @@ async def list_emails(
     """The e-mail outbox, newest first, with bodies and delivery state."""
     rows = await service.list_emails(session, limit + 1, decode_cursor(cursor) if cursor else None)
     items = [EmailOut.model_validate(r) for r in rows[:limit]]
-    next_cursor = encode_cursor(rows[limit - 1].created_at, rows[limit - 1].id) if len(rows) > limit else None
+    next_cursor = (
+        encode_cursor(rows[limit - 1].created_at, rows[limit - 1].id) if len(rows) > limit else None
+    )
     return Page[EmailOut](items=items, next_cursor=next_cursor)

@@ -28,7 +28,12 @@ class OutboundEmail(UuidPk, Base):
     subject: Mapped[str] = mapped_column(sa.String(300), nullable=False)
     body_text: Mapped[str] = mapped_column(sa.Text, nullable=False)
     status: Mapped[EmailStatus] = mapped_column(
-        sa.Enum(EmailStatus, native_enum=False, length=16, values_callable=lambda e: [m.value for m in e]),
+        sa.Enum(
+            EmailStatus,
+            native_enum=False,
+            length=16,
+            values_callable=lambda e: [m.value for m in e],
+        ),
         nullable=False,
     )
     attempts: Mapped[int] = mapped_column(sa.Integer, nullable=False, default=0)

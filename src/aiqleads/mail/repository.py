@@ -68,5 +68,7 @@ class EmailRepository:
                     sa.and_(OutboundEmail.created_at == created_at, OutboundEmail.id < row_id),
                 )
             )
-        query = query.order_by(OutboundEmail.created_at.desc(), OutboundEmail.id.desc()).limit(limit)
+        query = query.order_by(OutboundEmail.created_at.desc(), OutboundEmail.id.desc()).limit(
+            limit
+        )
         return list(await self.session.scalars(query))

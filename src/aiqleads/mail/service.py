@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -58,11 +58,18 @@ async def send_email(runtime: Runtime, email_id: uuid.UUID) -> None:
         email = await repo.get(email_id)
         assert email is not None
         await session.refresh(email)
-        to, subject, body, attempts = email.to_address, email.subject, email.body_text, email.attempts
+        to, subject, body, attempts = (
+            email.to_address,
+            email.subject,
+            email.body_text,
+            email.attempts,
+        )
 
     error: str | None = None
     try:
-        await SmtpMailer(settings.smtp_url, settings.mail_from).send(to, subject, body, str(email_id))
+        await SmtpMailer(settings.smtp_url, settings.mail_from).send(
+            to, subject, body, str(email_id)
+        )
     except Exception as exc:  # any SMTP/network failure is retried, not raised
         error = f"{type(exc).__name__}: {exc}"[:2000]
 
@@ -99,6 +106,6 @@ async def sweep_outbox(runtime: Runtime) -> int:
 
 
 async def list_emails(
-    session: AsyncSession, limit: int, before: tuple[object, uuid.UUID] | None
+    session: AsyncSession, limit: int, before: tuple[datetime, uuid.UUID] | None
 ) -> list[OutboundEmail]:
-    return await EmailRepository(session).page(limit, before)  # type: ignore[arg-type]
+    return await EmailRepository(session).page(limit, before)

@@ -32,7 +32,8 @@ class Market(BaseModel):
     center: Point
     bbox: tuple[Longitude, Latitude, Longitude, Latitude]
     boundary: dict[str, Any] | None = Field(
-        default=None, description="Optional GeoJSON Polygon/MultiPolygon; the bbox is used without it"
+        default=None,
+        description="Optional GeoJSON Polygon/MultiPolygon; the bbox is used without it",
     )
 
     @field_validator("time_zone")
@@ -51,7 +52,10 @@ class Market(BaseModel):
             raise ValueError("bbox must be [min_lon, min_lat, max_lon, max_lat]")
         if not (min_lon <= self.center.lon <= max_lon and min_lat <= self.center.lat <= max_lat):
             raise ValueError("center must lie inside bbox")
-        if self.boundary is not None and self.boundary.get("type") not in {"Polygon", "MultiPolygon"}:
+        if self.boundary is not None and self.boundary.get("type") not in {
+            "Polygon",
+            "MultiPolygon",
+        }:
             raise ValueError("boundary must be a GeoJSON Polygon or MultiPolygon")
         return self
 

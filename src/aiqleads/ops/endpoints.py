@@ -45,9 +45,13 @@ async def readyz(request: Request, runtime: RuntimeDep) -> JSONResponse:
     if all(v == "ok" for v in checks.values()):
         return JSONResponse({"status": "ok", "checks": checks})
     failing = ", ".join(k for k, v in checks.items() if v != "ok")
-    return problem_response(request, 503, "not_ready", f"Not ready: {failing}", extra={"checks": checks})
+    return problem_response(
+        request, 503, "not_ready", f"Not ready: {failing}", extra={"checks": checks}
+    )
 
 
 @router.get("/metrics", include_in_schema=False)
 async def metrics(request: Request) -> Response:
-    return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(
+        generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST
+    )
