@@ -122,7 +122,7 @@ async def test_openapi_documents_the_api(client: httpx.AsyncClient) -> None:
 def test_production_refuses_default_secret_and_sqlite() -> None:
     from aiqleads.settings import SettingsError
 
-    with pytest.raises(SettingsError, match="AIQLEADS_SECRET_KEY.*AIQLEADS_DATABASE_URL"):
+    with pytest.raises(SettingsError, match="(?s)AIQLEADS_SECRET_KEY.*AIQLEADS_DATABASE_URL"):
         create_app(Settings(env="production"))
     with pytest.raises(SettingsError, match="SECRET_KEY"):
         create_app(
