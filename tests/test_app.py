@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 
 import httpx
 import pytest
@@ -12,7 +13,7 @@ from asgi_lifespan import LifespanManager
 from aiqleads.app import create_app
 from aiqleads.kit.clock import FrozenClock
 from aiqleads.settings import Settings
-from tests.conftest import TEST_SECRET, Api
+from tests.conftest import REDIS_URL, TEST_SECRET, Api
 
 
 async def test_unknown_route_is_problem_json(client: httpx.AsyncClient) -> None:
@@ -116,7 +117,12 @@ async def test_openapi_documents_the_api(client: httpx.AsyncClient) -> None:
         "/api/v1/admin/emails",
     ):
         assert path in spec["paths"]
-    assert (await client.get("/docs")).status_code == 200
+    page = await client.get("/docs")
+    assert page.status_code == 200
+    assert "cdn" not in page.text.lower()  # works with no internet
+    for asset in re.findall(r'(?:src|href)="(/static/[^"]+)"', page.text):
+        assert (await client.get(asset)).status_code == 200, asset
+    assert "/static/swagger-ui/swagger-ui-bundle.js" in page.text
 
 
 def test_production_refuses_default_secret_and_sqlite() -> None:
@@ -169,3 +175,17 @@ async def test_internal_errors_are_problem_json_without_details(app: object, api
     assert response.status_code == 500
     assert response.json()["code"] == "internal_error"
     assert "secret internals" not in response.text
+
+
+@pytest.mark.redis
+@pytest.mark.skipif(not REDIS_URL, reason="AIQLEADS_TEST_REDIS_URL not set")
+async def test_readiness_checks_redis_when_configured(database_url: str, clock: FrozenClock) -> None:
+    settings = Settings(
+        env="test", secret_key=TEST_SECRET, database_url=database_url, redis_url=REDIS_URL
+    )
+    app = create_app(settings, clock)
+    async with LifespanManager(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            body = (await client.get("/readyz")).json()
+    assert body["checks"] == {"database": "ok", "redis": "ok", "jobs": "ok"}

@@ -11,6 +11,7 @@ from fastapi import APIRouter, FastAPI
 
 from aiqleads.accounts import endpoints as accounts
 from aiqleads.kit.clock import Clock
+from aiqleads.kit.docs import install_docs
 from aiqleads.kit.errors import install_error_handlers
 from aiqleads.kit.observability import HttpMetrics, RequestContextMiddleware, configure_logging
 from aiqleads.mail import endpoints as mail
@@ -55,6 +56,8 @@ def create_app(
         version="0.1.0",
         description="AIQLeads lead marketplace API.",
         lifespan=lifespan,
+        docs_url=None,  # served by install_docs from local files
+        redoc_url=None,
     )
     app.state.runtime = runtime
     app.state.metrics = HttpMetrics()
@@ -66,4 +69,5 @@ def create_app(
         api.include_router(router)
     app.include_router(api)
     app.include_router(ops.router)
+    install_docs(app)
     return app

@@ -58,11 +58,6 @@ def create_extensions(bind: Connection) -> None:
             bind.execute(sa.text(f'CREATE EXTENSION IF NOT EXISTS "{name}"'))
 
 
-def postgres_only(ddl: Any) -> Any:
-    """Mark an Index/constraint so it is created on PostgreSQL only."""
-    return ddl.ddl_if(dialect="postgresql")
-
-
 # Tables that extensions own (PostGIS's SRID catalogue); migrations must never touch them.
 EXTENSION_TABLES = frozenset({"spatial_ref_sys"})
 
