@@ -21,7 +21,7 @@ from aiqleads.settings import Settings
 log = structlog.get_logger(__name__)
 
 # Each domain with background jobs lists its tasks module here so they register.
-TASK_MODULES = ("aiqleads.mail.tasks",)
+TASK_MODULES = ("aiqleads.accounts.tasks", "aiqleads.mail.tasks")
 
 
 class Runtime:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from aiqleads.kit.clock import FrozenClock
@@ -75,6 +76,7 @@ async def test_api_key_is_shown_once_scoped_and_revocable(api: Api) -> None:
             KEYS, headers=bearer(key), json={"name": "x", "scopes": ["account:read"]}
         )
     ).status_code == 403
+    await api.runtime.jobs.wait_idle()  # key use is recorded after the response
     listed = (await api.client.get(KEYS, headers=pat.auth)).json()["items"]
     assert listed[0]["last_used_at"] is not None
 
@@ -165,3 +167,15 @@ async def test_admin_api_key_with_admin_scope_reads_the_outbox(api: Api) -> None
         )
     ).json()["key"]
     assert (await api.client.get("/api/v1/admin/emails", headers=bearer(narrow))).status_code == 403
+
+
+async def test_a_write_key_can_write_on_its_first_use(api: Api) -> None:
+    """A key's first use being a write must not wait on its own usage bookkeeping."""
+    pat = await api.signup("pat@agents.example.com")
+    body = {"name": "sync", "scopes": ["account:read", "account:write"]}
+    key = (await api.client.post(KEYS, headers=pat.auth, json=body)).json()["key"]
+    response = await asyncio.wait_for(
+        api.client.patch(ME, headers=bearer(key), json={"name": "Pat via CRM"}), timeout=5
+    )
+    assert response.status_code == 200
+    assert response.json()["name"] == "Pat via CRM"

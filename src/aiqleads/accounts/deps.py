@@ -9,9 +9,8 @@ from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from aiqleads.accounts.models import Role, User
-from aiqleads.accounts.repository import AccountRepository
 from aiqleads.accounts.schemas import Scope
-from aiqleads.accounts.service import API_KEY_TOUCH_INTERVAL, AccountService, Principal
+from aiqleads.accounts.service import AccountService, Principal
 from aiqleads.kit.deps import RuntimeDep, SessionDep
 from aiqleads.kit.errors import Forbidden, Unauthorized
 
@@ -25,26 +24,7 @@ async def get_principal(
 ) -> Principal:
     if credentials is None:
         raise Unauthorized("Sign in: send Authorization: Bearer <token>")
-    principal = await AccountService(session, runtime).authenticate(credentials.credentials)
-    if principal.api_key_id is not None:
-        await _touch(runtime, principal)
-    return principal
-
-
-async def _touch(runtime: RuntimeDep, principal: Principal) -> None:
-    """Record key use in its own short write, at most once a minute per key, so read-only
-    requests stay read-only transactions."""
-    assert principal.api_key_id is not None
-    async with runtime.transaction(write=False) as session:
-        row = await AccountRepository(session).api_key_by_id(principal.api_key_id)
-        fresh = (
-            row is not None
-            and row.last_used_at is not None
-            and (runtime.clock.now() - row.last_used_at < API_KEY_TOUCH_INTERVAL)
-        )
-    if not fresh:
-        async with runtime.transaction() as session:
-            await AccountService(session, runtime).touch_api_key(principal.api_key_id)
+    return await AccountService(session, runtime).authenticate(credentials.credentials)
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]

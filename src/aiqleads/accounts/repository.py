@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -118,7 +118,24 @@ class AccountRepository:
             )
         )
 
-    async def touch_api_key(self, key_id: uuid.UUID, now: datetime) -> None:
+    async def touch_api_key(self, key_id: uuid.UUID, at: datetime) -> None:
         await self.session.execute(
-            sa.update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=now)
+            sa.update(ApiKey)
+            .where(
+                ApiKey.id == key_id, sa.or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < at)
+            )
+            .values(last_used_at=at)
+        )
+
+    async def prune(self, now: datetime, idle: timedelta) -> None:
+        """Delete lockout counters idle for `idle` (unless locked) and dead tokens."""
+        await self.session.execute(
+            sa.delete(LoginThrottle).where(
+                LoginThrottle.updated_at < now - idle,
+                sa.or_(LoginThrottle.locked_until.is_(None), LoginThrottle.locked_until < now),
+            )
+        )
+        await self.session.execute(sa.delete(EmailToken).where(EmailToken.expires_at < now - idle))
+        await self.session.execute(
+            sa.delete(RefreshToken).where(RefreshToken.expires_at < now - idle)
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import uuid
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from aiqleads.accounts.schemas import (
     TokenPair,
     UserPatch,
 )
+from aiqleads.accounts.tasks import TOUCH_API_KEY
 from aiqleads.accounts.tokens import (
     API_KEY_PREFIX,
     InvalidToken,
@@ -40,6 +42,7 @@ from aiqleads.accounts.tokens import (
     keyed_digest,
     new_secret,
 )
+from aiqleads.kit.db import defer_job
 from aiqleads.kit.errors import AppError, Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from aiqleads.mail.service import queue_email
 from aiqleads.runtime import Runtime
@@ -96,7 +99,7 @@ class AccountService:
         reason = passwords.weakness(password, email, name)
         if reason:
             raise Invalid(reason, code="weak_password")
-        password_hash = passwords.hash_password(password)  # hashed either way: same timing
+        password_hash = await _hash(password)  # hashed either way: same timing
         existing = await self.repo.user_by_email(email)
         if existing is not None:
             if existing.email_verified_at is None:
@@ -195,7 +198,7 @@ class AccountService:
             user = await self.repo.user_by_email(normalise_email(email))
         except AppError:
             user = None
-        if not passwords.verify_password(user.password_hash if user else None, password):
+        if not await _verify(user.password_hash if user else None, password):
             await self._count_failure(key, throttle)
             raise Unauthorized(
                 "The e-mail or password is wrong", code="invalid_credentials", commit=True
@@ -215,7 +218,7 @@ class AccountService:
                 )
         await self.repo.clear_throttle(key)
         if passwords.needs_rehash(user.password_hash):
-            user.password_hash = passwords.hash_password(password)
+            user.password_hash = await _hash(password)
         return await self._issue_pair(user, family_id=uuid.uuid4())
 
     async def _count_failure(self, key: str, throttle: LoginThrottle | None) -> None:
@@ -299,10 +302,11 @@ class AccountService:
         user = await self.repo.user(row.user_id)
         assert user is not None
         scopes = frozenset(Scope(s) for s in row.scopes) & ROLE_SCOPES[user.role]
+        now = self.clock.now()
+        if row.last_used_at is None or now - row.last_used_at >= API_KEY_TOUCH_INTERVAL:
+            # After commit, as a job: a read request stays a read-only transaction.
+            defer_job(self.session, TOUCH_API_KEY, {"key_id": str(row.id), "at": now.isoformat()})
         return Principal(user=user, scopes=scopes, api_key_id=row.id)
-
-    async def touch_api_key(self, key_id: uuid.UUID) -> None:
-        await self.repo.touch_api_key(key_id, self.clock.now())
 
     # password reset
 
@@ -338,7 +342,7 @@ class AccountService:
         row = await self._use_email_token(token, TokenPurpose.RESET_PASSWORD)
         assert user is not None
         now = self.clock.now()
-        user.password_hash = passwords.hash_password(new_password)
+        user.password_hash = await _hash(new_password)
         user.session_version += 1  # every access token issued before is now refused
         user.email_verified_at = user.email_verified_at or now  # they proved they own it
         user.updated_at = now
@@ -490,12 +494,21 @@ class AccountService:
                 created_at=now,
             )
             self.session.add(user)
-        user.password_hash = passwords.hash_password(password)
+        user.password_hash = await _hash(password)
         user.role = Role.ADMIN
         user.email_verified_at = user.email_verified_at or now
         user.updated_at = now
         await self.session.flush()
         return user
+
+
+async def _hash(password: str) -> str:
+    """argon2 takes ~50 ms of CPU: run it in a thread (it releases the GIL), not the loop."""
+    return await asyncio.to_thread(passwords.hash_password, password)
+
+
+async def _verify(password_hash: str | None, password: str) -> bool:
+    return await asyncio.to_thread(passwords.verify_password, password_hash, password)
 
 
 def normalise_phone(raw: str) -> str:
