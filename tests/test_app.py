@@ -136,10 +136,13 @@ def test_production_refuses_default_secret_and_sqlite() -> None:
                 env="production", secret_key="a" * 40, database_url="postgresql+asyncpg://h/db"
             )
         )
-    strong = Settings(
+    loopback = Settings(
         env="production", secret_key=TEST_SECRET, database_url="postgresql+asyncpg://h/db"
     )
-    strong.check_production()  # no error
+    with pytest.raises(SettingsError, match="PUBLIC_URL"):
+        loopback.check_production()
+    ready = loopback.model_copy(update={"public_url": "https://app.aiqleads.example.com"})
+    ready.check_production()  # no error
 
 
 async def test_production_logs_are_json(

@@ -86,5 +86,10 @@ class Settings(BaseSettings):
                 "AIQLEADS_DATABASE_URL points at SQLite; production needs PostgreSQL+PostGIS "
                 "(postgresql+asyncpg://user:password@host:5432/aiqleads)"
             )
+        if "://127.0.0.1" in self.public_url or "://localhost" in self.public_url:
+            problems.append(
+                "AIQLEADS_PUBLIC_URL is a loopback address; set the URL users reach the service "
+                "at (links in e-mails point there)"
+            )
         if problems:
             raise SettingsError("refusing to start in production: " + "; ".join(problems))
