@@ -178,6 +178,7 @@ async def test_internal_errors_are_problem_json_without_details(app: object, api
     assert response.status_code == 500
     assert response.json()["code"] == "internal_error"
     assert "secret internals" not in response.text
+    assert response.headers["x-request-id"] == response.json()["request_id"]
 
 
 @pytest.mark.redis

@@ -79,3 +79,13 @@ def test_worker_needs_redis(env: None) -> None:
     result = runner.invoke(app, ["worker"])
     assert result.exit_code == 2
     assert "AIQLEADS_REDIS_URL" in result.output
+
+
+def test_demo_data_is_refused_in_production(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIQLEADS_ENV", "production")
+    monkeypatch.setenv("AIQLEADS_SECRET_KEY", TEST_SECRET)
+    monkeypatch.setenv("AIQLEADS_DATABASE_URL", "postgresql+asyncpg://nobody@127.0.0.1:1/none")
+    monkeypatch.setenv("AIQLEADS_PUBLIC_URL", "https://app.aiqleads.example.com")
+    result = runner.invoke(app, ["demo", "load"])
+    assert result.exit_code == 2
+    assert "never loaded in production" in result.output

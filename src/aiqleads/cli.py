@@ -149,6 +149,10 @@ def demo_load(
     """Load demo accounts (never in production)."""
     from aiqleads import demo
 
+    if Settings().is_production:
+        console.print("[red]demo data is never loaded in production[/red]")
+        raise typer.Exit(2)
+
     async def work(runtime: Runtime) -> list[demo.DemoAccount] | None:
         if if_empty and not await demo.is_empty(runtime):
             return None

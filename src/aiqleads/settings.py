@@ -5,8 +5,9 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import SecretStr
+from pydantic import SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # A development-only secret. Production refuses to start with it (see `check_production`).
@@ -47,11 +48,19 @@ class Settings(BaseSettings):
     login_lockout_max_seconds: int = 3600
 
     mail_max_attempts: int = 8
-    outbox_sweep_seconds: int = 30
 
     markets_file: Path | None = None
     log_level: str = "INFO"
     log_json: bool | None = None
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp_url(cls, value: str | None) -> str | None:
+        if value and urlsplit(value).scheme not in {"smtp", "smtps"}:
+            raise ValueError(
+                "AIQLEADS_SMTP_URL must look like smtp://user:pass@host:587?starttls=true or smtps://host:465"
+            )
+        return value or None
 
     @property
     def is_production(self) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import jwt
@@ -332,3 +333,22 @@ async def test_wrong_totp_codes_count_towards_lockout(api: Api, clock: FrozenClo
     for _ in range(5):
         assert (await api.login(email, totp_code="123456")).status_code == 401
     assert (await api.login(email, totp_code="123456")).status_code == 429
+
+
+async def test_concurrent_failures_are_all_counted(api: Api) -> None:
+    """A burst of parallel guesses cannot slip past the lockout by racing its counter."""
+    email = "burst@agents.example.com"
+    responses = await asyncio.gather(*(api.login(email, f"guess number {i}") for i in range(8)))
+    assert sorted(r.status_code for r in responses) in (
+        [401] * 8,
+        [401] * 5 + [429] * 3,  # a late guess may already meet the lock
+        [401] * 6 + [429] * 2,
+        [401] * 7 + [429],
+    )
+    assert (await api.login(email, PASSWORD)).status_code == 429
+
+
+async def test_blank_names_are_refused(api: Api) -> None:
+    response = await api.register("blank@agents.example.com", name="   ")
+    assert response.status_code == 422
+    assert response.json()["code"] == "validation_error"

@@ -183,3 +183,30 @@ async def test_without_smtp_messages_stay_in_the_outbox(
         assert row.attempts == 0
     finally:
         await runtime.shutdown()
+
+
+async def test_operators_do_not_see_sign_in_secrets_once_smtp_delivers_them(
+    api: Api, runtime: Runtime, smtp: SmtpSink
+) -> None:
+    await api.signup("pat@agents.example.com")
+    await api.register("pat@agents.example.com")  # "someone tried to register": no secret
+    ops = await api.admin()
+    await runtime.jobs.wait_idle()
+    items = (await api.client.get("/api/v1/admin/emails", headers=ops.auth)).json()["items"]
+    bodies = {
+        m["kind"]: m["body_text"] for m in items if m["to_address"] == "pat@agents.example.com"
+    }
+    assert "token" not in bodies["verify_email"]
+    assert bodies["verify_email"].startswith("[hidden")
+    assert "already have an account" in bodies["registration_attempt"]
+    # the owner got the real link
+    assert any(b"verify-email?token=" in m.content for m in smtp.messages)
+    [stored] = [m for m in await outbox(runtime) if m.kind == "verify_email"]
+    assert "token=" in stored.body_text  # redacted in the response only
+
+
+def test_a_malformed_smtp_url_is_refused_at_start() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="smtp://"):
+        Settings(smtp_url="mail.example.com:25")

@@ -17,6 +17,7 @@ from aiqleads.accounts.models import (
     TokenPurpose,
     User,
 )
+from aiqleads.kit.dialect import upsert
 
 
 class AccountRepository:
@@ -37,6 +38,25 @@ class AccountRepository:
     # login throttling
     async def throttle(self, email_key: str) -> LoginThrottle | None:
         return await self.session.get(LoginThrottle, email_key)
+
+    async def add_login_failure(self, email_key: str, now: datetime) -> int:
+        """Count one failure atomically (no lost increments under concurrency); the new count."""
+        stmt = upsert(self.session.get_bind().dialect.name, LoginThrottle).values(
+            email_key=email_key, failures=1, updated_at=now
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[LoginThrottle.email_key],
+            set_={"failures": LoginThrottle.failures + 1, "updated_at": now},
+        ).returning(LoginThrottle.failures)
+        failures: int = (await self.session.execute(stmt)).scalar_one()
+        return failures
+
+    async def lock_login(self, email_key: str, until: datetime) -> None:
+        await self.session.execute(
+            sa.update(LoginThrottle)
+            .where(LoginThrottle.email_key == email_key)
+            .values(locked_until=until)
+        )
 
     async def clear_throttle(self, email_key: str) -> None:
         await self.session.execute(

@@ -5,12 +5,16 @@ from __future__ import annotations
 import enum
 import uuid
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 # Generous ceilings so absurd bodies are refused before any hashing work.
 EmailField = Field(min_length=3, max_length=320)
 PasswordField = Field(min_length=1, max_length=4096)
+
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
 
 class Scope(enum.StrEnum):
@@ -24,7 +28,7 @@ class Scope(enum.StrEnum):
 class RegisterIn(BaseModel):
     email: str = EmailField
     password: str = PasswordField
-    name: str = Field(min_length=1, max_length=200)
+    name: Name
 
 
 class Accepted(BaseModel):
@@ -117,7 +121,7 @@ class UserOut(BaseModel):
 class UserPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(default=None, min_length=1, max_length=200)
+    name: Name | None = None
     phone: str | None = Field(
         default=None,
         max_length=40,

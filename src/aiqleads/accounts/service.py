@@ -17,7 +17,6 @@ from aiqleads.accounts import passwords, totp
 from aiqleads.accounts.models import (
     ApiKey,
     EmailToken,
-    LoginThrottle,
     RecoveryCode,
     RefreshToken,
     Role,
@@ -143,6 +142,7 @@ class AccountService:
             f"{self.settings.public_url}/verify-email?token={token}\n\n"
             f"(API: POST /api/v1/auth/verify-email with token {token})\n\n"
             f"The link expires in {self.settings.email_token_ttl_hours} hours.",
+            secret=True,
         )
 
     async def verify_email(self, token: str) -> None:
@@ -175,9 +175,17 @@ class AccountService:
         row.used_at = now
         return row
 
-    async def _mail(self, user: User, kind: str, subject: str, body: str) -> None:
+    async def _mail(
+        self, user: User, kind: str, subject: str, body: str, *, secret: bool = False
+    ) -> None:
         await queue_email(
-            self.session, self.runtime, kind=kind, to=user.email, subject=subject, body=body
+            self.session,
+            self.runtime,
+            kind=kind,
+            to=user.email,
+            subject=subject,
+            body=body,
+            contains_secret=secret,
         )
 
     # login, lockout and tokens
@@ -199,7 +207,7 @@ class AccountService:
         except AppError:
             user = None
         if not await _verify(user.password_hash if user else None, password):
-            await self._count_failure(key, throttle)
+            await self._count_failure(key)
             raise Unauthorized(
                 "The e-mail or password is wrong", code="invalid_credentials", commit=True
             )
@@ -212,7 +220,7 @@ class AccountService:
                     "Enter the code from your authenticator app", code="totp_required"
                 )
             if not await self._check_second_factor(user, totp_code):
-                await self._count_failure(key, throttle)
+                await self._count_failure(key)
                 raise Unauthorized(
                     "The code is wrong or was already used", code="invalid_totp", commit=True
                 )
@@ -221,21 +229,16 @@ class AccountService:
             user.password_hash = await _hash(password)
         return await self._issue_pair(user, family_id=uuid.uuid4())
 
-    async def _count_failure(self, key: str, throttle: LoginThrottle | None) -> None:
+    async def _count_failure(self, key: str) -> None:
         now = self.clock.now()
-        if throttle is None:
-            throttle = LoginThrottle(email_key=key, failures=0, updated_at=now)
-            self.session.add(throttle)
-        throttle.failures += 1
-        throttle.updated_at = now
-        over = throttle.failures - self.settings.login_max_failures
+        failures = await self.repo.add_login_failure(key, now)
+        over = failures - self.settings.login_max_failures
         if over >= 0:
             delay = min(
                 self.settings.login_lockout_base_seconds * 2**over,
                 self.settings.login_lockout_max_seconds,
             )
-            throttle.locked_until = now + timedelta(seconds=delay)
-        await self.session.flush()
+            await self.repo.lock_login(key, now + timedelta(seconds=delay))
 
     async def _issue_pair(self, user: User, family_id: uuid.UUID) -> TokenPair:
         now = self.clock.now()
@@ -331,6 +334,7 @@ class AccountService:
             f"(API: POST /api/v1/auth/password-reset/confirm with token {token})\n\n"
             f"The link expires in {self.settings.password_reset_ttl_minutes} minutes. "
             "If it was not you, ignore this message; your password stays as it is.",
+            secret=True,
         )
 
     async def confirm_password_reset(self, token: str, new_password: str) -> None:

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection, Dialect
 
@@ -42,6 +43,12 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def upsert(dialect_name: str, table: Any) -> Any:
+    """`INSERT ... ON CONFLICT` for the dialect at hand (both speak it, with RETURNING)."""
+    module = postgresql if dialect_name == "postgresql" else sqlite
+    return module.insert(table)
 
 
 POSTGRES_EXTENSIONS = ("postgis",)

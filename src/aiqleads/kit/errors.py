@@ -138,8 +138,14 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled_error", error=repr(exc))
-        return problem_response(request, 500, "internal_error", "An unexpected error occurred")
+        # Starlette runs this outside the middleware stack, so the id is re-attached here.
+        request_id = getattr(request.state, "request_id", "")
+        with structlog.contextvars.bound_contextvars(request_id=request_id):
+            log.exception("unhandled_error", error=repr(exc))
+        headers = {"X-Request-ID": request_id} if request_id else None
+        return problem_response(
+            request, 500, "internal_error", "An unexpected error occurred", headers
+        )
 
     app.add_exception_handler(AppError, app_error)
     app.add_exception_handler(StarletteHTTPException, http_error)

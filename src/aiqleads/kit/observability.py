@@ -53,6 +53,8 @@ def configure_logging(level: str, json_logs: bool) -> None:
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "taskiq"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    # Taskiq logs every task start at INFO; our jobs log what they do themselves.
+    logging.getLogger("taskiq").setLevel(logging.WARNING)
     # Our middleware writes one access line per request, with the request id.
     logging.getLogger("uvicorn.access").disabled = True
 

@@ -28,6 +28,9 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         stamp, row_id = raw.split("|", 1)
-        return datetime.fromisoformat(stamp), uuid.UUID(row_id)
+        created_at = datetime.fromisoformat(stamp)
+        if created_at.tzinfo is None:
+            raise ValueError("cursor time has no zone")
+        return created_at, uuid.UUID(row_id)
     except (ValueError, UnicodeDecodeError) as exc:
         raise AppError("The cursor is not valid", code="invalid_cursor", status=400) from exc

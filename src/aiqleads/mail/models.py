@@ -27,6 +27,9 @@ class OutboundEmail(UuidPk, Base):
     to_address: Mapped[str] = mapped_column(sa.String(320), nullable=False)
     subject: Mapped[str] = mapped_column(sa.String(300), nullable=False)
     body_text: Mapped[str] = mapped_column(sa.Text, nullable=False)
+    # Carries a sign-in secret (verification or reset link): hidden from operators once
+    # SMTP delivers it, since an admin who can read it could take the account over.
+    contains_secret: Mapped[bool] = mapped_column(sa.Boolean, nullable=False, default=False)
     status: Mapped[EmailStatus] = mapped_column(
         sa.Enum(
             EmailStatus,

@@ -23,7 +23,14 @@ SWEEP_BATCH = 200
 
 
 async def queue_email(
-    session: AsyncSession, runtime: Runtime, *, kind: str, to: str, subject: str, body: str
+    session: AsyncSession,
+    runtime: Runtime,
+    *,
+    kind: str,
+    to: str,
+    subject: str,
+    body: str,
+    contains_secret: bool = False,
 ) -> OutboundEmail:
     """Write the message to the outbox; with SMTP configured, a sender job runs after commit."""
     now = runtime.clock.now()
@@ -33,6 +40,7 @@ async def queue_email(
             to_address=to,
             subject=subject,
             body_text=body,
+            contains_secret=contains_secret,
             status=EmailStatus.PENDING,
             attempts=0,
             next_attempt_at=now,
@@ -105,7 +113,18 @@ async def sweep_outbox(runtime: Runtime) -> int:
     return len(ids)
 
 
+REDACTED = "[hidden: this message carries a sign-in secret and was delivered by e-mail]"
+
+
 async def list_emails(
-    session: AsyncSession, limit: int, before: tuple[datetime, uuid.UUID] | None
+    session: AsyncSession, runtime: Runtime, limit: int, before: tuple[datetime, uuid.UUID] | None
 ) -> list[OutboundEmail]:
-    return await EmailRepository(session).page(limit, before)
+    """The outbox for operators. Without SMTP the outbox is the only mailbox, so bodies are
+    shown; with SMTP, secret-bearing bodies are hidden (they reach their owner by e-mail)."""
+    rows = await EmailRepository(session).page(limit, before)
+    if runtime.settings.smtp_url:
+        for row in rows:
+            if row.contains_secret:
+                session.expunge(row)  # never written back
+                row.body_text = REDACTED
+    return rows

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from email.message import EmailMessage
-from email.utils import make_msgid
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import aiosmtplib
@@ -29,7 +28,8 @@ class SmtpMailer:
         message["From"] = self.sender
         message["To"] = to
         message["Subject"] = subject
-        message["Message-ID"] = make_msgid(idstring=message_id, domain="aiqleads")
+        # The same id on every attempt, so a receiver can recognise a resend.
+        message["Message-ID"] = f"<{message_id}@aiqleads>"
         message.set_content(body)
         await aiosmtplib.send(
             message,

@@ -36,6 +36,7 @@ def upgrade() -> None:
         sa.Column("to_address", sa.String(length=320), nullable=False),
         sa.Column("subject", sa.String(length=300), nullable=False),
         sa.Column("body_text", sa.Text(), nullable=False),
+        sa.Column("contains_secret", sa.Boolean(), nullable=False),
         sa.Column(
             "status",
             sa.Enum(
