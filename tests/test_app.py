@@ -182,7 +182,6 @@ async def test_internal_errors_are_problem_json_without_details(app: object, api
 
 
 @pytest.mark.redis
-@pytest.mark.skipif(not REDIS_URL, reason="AIQLEADS_TEST_REDIS_URL not set")
 async def test_readiness_checks_redis_when_configured(
     database_url: str, clock: FrozenClock
 ) -> None:

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,7 +48,8 @@ class Runtime:
             await self.redis.aclose()
         await self.db.engine.dispose()
 
-    def transaction(self, *, write: bool = True) -> Any:
+    def transaction(self, *, write: bool = True) -> AbstractAsyncContextManager[AsyncSession]:
+        """One unit of work (see `Database.unit_of_work`)."""
         return self.db.unit_of_work(write=write)
 
     async def _execute(self, spec: JobSpec, kwargs: dict[str, Any]) -> None:
@@ -66,7 +66,5 @@ class JobContext:
 
     runtime: Runtime
 
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncSession]:
-        async with self.runtime.db.unit_of_work() as session:
-            yield session
+    def transaction(self) -> AbstractAsyncContextManager[AsyncSession]:
+        return self.runtime.transaction()

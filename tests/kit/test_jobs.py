@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -15,7 +14,7 @@ from aiqleads.kit.db import defer_job
 from aiqleads.kit.jobs import JobSpec, PeriodicSchedule, job
 from aiqleads.runtime import JobContext, Runtime
 from aiqleads.settings import Settings
-from tests.conftest import TEST_SECRET
+from tests.conftest import REDIS_URL, TEST_SECRET
 
 SEEN: list[tuple[str, int | None]] = []
 
@@ -82,11 +81,9 @@ def test_the_outbox_sweeper_is_registered_as_periodic() -> None:
 
 
 @pytest.mark.redis
-@pytest.mark.skipif(
-    not os.environ.get("AIQLEADS_TEST_REDIS_URL"), reason="AIQLEADS_TEST_REDIS_URL not set"
-)
 async def test_redis_worker_runs_committed_jobs_only(database_url: str) -> None:
-    redis_url = os.environ["AIQLEADS_TEST_REDIS_URL"]
+    redis_url = REDIS_URL
+    assert redis_url
     async with Redis.from_url(redis_url) as redis:
         await redis.delete("aiqleads:jobs")
     settings = Settings(

@@ -74,12 +74,12 @@ def normalise_email(raw: str) -> str:
         raise Invalid(f"The e-mail address is not valid: {exc}", code="invalid_email") from exc
 
 
-def _login_key(raw: str) -> str:
-    """Lockout key for whatever was typed, valid address or not."""
+def _login_identity(raw: str) -> tuple[str, bool]:
+    """What the lockout counts and whether it is a valid address (else no account has it)."""
     try:
-        return normalise_email(raw)
+        return normalise_email(raw), True
     except AppError:
-        return raw.strip().lower()
+        return raw.strip().lower(), False
 
 
 class AccountService:
@@ -191,7 +191,8 @@ class AccountService:
     # login, lockout and tokens
 
     async def login(self, email: str, password: str, totp_code: str | None) -> TokenPair:
-        key = keyed_digest(self.settings, _login_key(email))
+        identity, valid = _login_identity(email)
+        key = keyed_digest(self.settings, identity)
         now = self.clock.now()
         throttle = await self.repo.throttle(key)
         if throttle and throttle.locked_until and throttle.locked_until > now:
@@ -202,10 +203,7 @@ class AccountService:
                 status=429,
                 headers={"Retry-After": str(retry_after)},
             )
-        try:
-            user = await self.repo.user_by_email(normalise_email(email))
-        except AppError:
-            user = None
+        user = await self.repo.user_by_email(identity) if valid else None
         if not await _verify(user.password_hash if user else None, password):
             await self._count_failure(key)
             raise Unauthorized(

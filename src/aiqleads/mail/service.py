@@ -65,7 +65,6 @@ async def send_email(runtime: Runtime, email_id: uuid.UUID) -> None:
             return
         email = await repo.get(email_id)
         assert email is not None
-        await session.refresh(email)
         to, subject, body, attempts = (
             email.to_address,
             email.subject,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
@@ -26,9 +27,9 @@ async def readyz(request: Request, runtime: RuntimeDep) -> JSONResponse:
     """Ready to serve: the database answers, Redis too if configured, jobs are running."""
     checks: dict[str, str] = {}
 
-    async def check(name: str, probe: asyncio.Future[object] | object) -> None:
+    async def check(name: str, probe: Awaitable[object]) -> None:
         try:
-            await asyncio.wait_for(probe, CHECK_TIMEOUT)  # type: ignore[arg-type]
+            await asyncio.wait_for(probe, CHECK_TIMEOUT)
             checks[name] = "ok"
         except Exception as exc:
             checks[name] = f"failing: {type(exc).__name__}"
