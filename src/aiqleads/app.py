@@ -10,10 +10,12 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 
 from aiqleads.accounts import endpoints as accounts
+from aiqleads.ingest import endpoints as ingest
 from aiqleads.kit.clock import Clock
 from aiqleads.kit.docs import install_docs
 from aiqleads.kit.errors import install_error_handlers
 from aiqleads.kit.observability import HttpMetrics, RequestContextMiddleware, configure_logging
+from aiqleads.leads import endpoints as leads
 from aiqleads.mail import endpoints as mail
 from aiqleads.markets import endpoints as markets
 from aiqleads.ops import endpoints as ops
@@ -65,7 +67,17 @@ def create_app(
     install_error_handlers(app)
 
     api = APIRouter(prefix=API_PREFIX)
-    for router in (accounts.auth, accounts.users, accounts.api_keys, markets.router, mail.router):
+    for router in (
+        accounts.auth,
+        accounts.users,
+        accounts.api_keys,
+        markets.router,
+        mail.router,
+        ingest.webhooks,
+        ingest.intake,
+        ingest.runs,
+        leads.router,
+    ):
         api.include_router(router)
     app.include_router(api)
     app.include_router(ops.router)

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import contextlib
+import json
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import TypeVar
 
 import typer
 import uvicorn
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from aiqleads.ingest.models import IngestionRun, RunStatus
+from aiqleads.ingest.service import COUNT_KEYS
 from aiqleads.kit.migrate import upgrade
 from aiqleads.kit.observability import configure_logging
 from aiqleads.runtime import Runtime
@@ -21,10 +27,12 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 users_app = typer.Typer(help="Accounts.", no_args_is_help=True)
 markets_app = typer.Typer(help="Markets.", no_args_is_help=True)
 demo_app = typer.Typer(help="Demo data.", no_args_is_help=True)
+fraud_app = typer.Typer(help="The fraud model.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(markets_app, name="markets")
 app.add_typer(demo_app, name="demo")
+app.add_typer(fraud_app, name="fraud")
 console = Console()
 T = TypeVar("T")
 
@@ -144,25 +152,136 @@ def markets_list() -> None:
 
 @demo_app.command("load")
 def demo_load(
-    if_empty: bool = typer.Option(False, "--if-empty", help="Only when there are no accounts yet"),
+    if_empty: bool = typer.Option(False, "--if-empty", help="Only when there are no leads yet"),
+    count: int = typer.Option(2000, "--count", min=1, help="How many raw records to generate"),
+    seed: int = typer.Option(7, help="Generator seed (same seed, same data)"),
 ) -> None:
-    """Load demo accounts (never in production)."""
+    """Load demo accounts and generated leads through the real pipeline (never in production)."""
     from aiqleads import demo
 
     if Settings().is_production:
         console.print("[red]demo data is never loaded in production[/red]")
         raise typer.Exit(2)
 
-    async def work(runtime: Runtime) -> list[demo.DemoAccount] | None:
+    async def work(runtime: Runtime) -> demo.DemoResult | None:
         if if_empty and not await demo.is_empty(runtime):
             return None
-        return await demo.load(runtime)
+        with _progress("generating and ingesting", count) as advance:
+            return await demo.load(runtime, count=count, seed=seed, progress=advance)
 
     loaded = _with_runtime(work)
     if loaded is None:
         console.print("demo data: database not empty, nothing loaded")
         return
-    for account in loaded:
+    _print_runs(loaded.runs)
+    for account in loaded.accounts:
         console.print(
             f"demo {'admin' if account.admin else 'agent'}: {account.email} / {account.password}"
         )
+
+
+@contextlib.contextmanager
+def _progress(label: str, total: int | None) -> Iterator[Callable[[int], None]]:
+    with Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda n: bar.advance(task, n)
+
+
+def _print_runs(runs: list[IngestionRun]) -> None:
+    table = Table("source", "status", *COUNT_KEYS, "quarantine reasons")
+    for run in runs:
+        reasons = ", ".join(f"{k} {v}" for k, v in sorted(run.quarantined_by_reason.items()))
+        table.add_row(
+            run.source,
+            run.status.value,
+            *(str(run.counts.get(k, 0)) for k in COUNT_KEYS),
+            reasons or "-",
+        )
+    console.print(table)
+    for run in runs:
+        for error in run.errors:
+            console.print(f"[red]{run.source}: {error}[/red]")
+
+
+@app.command()
+def ingest(
+    source: str = typer.Argument(..., help="Source slug (see the sources file)"),
+    file: Path | None = typer.Option(None, "--file", help="Input file (CSV sources)"),
+) -> None:
+    """Run one source now: fetch (or read --file), clean, de-duplicate, score and store."""
+    from aiqleads.ingest.service import run_source
+
+    async def work(runtime: Runtime) -> IngestionRun:
+        config = runtime.sources.get(source)
+        if config is None:
+            known = ", ".join(s.slug for s in runtime.sources.all())
+            console.print(f"[red]unknown source {source!r}; configured: {known}[/red]")
+            raise typer.Exit(2)
+        if file is not None and not file.is_file():
+            console.print(f"[red]{file} is not a readable file[/red]")
+            raise typer.Exit(2)
+        with _progress(f"ingesting {source}", None) as advance:
+            return await run_source(runtime, config, trigger="cli", file=file, progress=advance)
+
+    run = _with_runtime(work)
+    _print_runs([run])
+    if run.status is RunStatus.FAILED:
+        raise typer.Exit(1)
+
+
+@fraud_app.command("train")
+def fraud_train(
+    bootstrap: bool = typer.Option(
+        False, help="Write the packaged starting model from generated data instead"
+    ),
+    synthetic: int = typer.Option(
+        20_000, help="Generated examples mixed in while reviewed labels are few"
+    ),
+) -> None:
+    """Train a new fraud model version from operators' review decisions."""
+    from aiqleads.quality import bootstrap as boot
+    from aiqleads.quality import fraud
+    from aiqleads.quality import service as quality
+
+    async def work(runtime: Runtime) -> str:
+        rows, labels = boot.synthetic_rows(
+            synthetic,
+            seed=11,
+            now=runtime.clock.now(),
+            markets=runtime.markets,
+            sources=runtime.sources,
+        )
+        if bootstrap:
+            model, metrics = fraud.train(rows, labels, 0)
+            path = Path(fraud.__file__).parent / "data" / "fraud_bootstrap.json"
+            path.write_text(
+                json.dumps(
+                    {
+                        "features": list(model.features),
+                        "parameters": model.parameters(),
+                        "metrics": metrics,
+                    },
+                    indent=2,
+                )
+                + "\n"
+            )
+            return f"bootstrap model written to {path}: {metrics}"
+        async with runtime.transaction() as session:
+            reviewed, reviewed_labels = await quality.review_labels(session)
+            row = await quality.save_model(
+                session,
+                [*reviewed, *rows],
+                [*reviewed_labels, *labels],
+                runtime.clock,
+                source=f"{len(reviewed)} reviewed + {len(rows)} generated",
+            )
+            return f"fraud model v{row.version} trained on {row.training_rows} rows: {row.metrics}"
+
+    console.print(_with_runtime(work))

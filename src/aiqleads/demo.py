@@ -1,14 +1,21 @@
-"""Demo data for a first `make run`: a stand-in until lead ingestion ships `demo load` data."""
+"""Demo data for a first `make run`: accounts, and generated leads ingested through the real
+pipeline (four launch markets, real ZIPs, duplicates across sources, some fraud)."""
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from aiqleads.accounts.models import User
 from aiqleads.accounts.schemas import UserPatch
 from aiqleads.accounts.service import AccountService
+from aiqleads.ingest.connectors.base import RawRecord
+from aiqleads.ingest.models import IngestionRun
+from aiqleads.ingest.service import run_source
+from aiqleads.ingest.synthetic import DEMO_SOURCES, generate
+from aiqleads.leads.models import Lead
 from aiqleads.runtime import Runtime
 
 
@@ -28,14 +35,28 @@ DEMO_ACCOUNTS = (
 )
 
 
+@dataclass(frozen=True)
+class DemoResult:
+    accounts: list[DemoAccount]
+    runs: list[IngestionRun]
+
+
 async def is_empty(runtime: Runtime) -> bool:
+    """No leads yet (a fresh database, or one with accounts only)."""
     async with runtime.transaction(write=False) as session:
-        count: int | None = await session.scalar(sa.select(sa.func.count()).select_from(User))
+        count: int | None = await session.scalar(sa.select(sa.func.count()).select_from(Lead))
         return not count
 
 
-async def load(runtime: Runtime) -> list[DemoAccount]:
-    """Create the demo operator and a demo agent (verified, with markets), idempotently."""
+async def load(
+    runtime: Runtime,
+    *,
+    count: int = 2000,
+    seed: int = 7,
+    progress: Callable[[int], None] | None = None,
+) -> DemoResult:
+    """Create the demo operator and agent, then ingest `count` generated records, idempotently
+    (the same seed yields the same records, which a second load finds unchanged)."""
     if runtime.settings.is_production:
         raise RuntimeError("demo data is never loaded in production")
     async with runtime.transaction() as session:
@@ -50,4 +71,17 @@ async def load(runtime: Runtime) -> list[DemoAccount]:
                         preferred_markets=["las-vegas", "phoenix"], time_zone="America/Los_Angeles"
                     ),
                 )
-    return list(DEMO_ACCOUNTS)
+    by_source: dict[str, list[RawRecord]] = defaultdict(list)
+    for item in generate(count, seed=seed, now=runtime.clock.now()):
+        by_source[item.source].append(item.record)
+    runs = []
+    for slug in DEMO_SOURCES:
+        source = runtime.sources.get(slug)
+        if source is None or not by_source[slug]:
+            continue
+        runs.append(
+            await run_source(
+                runtime, source, trigger="demo", records=by_source[slug], progress=progress
+            )
+        )
+    return DemoResult(list(DEMO_ACCOUNTS), runs)

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import importlib
 
-MODEL_MODULES = ("aiqleads.accounts.models", "aiqleads.mail.models")
+MODEL_MODULES = (
+    "aiqleads.accounts.models",
+    "aiqleads.mail.models",
+    "aiqleads.leads.models",
+    "aiqleads.ingest.models",
+    "aiqleads.quality.models",
+)
 
 
 def import_all_models() -> None:

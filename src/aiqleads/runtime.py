@@ -11,6 +11,7 @@ import structlog
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from aiqleads.ingest.sources import SourceCatalog, load_sources
 from aiqleads.kit.clock import Clock, SystemClock
 from aiqleads.kit.db import Database, create_engine
 from aiqleads.kit.jobs import JobRunner, JobSpec
@@ -20,7 +21,7 @@ from aiqleads.settings import Settings
 log = structlog.get_logger(__name__)
 
 # Each domain with background jobs lists its tasks module here so they register.
-TASK_MODULES = ("aiqleads.accounts.tasks", "aiqleads.mail.tasks")
+TASK_MODULES = ("aiqleads.accounts.tasks", "aiqleads.mail.tasks", "aiqleads.ingest.tasks")
 
 
 class Runtime:
@@ -35,6 +36,7 @@ class Runtime:
         self.jobs = JobRunner.create(settings.redis_url, self._execute, self.clock)
         self.db.set_dispatcher(self.jobs.dispatch)
         self.markets: MarketCatalog = load_markets(settings.markets_file)
+        self.sources: SourceCatalog = load_sources(settings.sources_file)
         self.redis: Redis | None = (
             Redis.from_url(settings.redis_url) if settings.redis_url else None
         )

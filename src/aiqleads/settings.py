@@ -50,6 +50,13 @@ class Settings(BaseSettings):
     mail_max_attempts: int = 8
 
     markets_file: Path | None = None
+    sources_file: Path | None = None
+    # Facebook app: the secret signs webhook bodies; the verify token answers the handshake.
+    facebook_app_secret: SecretStr | None = None
+    facebook_verify_token: SecretStr | None = None
+    facebook_graph_url: str = "https://graph.facebook.com/v21.0"
+    facebook_access_token: SecretStr | None = None
+    linkedin_client_secret: SecretStr | None = None
     log_level: str = "INFO"
     log_json: bool | None = None
 

@@ -11,13 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
 from aiqleads.kit.db import Base, Timestamped, UuidPk
-from aiqleads.kit.dialect import JSONType, UTCDateTime, UuidType
-
-
-def _enum(cls: type[enum.StrEnum]) -> sa.Enum:
-    return sa.Enum(
-        cls, native_enum=False, length=16, values_callable=lambda e: [m.value for m in e]
-    )
+from aiqleads.kit.dialect import JSONType, UTCDateTime, UuidType, str_enum
 
 
 class Role(enum.StrEnum):
@@ -31,7 +25,7 @@ class User(UuidPk, Timestamped, Base):
     email: Mapped[str] = mapped_column(sa.String(320), nullable=False, unique=True)
     password_hash: Mapped[str] = mapped_column(sa.String(200), nullable=False)
     name: Mapped[str] = mapped_column(sa.String(200), nullable=False)
-    role: Mapped[Role] = mapped_column(_enum(Role), nullable=False, default=Role.AGENT)
+    role: Mapped[Role] = mapped_column(str_enum(Role), nullable=False, default=Role.AGENT)
     email_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     phone: Mapped[str | None] = mapped_column(sa.String(20))
     preferred_markets: Mapped[list[str]] = mapped_column(JSONType, nullable=False, default=list)
@@ -89,7 +83,7 @@ class EmailToken(UuidPk, Base):
     user_id: Mapped[uuid.UUID] = mapped_column(
         UuidType, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True
     )
-    purpose: Mapped[TokenPurpose] = mapped_column(_enum(TokenPurpose), nullable=False)
+    purpose: Mapped[TokenPurpose] = mapped_column(str_enum(TokenPurpose), nullable=False)
     token_hash: Mapped[str] = mapped_column(sa.String(64), nullable=False, unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)

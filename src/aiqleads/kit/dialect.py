@@ -6,6 +6,7 @@ the SQLite path sits next to each PostgreSQL specific so both stay visible toget
 
 from __future__ import annotations
 
+import enum
 from datetime import UTC, datetime
 from typing import Any
 
@@ -72,5 +73,24 @@ EXTENSION_TABLES = frozenset({"spatial_ref_sys"})
 def include_object(
     obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
 ) -> bool:
-    """Alembic filter: leave extension-owned objects out of schema comparison."""
-    return not (type_ == "table" and name in EXTENSION_TABLES)
+    """Alembic filter: leave extension-owned and PostgreSQL-computed objects out of comparison."""
+    if type_ == "table":
+        return name not in EXTENSION_TABLES
+    if reflected and type_ == "column":
+        return name not in PG_GENERATED_COLUMNS.get(obj.table.name, frozenset())
+    if reflected and type_ == "index":
+        return name not in PG_ONLY_INDEXES
+    return True
+
+
+def str_enum(cls: type[enum.StrEnum], length: int = 16) -> sa.Enum:
+    """A StrEnum stored as its value in a VARCHAR (no native enum: adding a member is data)."""
+    return sa.Enum(
+        cls, native_enum=False, length=length, values_callable=lambda e: [m.value for m in e]
+    )
+
+
+# Columns PostgreSQL computes itself (PostGIS geography); the ORM never writes them, so they
+# live in migrations only and schema comparison leaves them out.
+PG_GENERATED_COLUMNS = {"leads": frozenset({"geog"})}
+PG_ONLY_INDEXES = frozenset({"ix_leads_geog"})

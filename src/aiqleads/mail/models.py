@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
 from aiqleads.kit.db import Base, UuidPk
-from aiqleads.kit.dialect import UTCDateTime
+from aiqleads.kit.dialect import UTCDateTime, str_enum
 
 
 class EmailStatus(enum.StrEnum):
@@ -31,12 +31,7 @@ class OutboundEmail(UuidPk, Base):
     # SMTP delivers it, since an admin who can read it could take the account over.
     contains_secret: Mapped[bool] = mapped_column(sa.Boolean, nullable=False, default=False)
     status: Mapped[EmailStatus] = mapped_column(
-        sa.Enum(
-            EmailStatus,
-            native_enum=False,
-            length=16,
-            values_callable=lambda e: [m.value for m in e],
-        ),
+        str_enum(EmailStatus),
         nullable=False,
     )
     attempts: Mapped[int] = mapped_column(sa.Integer, nullable=False, default=0)

@@ -31,6 +31,12 @@ class Market(BaseModel):
     time_zone: str
     center: Point
     bbox: tuple[Longitude, Latitude, Longitude, Latitude]
+    typical_list_price_cents: int = Field(
+        default=40_000_000, gt=0, description="Median home list price; fraud and pricing anchor"
+    )
+    fraud_threshold: float = Field(
+        default=0.7, gt=0, le=1, description="Leads scoring above this wait for review"
+    )
     boundary: dict[str, Any] | None = Field(
         default=None,
         description="Optional GeoJSON Polygon/MultiPolygon; the bbox is used without it",

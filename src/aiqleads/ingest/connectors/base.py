@@ -1,0 +1,105 @@
+"""The one small interface every lead source speaks: raw records in, candidate leads out.
+
+A connector fetches `RawRecord`s (pull sources: RESO, CSV, listing pages) or is handed them
+(push sources: Facebook, LinkedIn, web forms), and `parse`s each into a `Candidate`: the
+source's values, still as the source wrote them. Cleaning is the pipeline's job, not the
+connector's, so every source gets the same normalisation, validation and quarantine rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+# A value as a source gave it: "$450K", 450000, "3.5", None ...
+RawValue = str | int | float | None
+
+
+class ParseError(Exception):
+    """One record could not be read; it is quarantined with this code, never dropped."""
+
+    def __init__(self, code: str, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.field = field
+
+
+@dataclass(frozen=True, slots=True)
+class RawRecord:
+    """One record exactly as received, kept so a run can be replayed.
+
+    `payload` is JSON-serialisable: a RESO/Graph object as-is, a CSV row as a dict of
+    column -> text, a listing page as {"url": ..., "html": ...}.
+    """
+
+    source_key: str
+    payload: dict[str, Any]
+    source_updated_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Consent:
+    """What the consumer agreed to, as captured by the source (TCPA record)."""
+
+    captured_at: RawValue = None
+    text: str | None = None
+    url: str | None = None
+    ip: str | None = None
+    user_agent: str | None = None
+    certificate_url: str | None = None
+
+
+@dataclass(slots=True)
+class Candidate:
+    """A parsed, not yet normalised lead: every field optional, values as the source wrote them."""
+
+    kind: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    full_name: str | None = None
+    phone: str | None = None
+    email: str | None = None
+    # Street line as written ("123 N Main St Apt 4"); `unit` when the source splits it out.
+    street: str | None = None
+    unit: str | None = None
+    city: str | None = None
+    state: str | None = None
+    postal_code: str | None = None
+    latitude: RawValue = None
+    longitude: RawValue = None
+    property_type: str | None = None
+    beds: RawValue = None
+    baths: RawValue = None
+    living_area_sqft: RawValue = None
+    lot_size_sqft: RawValue = None
+    year_built: RawValue = None
+    list_price: RawValue = None
+    days_on_market: RawValue = None
+    parcel_number: str | None = None
+    listing_status: str | None = None
+    description: str | None = None
+    market: str | None = None
+    consent: Consent | None = None
+    # Anything else worth keeping (agent keys, form ids) ends up in the lead's attributes.
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class PullConnector(Protocol):
+    """A source we fetch from on a schedule."""
+
+    def fetch(self, since: datetime | None) -> AsyncIterator[RawRecord]:
+        """Records changed since `since` (all of them when None), in source order."""
+        ...
+
+    def parse(self, record: RawRecord) -> Candidate:
+        """Read one record; raise `ParseError` when it cannot be read."""
+        ...
+
+
+class PushConnector(Protocol):
+    """A source that sends us records (webhooks, form posts)."""
+
+    def parse(self, record: RawRecord) -> Candidate: ...

@@ -1,0 +1,511 @@
+"""The ingestion pipeline over one batch of raw records:
+
+parse -> normalise -> geocode -> market -> validate -> de-duplicate -> fraud score -> persist.
+
+Each stage is a small function in `quality` (tested on its own); this module strings them
+together and does the batch's database work in a few set-based queries. A record that cannot
+be parsed or fails validation is stored with its coded reasons and raw payload, never dropped;
+a record seen before byte for byte creates nothing (idempotent on source key + content hash).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from aiqleads.ingest.connectors.base import Candidate, ParseError, RawRecord
+from aiqleads.ingest.models import Outcome, SourceRecord
+from aiqleads.ingest.repository import IngestRepository
+from aiqleads.ingest.sources import SourceConfig
+from aiqleads.kit.clock import Clock
+from aiqleads.leads.lifecycle import LeadStatus, check_transition
+from aiqleads.leads.models import Exclusivity, MatchStatus
+from aiqleads.leads.repository import LeadRepository
+from aiqleads.markets.catalog import MarketCatalog
+from aiqleads.quality import dedup, fraud
+from aiqleads.quality.clean import Cleaned, Fields, clean
+from aiqleads.quality.normalise import as_json_safe
+from aiqleads.quality.problems import Problem, error
+from aiqleads.quality.score import quality_score
+
+log = structlog.get_logger(__name__)
+
+Parser = Callable[[RawRecord], Candidate]
+IP_WINDOW = timedelta(hours=1)
+_DATETIME_FIELDS = ("consent_captured_at",)
+# Normalised values that are working state, not lead columns.
+_NOT_COLUMNS = frozenset({"email_disposable", "market_hint", "attributes"})
+
+
+def content_hash(payload: dict[str, Any]) -> str:
+    """A stable hash of a payload: key order and whitespace do not change it."""
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def fields_to_json(f: Fields) -> dict[str, Any]:
+    out = dict(f)
+    for name in _DATETIME_FIELDS:
+        if isinstance(out.get(name), datetime):
+            out[name] = out[name].isoformat()
+    return as_json_safe(out)  # type: ignore[no-any-return]
+
+
+def fields_from_json(data: dict[str, Any]) -> Fields:
+    out = dict(data)
+    for name in _DATETIME_FIELDS:
+        if isinstance(out.get(name), str):
+            out[name] = datetime.fromisoformat(out[name])
+    return out
+
+
+def problems_from_json(rows: Sequence[dict[str, Any]]) -> list[Problem]:
+    return [
+        Problem(r["code"], r["message"], r.get("field"), r.get("severity", "error")) for r in rows
+    ]
+
+
+@dataclass
+class BatchCounts:
+    """What happened to a batch, added into the run's totals."""
+
+    outcomes: Counter[str] = field(default_factory=Counter)
+    quarantined_by_reason: Counter[str] = field(default_factory=Counter)
+    lead_ids: list[uuid.UUID] = field(default_factory=list)
+    high_water_mark: datetime | None = None
+    # Per record (in input order, unchanged ones left out): key, outcome, lead, problems.
+    results: list[tuple[str, Outcome, uuid.UUID | None, list[Problem]]] = field(
+        default_factory=list
+    )
+
+
+@dataclass
+class _Item:
+    raw: RawRecord
+    hash: str
+    record_id: uuid.UUID
+    previous: SourceRecord | None
+    reuse_row: bool = False
+    cleaned: Cleaned | None = None
+    problems: list[Problem] = field(default_factory=list)
+    outcome: Outcome = Outcome.ACCEPTED
+    lead_id: uuid.UUID | None = None
+    keys: set[str] = field(default_factory=set)
+    # Leads this record resembles without matching: an operator decides (possible duplicates).
+    possible: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class _Lead:
+    """A lead this batch creates or changes, with everything survivorship needs."""
+
+    id: uuid.UUID
+    is_new: bool
+    status: LeadStatus
+    contributions: list[dedup.Contribution]
+    problems: list[Problem]
+    fields: Fields = field(default_factory=dict)
+
+
+class LeadPipeline:
+    """Runs batches of one source's raw records through every stage."""
+
+    def __init__(
+        self,
+        session: AsyncSession,
+        *,
+        source: SourceConfig | None,
+        parse: Parser | None,
+        markets: MarketCatalog,
+        model: fraud.FraudModel,
+        clock: Clock,
+        run_id: uuid.UUID | None = None,
+        replay: bool = False,
+    ) -> None:
+        self.session = session
+        # A pipeline without a source only rebuilds existing leads (operators' merges).
+        self._source = source
+        self._parse = parse
+        self.markets = markets
+        self.model = model
+        self.clock = clock
+        self.run_id = run_id
+        self.replay = replay
+        self.leads = LeadRepository(session)
+        self.records = IngestRepository(session)
+
+    @property
+    def source(self) -> SourceConfig:
+        if self._source is None:
+            raise RuntimeError("this pipeline only rebuilds leads")
+        return self._source
+
+    async def process(self, batch: Sequence[RawRecord]) -> BatchCounts:
+        """Ingest one batch in the caller's transaction."""
+        counts = BatchCounts()
+        now = self.clock.now()
+        items = await self._new_items(batch, counts)
+        for item in items:
+            self._parse_and_clean(item)
+        valid = [i for i in items if i.outcome is Outcome.ACCEPTED]
+        leads = await self._resolve(valid, now)
+        await self._score(leads, now)
+        for item in valid:
+            lead = leads[item.lead_id] if item.lead_id else None
+            if lead and lead.is_new and lead.status is LeadStatus.QUARANTINED:
+                item.outcome = Outcome.QUARANTINED
+                item.problems = [*item.problems, *lead.problems[-1:]]
+        await self._persist(items, leads, now)
+        for item in items:
+            counts.outcomes[item.outcome.value] += 1
+            if item.outcome in (Outcome.QUARANTINED, Outcome.FAILED):
+                for p in item.problems:
+                    if p.severity == "error":
+                        counts.quarantined_by_reason[p.code] += 1
+            if item.lead_id is not None:
+                counts.lead_ids.append(item.lead_id)
+            counts.results.append((item.raw.source_key, item.outcome, item.lead_id, item.problems))
+        return counts
+
+    async def rebuild(self, statuses: dict[uuid.UUID, LeadStatus]) -> dict[uuid.UUID, Fields]:
+        """Recompute golden records, keys and scores of existing leads from their current
+        records (after an operator merges or splits them). Returns the new golden fields."""
+        now = self.clock.now()
+        leads = {
+            lead_id: _Lead(lead_id, False, status, [], []) for lead_id, status in statuses.items()
+        }
+        await self._load_existing_contributions(leads, [])
+        leads = {k: v for k, v in leads.items() if v.contributions}
+        await self._score(leads, now)
+        await self.leads.update_many(
+            [
+                {**self._lead_values(lead, now), "id": lead.id, "status": lead.status}
+                for lead in leads.values()
+            ]
+        )
+        for lead in leads.values():
+            keys = set().union(*(dedup.match_keys(c.fields) for c in lead.contributions))
+            await self.leads.replace_keys(lead.id, keys)
+        return {lead_id: lead.fields for lead_id, lead in leads.items()}
+
+    async def _new_items(self, batch: Sequence[RawRecord], counts: BatchCounts) -> list[_Item]:
+        existing = await self.records.current_records(
+            self.source.slug, [r.source_key for r in batch]
+        )
+        items: list[_Item] = []
+        seen: dict[str, str] = {}
+        for raw in batch:
+            counts.outcomes["fetched"] += 1
+            if raw.source_updated_at and (
+                counts.high_water_mark is None or raw.source_updated_at > counts.high_water_mark
+            ):
+                counts.high_water_mark = raw.source_updated_at
+            digest = content_hash(raw.payload)
+            previous = existing.get(raw.source_key)
+            if seen.get(raw.source_key) == digest:
+                counts.outcomes[Outcome.UNCHANGED.value] += 1
+                continue
+            seen[raw.source_key] = digest
+            if previous is not None and previous.content_hash == digest:
+                retry = self.replay and previous.outcome in (Outcome.QUARANTINED, Outcome.FAILED)
+                if not retry:
+                    counts.outcomes[Outcome.UNCHANGED.value] += 1
+                    continue
+                items.append(_Item(raw, digest, previous.id, None, reuse_row=True))
+                continue
+            items.append(_Item(raw, digest, uuid.uuid4(), previous))
+        return items
+
+    def _parse_and_clean(self, item: _Item) -> None:
+        try:
+            if self._parse is None:
+                raise RuntimeError("this pipeline only rebuilds leads")
+            candidate = self._parse(item.raw)
+        except ParseError as exc:
+            item.outcome = Outcome.FAILED
+            item.problems = [error(exc.code, exc.message, exc.field)]
+            return
+        except Exception as exc:  # a connector bug must cost one record, not the run
+            log.exception("parser_crashed", source=self.source.slug, key=item.raw.source_key)
+            item.outcome = Outcome.FAILED
+            item.problems = [error("parser_crashed", f"{type(exc).__name__}: {exc}")]
+            return
+        if candidate.market is None and self.source.market:
+            candidate.market = self.source.market
+        item.cleaned = clean(candidate, self.source.default_kind, self.markets)
+        item.problems = item.cleaned.problems
+        if item.cleaned.errors:
+            item.outcome = Outcome.QUARANTINED
+            return
+        item.keys = dedup.match_keys(item.cleaned.fields)
+
+    def _contribution(self, item: _Item, now: datetime) -> dedup.Contribution:
+        assert item.cleaned is not None
+        return dedup.Contribution(
+            str(item.record_id),
+            self.source.slug,
+            item.raw.source_key,
+            self.source.trust,
+            item.raw.source_updated_at or now,
+            item.cleaned.fields,
+        )
+
+    async def _resolve(self, items: list[_Item], now: datetime) -> dict[uuid.UUID, _Lead]:
+        """Attach each valid record to the lead it duplicates, or to a new lead."""
+        all_keys = [k for i in items for k in i.keys]
+        stored = await self.leads.leads_by_keys(all_keys)
+        previous_leads = {i.previous.lead_id for i in items if i.previous and i.previous.lead_id}
+        compare = await self.leads.compare_fields(
+            {lead_id for ids in stored.values() for lead_id in ids} | previous_leads
+        )
+        in_batch: dict[str, set[uuid.UUID]] = defaultdict(set)
+        touched: dict[uuid.UUID, _Lead] = {}
+
+        for item in items:
+            assert item.cleaned is not None
+            f = item.cleaned.fields
+            target: uuid.UUID | None = None
+            if item.previous is not None and item.previous.lead_id is not None:
+                target = item.previous.lead_id  # a new version of a record we hold
+                item.outcome = Outcome.UPDATED
+            else:
+                target = self._best_match(item, f, stored, in_batch, compare, touched, now)
+            if target is None:
+                target = uuid.uuid4()
+                touched[target] = _Lead(target, True, LeadStatus.AVAILABLE, [], [])
+            elif target not in touched:
+                status = (
+                    LeadStatus(compare[target]["status"])
+                    if target in compare
+                    else LeadStatus.AVAILABLE
+                )
+                touched[target] = _Lead(target, False, status, [], [])
+            lead = touched[target]
+            lead.contributions.append(self._contribution(item, now))
+            lead.problems += item.problems
+            item.lead_id = target
+            if not lead.is_new and item.outcome is Outcome.ACCEPTED:
+                item.outcome = Outcome.MERGED
+            elif lead.is_new and len(lead.contributions) > 1:
+                item.outcome = Outcome.MERGED
+            for key in item.keys:
+                in_batch[key].add(target)
+
+        await self._load_existing_contributions(touched, items)
+        return touched
+
+    def _best_match(
+        self,
+        item: _Item,
+        f: Fields,
+        stored: dict[str, set[uuid.UUID]],
+        in_batch: dict[str, set[uuid.UUID]],
+        compare: dict[uuid.UUID, dict[str, Any]],
+        touched: dict[uuid.UUID, _Lead],
+        now: datetime,
+    ) -> uuid.UUID | None:
+        shared: dict[uuid.UUID, set[str]] = defaultdict(set)
+        for key in item.keys:
+            for lead_id in stored.get(key, set()) | in_batch.get(key, set()):
+                shared[lead_id].add(dedup.key_kind(key))
+        best: tuple[float, uuid.UUID] | None = None
+        possible: list[tuple[float, uuid.UUID, tuple[str, ...]]] = []
+        for lead_id, kinds in shared.items():
+            other = self._fields_of(lead_id, compare, touched)
+            if other is None:
+                continue
+            result = dedup.compare(f, other, kinds)
+            if result.decision is dedup.Decision.MATCH:
+                if best is None or result.score > best[0]:
+                    best = (result.score, lead_id)
+            elif result.decision is dedup.Decision.POSSIBLE:
+                possible.append((result.score, lead_id, result.reasons))
+        if best is not None:
+            return best[1]
+        item.possible = [
+            {"other_lead_id": lead_id, "score": round(score, 3), "reasons": list(reasons)}
+            for score, lead_id, reasons in possible
+        ]
+        return None
+
+    @staticmethod
+    def _fields_of(
+        lead_id: uuid.UUID,
+        compare: dict[uuid.UUID, dict[str, Any]],
+        touched: dict[uuid.UUID, _Lead],
+    ) -> Fields | None:
+        lead = touched.get(lead_id)
+        if lead is not None and lead.is_new:
+            return lead.contributions[0].fields
+        row = compare.get(lead_id)
+        if row is None or row.get("merged_into_id"):
+            return None
+        return row
+
+    async def _load_existing_contributions(
+        self, touched: dict[uuid.UUID, _Lead], items: list[_Item]
+    ) -> None:
+        existing = [lead_id for lead_id, lead in touched.items() if not lead.is_new]
+        if not existing:
+            return
+        replaced = {i.previous.id for i in items if i.previous is not None}
+        for record in await self.records.contributions(existing):
+            if record.id in replaced or record.fields is None or record.lead_id is None:
+                continue
+            lead = touched[record.lead_id]
+            lead.contributions.append(
+                dedup.Contribution(
+                    str(record.id),
+                    record.source,
+                    record.source_key,
+                    record.trust,
+                    record.source_updated_at or record.received_at,
+                    fields_from_json(record.fields),
+                )
+            )
+            lead.problems += problems_from_json(record.problems)
+
+    async def _score(self, leads: dict[uuid.UUID, _Lead], now: datetime) -> None:
+        """Golden record, fraud score, quality score and status for every touched lead."""
+        for lead in leads.values():
+            lead.fields, provenance = dedup.survive(lead.contributions)
+            lead.fields["provenance"] = provenance
+        ips = [
+            lead.fields["consent_ip"] for lead in leads.values() if lead.fields.get("consent_ip")
+        ]
+        recent = await self.leads.recent_ip_counts(ips, now - IP_WINDOW)
+        batch_ips = Counter(
+            lead.fields["consent_ip"]
+            for lead in leads.values()
+            if lead.is_new and lead.fields.get("consent_ip")
+        )
+        # Rebuilding merged leads has no source at hand: only ingestion judges consent.
+        consent_expected = self._source is not None and (
+            self._source.type in fraud.CONSENT_SOURCES
+            or bool(self._source.options.get("consent_required"))
+        )
+        for lead in leads.values():
+            f = lead.fields
+            market = self.markets.get(f["market"]) if f.get("market") else None
+            ip = f.get("consent_ip")
+            ctx = fraud.Context(
+                typical_price_cents=market.typical_list_price_cents if market else None,
+                same_ip_last_hour=(recent.get(ip, 0) + batch_ips.get(ip, 0)) if ip else 0,
+                consent_expected=consent_expected,
+                conflicting_duplicate=bool(dedup.conflicting_facts(lead.contributions)),
+            )
+            values = fraud.features(f, lead.problems, ctx)
+            score, reasons = self.model.score(values)
+            f["fraud_score"], f["fraud_reasons"] = score, reasons
+            f["fraud_features"] = values
+            f["quality_score"] = quality_score(
+                f,
+                lead.problems,
+                max(c.trust for c in lead.contributions),
+                max(c.seen_at for c in lead.contributions),
+                now,
+            )
+            threshold = market.fraud_threshold if market else 0.7
+            if score > threshold and lead.status in (LeadStatus.AVAILABLE,):
+                if not lead.is_new:
+                    check_transition(lead.status, LeadStatus.QUARANTINED)
+                lead.status = LeadStatus.QUARANTINED
+                lead.problems.append(
+                    error("fraud_suspected", f"fraud score {score:.2f} is above {threshold:.2f}")
+                )
+
+    def _lead_values(self, lead: _Lead, now: datetime) -> dict[str, Any]:
+        f = lead.fields
+        values = {k: v for k, v in f.items() if k not in _NOT_COLUMNS and k != "fraud_features"}
+        unique: dict[str, dict[str, Any]] = {}
+        for p in lead.problems:
+            unique.setdefault(p.code, p.as_dict())
+        values.update(
+            attributes=f.get("attributes") or {},
+            problems=list(unique.values()),
+            fraud_model_version=self.model.version,
+            source_count=len(lead.contributions),
+            source_updated_at=max(c.seen_at for c in lead.contributions),
+            updated_at=now,
+        )
+        return values
+
+    async def _persist(
+        self, items: list[_Item], leads: dict[uuid.UUID, _Lead], now: datetime
+    ) -> None:
+        new_rows, updates = [], []
+        exclusivity = Exclusivity(self.source.options.get("exclusivity", "exclusive"))
+        max_sales = int(
+            self.source.options.get("max_sales", 1 if exclusivity is Exclusivity.EXCLUSIVE else 3)
+        )
+        for lead in leads.values():
+            values = self._lead_values(lead, now)
+            if lead.is_new:
+                first = lead.contributions[0]
+                values.update(
+                    id=lead.id,
+                    status=lead.status,
+                    status_changed_at=now,
+                    exclusivity=exclusivity,
+                    max_sales=max_sales,
+                    sales_count=0,
+                    source=first.source,
+                    source_key=first.source_key,
+                    created_at=now,
+                )
+                new_rows.append(values)
+            else:
+                values["id"] = lead.id
+                values["status"] = lead.status
+                updates.append(values)
+        await self.leads.insert_many(new_rows)
+        await self.leads.update_many(updates)
+        await self.leads.add_keys(
+            (key, item.lead_id) for item in items if item.lead_id for key in item.keys
+        )
+        await self.records.supersede([i.previous.id for i in items if i.previous is not None])
+        record_rows = []
+        for item in items:
+            row = {
+                "id": item.record_id,
+                "source": self.source.slug,
+                "source_key": item.raw.source_key,
+                "content_hash": item.hash,
+                "payload": as_json_safe(item.raw.payload),
+                "fields": fields_to_json(item.cleaned.fields) if item.cleaned else None,
+                "problems": [p.as_dict() for p in item.problems],
+                "outcome": item.outcome,
+                "current": True,
+                "trust": self.source.trust,
+                "lead_id": item.lead_id,
+                "run_id": self.run_id,
+                "received_at": now,
+                "source_updated_at": item.raw.source_updated_at,
+            }
+            if item.reuse_row:
+                await self.records.update_record(item.record_id, row)
+            else:
+                record_rows.append(row)
+        await self.records.insert_records(record_rows)
+        possible = []
+        for item in items:
+            for match in item.possible:
+                possible.append(
+                    {
+                        "id": uuid.uuid4(),
+                        "lead_id": item.lead_id,
+                        "status": MatchStatus.OPEN,
+                        "created_at": now,
+                        **match,
+                    }
+                )
+        await self.leads.add_possible_duplicates(possible)

@@ -1,0 +1,49 @@
+"""Background jobs of ingestion: scheduled pulls of every enabled source."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import sqlalchemy as sa
+
+from aiqleads.ingest.models import IngestionRun
+from aiqleads.ingest.service import run_source
+from aiqleads.kit.db import defer_job
+from aiqleads.kit.jobs import job
+from aiqleads.runtime import JobContext
+
+RUN_SOURCE = "ingest.run_source"
+PULL_TYPES = frozenset({"reso", "listing_page"})
+
+
+@job(RUN_SOURCE)
+async def run_source_job(ctx: JobContext, source: str) -> None:
+    """One scheduled run of one source."""
+    config = ctx.runtime.sources.get(source)
+    if config is not None and config.enabled:
+        await run_source(ctx.runtime, config, trigger="schedule")
+
+
+@job("ingest.schedule", every=timedelta(minutes=1))
+async def schedule(ctx: JobContext) -> None:
+    """Start a run of every enabled pull source whose interval has passed since its last run."""
+    now = ctx.runtime.clock.now()
+    due = [
+        s
+        for s in ctx.runtime.sources.all()
+        if s.enabled and s.schedule_seconds and s.type in PULL_TYPES
+    ]
+    if not due:
+        return
+    async with ctx.transaction() as session:
+        rows = await session.execute(
+            sa.select(IngestionRun.source, sa.func.max(IngestionRun.started_at))
+            .where(IngestionRun.source.in_([s.slug for s in due]))
+            .group_by(IngestionRun.source)
+        )
+        last = dict(rows.tuples().all())
+        for source in due:
+            previous = last.get(source.slug)
+            assert source.schedule_seconds is not None
+            if previous is None or now - previous >= timedelta(seconds=source.schedule_seconds):
+                defer_job(session, RUN_SOURCE, {"source": source.slug})

@@ -1,0 +1,170 @@
+"""Operators' work on leads: read everything, review quarantined leads, merge and unmerge."""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from aiqleads.accounts.models import User
+from aiqleads.ingest.pipeline import LeadPipeline, problems_from_json
+from aiqleads.ingest.repository import IngestRepository
+from aiqleads.kit.errors import Conflict, NotFound
+from aiqleads.leads.lifecycle import LeadStatus, check_transition
+from aiqleads.leads.models import Lead, MatchStatus
+from aiqleads.leads.repository import LeadRepository
+from aiqleads.leads.schemas import LeadAdminOut, PossibleDuplicateOut, SourceRecordOut
+from aiqleads.quality import fraud
+from aiqleads.quality.models import LeadReview
+from aiqleads.quality.service import active_fraud_model
+
+if TYPE_CHECKING:
+    from aiqleads.runtime import Runtime
+
+_FIXED = frozenset({LeadStatus.HELD, LeadStatus.SOLD})
+
+
+class LeadAdminService:
+    def __init__(self, session: AsyncSession, runtime: Runtime) -> None:
+        self.session = session
+        self.runtime = runtime
+        self.leads = LeadRepository(session)
+        self.records = IngestRepository(session)
+
+    async def _lead(self, lead_id: uuid.UUID) -> Lead:
+        lead = await self.leads.get(lead_id, for_update=True)
+        if lead is None:
+            raise NotFound("No such lead", code="lead_not_found")
+        return lead
+
+    async def detail(self, lead_id: uuid.UUID) -> LeadAdminOut:
+        lead = await self.leads.get(lead_id)
+        if lead is None:
+            raise NotFound("No such lead", code="lead_not_found")
+        out = LeadAdminOut.model_validate(lead)
+        out.records = [
+            SourceRecordOut.model_validate(r) for r in await self.records.records_of_lead(lead_id)
+        ]
+        out.possible_duplicates = [
+            PossibleDuplicateOut.model_validate(d)
+            for d in await self.leads.possible_duplicates(lead_id)
+        ]
+        return out
+
+    async def review(self, lead_id: uuid.UUID, decision: str, reason: str, by: User) -> Lead:
+        """Approve (on sale) or reject (withdrawn) a quarantined lead; the decision and the
+        features the model saw are kept as a training label."""
+        lead = await self._lead(lead_id)
+        if lead.status is not LeadStatus.QUARANTINED:
+            raise Conflict("Only quarantined leads are reviewed", code="not_in_review")
+        target = LeadStatus.AVAILABLE if decision == "approve" else LeadStatus.WITHDRAWN
+        if target is LeadStatus.AVAILABLE and not lead.market:
+            raise Conflict("A lead outside every market cannot go on sale", code="no_market")
+        check_transition(lead.status, target)
+        now = self.runtime.clock.now()
+        features = await self._features(lead)
+        self.session.add(
+            LeadReview(
+                id=uuid.uuid4(),
+                lead_id=lead.id,
+                decision=decision,
+                reason=reason,
+                reviewer_id=by.id,
+                features=features,
+                fraud_score=lead.fraud_score,
+                created_at=now,
+            )
+        )
+        lead.status = target
+        lead.status_changed_at = now
+        lead.updated_at = now
+        await self.session.flush()
+        return lead
+
+    async def _features(self, lead: Lead) -> dict[str, float]:
+        """The fraud signals of the lead as it stands (the label trains on these)."""
+        records = await self.records.records_of_lead(lead.id)
+        problems = [p for r in records if r.current for p in problems_from_json(r.problems)]
+        fields = {c.key: getattr(lead, c.key) for c in Lead.__table__.columns}
+        fields["email_disposable"] = any(p.code == "email_disposable" for p in problems)
+        market = self.runtime.markets.get(lead.market or "")
+        source = self.runtime.sources.get(lead.source)
+        ctx = fraud.Context(
+            typical_price_cents=market.typical_list_price_cents if market else None,
+            consent_expected=bool(
+                source
+                and (source.type in fraud.CONSENT_SOURCES or source.options.get("consent_required"))
+            ),
+        )
+        return fraud.features(fields, problems, ctx)
+
+    async def _rebuild(self, statuses: dict[uuid.UUID, LeadStatus]) -> None:
+        pipeline = LeadPipeline(
+            self.session,
+            source=None,
+            parse=None,
+            markets=self.runtime.markets,
+            model=await active_fraud_model(self.session),
+            clock=self.runtime.clock,
+        )
+        await pipeline.rebuild(statuses)
+
+    async def merge(self, lead_id: uuid.UUID, other_id: uuid.UUID, by: User) -> Lead:
+        """Fold `other` into `lead`: its records join, the golden record is rebuilt, and
+        `other` is withdrawn pointing at the survivor."""
+        if lead_id == other_id:
+            raise Conflict("A lead cannot merge with itself", code="same_lead")
+        lead, other = await self._lead(lead_id), await self._lead(other_id)
+        for candidate in (lead, other):
+            if candidate.merged_into_id is not None or candidate.status is LeadStatus.WITHDRAWN:
+                raise Conflict("A withdrawn or merged lead cannot merge", code="lead_not_mergeable")
+        if other.status in _FIXED:
+            raise Conflict(
+                "The other lead is held or sold; merge it the other way round",
+                code="lead_not_mergeable",
+            )
+        now = self.runtime.clock.now()
+        await self.records.move_records(other.id, lead.id)
+        await self.leads.delete_keys(other.id)
+        check_transition(other.status, LeadStatus.WITHDRAWN)
+        other.status = LeadStatus.WITHDRAWN
+        other.merged_into_id = lead.id
+        other.status_changed_at = other.updated_at = now
+        await self.leads.close_possible_duplicates(
+            lead.id, other.id, MatchStatus.MERGED, by.id, now
+        )
+        await self.session.flush()
+        await self._rebuild({lead.id: lead.status})
+        await self.session.refresh(lead)
+        return lead
+
+    async def unmerge(self, lead_id: uuid.UUID, record_id: uuid.UUID, by: User) -> Lead:
+        """Split one source record off `lead` into a lead of its own; both are rebuilt."""
+        lead = await self._lead(lead_id)
+        record = await self.records.get_record(record_id)
+        if record is None or record.lead_id != lead.id or not record.current:
+            raise NotFound("That record is not part of this lead", code="record_not_found")
+        current = [r for r in await self.records.records_of_lead(lead.id) if r.current]
+        if len(current) < 2:
+            raise Conflict("The lead has only this record", code="nothing_to_unmerge")
+        now = self.runtime.clock.now()
+        split = Lead(
+            id=uuid.uuid4(),
+            status=LeadStatus.AVAILABLE,
+            status_changed_at=now,
+            kind=lead.kind,
+            exclusivity=lead.exclusivity,
+            max_sales=lead.max_sales,
+            sales_count=0,
+            source=record.source,
+            source_key=record.source_key,
+            created_at=now,
+            updated_at=now,
+        )
+        self.session.add(split)
+        await self.session.flush()
+        await self.records.set_record_lead(record.id, split.id)
+        await self._rebuild({lead.id: lead.status, split.id: LeadStatus.AVAILABLE})
+        await self.session.refresh(split)
+        return split
