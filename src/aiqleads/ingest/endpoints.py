@@ -26,7 +26,7 @@ from aiqleads.ingest.schemas import (
     RunOut,
     WebhookAck,
 )
-from aiqleads.ingest.service import ingest_pushed, replay_run
+from aiqleads.ingest.service import ingest_pushed, start_replay
 from aiqleads.ingest.sources import SourceConfig
 from aiqleads.kit.deps import RuntimeDep, SessionDep
 from aiqleads.kit.errors import AppError, Forbidden, Invalid, NotFound, Unauthorized
@@ -314,7 +314,10 @@ async def run_detail(run_id: uuid.UUID, admin: AdminUser, session: SessionDep) -
     return out
 
 
-@runs.post("/{run_id}/replay", response_model=RunOut, status_code=201)
-async def replay(run_id: uuid.UUID, admin: AdminUser, runtime: RuntimeDep) -> RunOut:
-    """Run the raw records of a past run through the pipeline again (a new run)."""
-    return RunOut.model_validate(await replay_run(runtime, run_id))
+@runs.post("/{run_id}/replay", response_model=RunOut, status_code=202)
+async def replay(
+    run_id: uuid.UUID, admin: AdminUser, session: SessionDep, runtime: RuntimeDep
+) -> RunOut:
+    """Run the raw records of a past run through the pipeline again, as a new run that
+    starts in the background; follow it at `GET /admin/ingestion-runs/{id}`."""
+    return RunOut.model_validate(await start_replay(session, runtime, run_id))

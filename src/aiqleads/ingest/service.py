@@ -22,6 +22,7 @@ from aiqleads.ingest.pipeline import BatchCounts, LeadPipeline
 from aiqleads.ingest.registry import wire
 from aiqleads.ingest.repository import IngestRepository
 from aiqleads.ingest.sources import SourceConfig
+from aiqleads.kit.db import defer_job
 from aiqleads.kit.errors import Conflict, NotFound
 from aiqleads.quality.service import active_fraud_model
 
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 BATCH_SIZE = 500
+REPLAY_JOB = "ingest.replay"
 COUNT_KEYS = ("fetched", "accepted", "merged", "updated", "unchanged", "quarantined", "failed")
 Progress = Callable[[int], None]
 
@@ -88,10 +90,14 @@ async def run_source(
     progress: Progress | None = None,
     http: httpx.AsyncClient | None = None,
     batch_size: int = BATCH_SIZE,
+    run_id: uuid.UUID | None = None,
 ) -> IngestionRun:
-    """Run one source end to end (pull sources fetch; `records` feeds given raw records)."""
+    """Run one source end to end (pull sources fetch; `records` feeds given raw records).
+    `run_id` continues a run row created earlier (a replay an operator asked for)."""
     async with runtime.transaction() as session:
-        run = await IngestRepository(session).add_run(
+        repo = IngestRepository(session)
+        existing = await repo.get_run(run_id) if run_id else None
+        run = existing or await repo.add_run(
             new_run(source.slug, trigger, runtime.clock.now(), replay_of)
         )
         state = await IngestRepository(session).state(source.slug)
@@ -184,17 +190,32 @@ async def ingest_pushed(
     return run, counts
 
 
-async def replay_run(runtime: Runtime, run_id: uuid.UUID) -> IngestionRun:
-    """Run a past run's raw records through today's pipeline again: records that failed or were
-    quarantined get another chance (after a mapping or parser fix); others stay unchanged."""
+async def start_replay(session: AsyncSession, runtime: Runtime, run_id: uuid.UUID) -> IngestionRun:
+    """Record a replay of a past run; the `ingest.replay` job carries it out after commit:
+    its raw records go through today's pipeline, so records that failed or were quarantined
+    get another chance (after a mapping or parser fix) and the others stay unchanged."""
+    repo = IngestRepository(session)
+    original = await repo.get_run(run_id)
+    if original is None:
+        raise NotFound("No such ingestion run", code="run_not_found")
+    if runtime.sources.get(original.source) is None:
+        raise Conflict(f"Source {original.source} is no longer configured", code="source_unknown")
+    run = await repo.add_run(new_run(original.source, "replay", runtime.clock.now(), run_id))
+    defer_job(session, REPLAY_JOB, {"run_id": str(run.id)})
+    return run
+
+
+async def execute_replay(runtime: Runtime, run_id: uuid.UUID) -> IngestionRun | None:
     async with runtime.transaction(write=False) as session:
         repo = IngestRepository(session)
-        original = await repo.get_run(run_id)
-        if original is None:
-            raise NotFound("No such ingestion run", code="run_not_found")
-        rows = await repo.run_records(run_id)
-    source = runtime.sources.get(original.source)
+        run = await repo.get_run(run_id)
+        if run is None or run.replay_of is None or run.status is not RunStatus.RUNNING:
+            return None
+        rows = await repo.run_records(run.replay_of)
+    source = runtime.sources.get(run.source)
     if source is None:
-        raise Conflict(f"Source {original.source} is no longer configured", code="source_unknown")
+        return None
     raws = [RawRecord(r.source_key, r.payload, r.source_updated_at) for r in rows]
-    return await run_source(runtime, source, trigger="replay", records=raws, replay_of=run_id)
+    return await run_source(
+        runtime, source, trigger="replay", records=raws, replay_of=run.replay_of, run_id=run.id
+    )

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 import sqlalchemy as sa
 
 from aiqleads.ingest.models import IngestionRun
-from aiqleads.ingest.service import run_source
+from aiqleads.ingest.service import REPLAY_JOB, execute_replay, run_source
 from aiqleads.kit.db import defer_job
 from aiqleads.kit.jobs import job
 from aiqleads.runtime import JobContext
@@ -22,6 +23,12 @@ async def run_source_job(ctx: JobContext, source: str) -> None:
     config = ctx.runtime.sources.get(source)
     if config is not None and config.enabled:
         await run_source(ctx.runtime, config, trigger="schedule")
+
+
+@job(REPLAY_JOB)
+async def replay_job(ctx: JobContext, run_id: str) -> None:
+    """Carry out a replay an operator asked for."""
+    await execute_replay(ctx.runtime, uuid.UUID(run_id))
 
 
 @job("ingest.schedule", every=timedelta(minutes=1))

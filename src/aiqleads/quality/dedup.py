@@ -181,19 +181,33 @@ def compare(a: Fields, b: Fields, shared: Iterable[str] = ()) -> Comparison:
             return Comparison(Decision.POSSIBLE, 0.6, tuple(reasons))
         return Comparison(Decision.NON_MATCH, 0.0, tuple(reasons))
     reasons.append(f"name_similarity={names:.2f}")
-    first = first_name_similarity(a.get("first_name"), b.get("first_name"))
-    first_swapped = first_name_similarity(a.get("first_name"), b.get("last_name"))
-    first_conflict = first is not None and first < 0.75 and (first_swapped or 0) < 0.75
+    first, last = oriented_similarity(a, b)
     evidence = sum((bool(phone), bool(email), same_address, parcel))
-    if names >= 0.88 and not first_conflict and (contact or same_address or parcel):
+    halves = [x for x in (first, last) if x is not None]
+    # Both halves must agree: a nickname or a typo is forgiven, a different surname is not.
+    strong = (first is None or first >= 0.8) and (last is None or last >= 0.88)
+    if strong and evidence >= (1 if len(halves) == 2 else 2):
         return Comparison(
-            Decision.MATCH, min(1.0, 0.7 + 0.1 * evidence + 0.1 * names), tuple(reasons)
+            Decision.MATCH, min(1.0, 0.6 + 0.1 * evidence + 0.2 * names), tuple(reasons)
         )
-    if names >= 0.8 and not first_conflict and contact and (same_address or evidence >= 2):
-        return Comparison(Decision.MATCH, 0.85, tuple(reasons))
     if contact and names >= 0.6:
         return Comparison(Decision.POSSIBLE, 0.5 + 0.3 * names, tuple(reasons))
     return Comparison(Decision.NON_MATCH, 0.3 * names, tuple(reasons))
+
+
+def oriented_similarity(a: Fields, b: Fields) -> tuple[float | None, float | None]:
+    """First- and last-name similarity, with the names read the way round that fits best."""
+    af, al, bf, bl = (
+        a.get("first_name"),
+        a.get("last_name"),
+        b.get("first_name"),
+        b.get("last_name"),
+    )
+    straight = (first_name_similarity(af, bf), _sim(al, bl))
+    if not (af and al and bf and bl):
+        return straight
+    swapped = (first_name_similarity(al, bf), _sim(af, bl))
+    return max(straight, swapped, key=lambda pair: (pair[0] or 0) + (pair[1] or 0))
 
 
 # Survivorship: fields that only make sense together come from the same record.

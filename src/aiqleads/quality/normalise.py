@@ -230,13 +230,14 @@ def normalise_address(
     if not parts.get("StreetName") or not parts.get("AddressNumber"):
         problems.append(error("address_incomplete", f"{street_s!r} has no number or street"))
         return None, problems
-    line1 = " ".join(str(parts[k]) for k in LINE1_USADDRESS_LABELS if parts.get(k))
+    # Parts keep the order they were written in, which is the order USPS prints them.
+    line1 = " ".join(str(v) for k, v in parts.items() if k in LINE1_USADDRESS_LABELS and v)
     unit_type = _unit_type(parts.get("OccupancyType") or parts.get("SubaddressType"))
     unit_number = parts.get("OccupancyIdentifier") or parts.get("SubaddressIdentifier")
     if unit_number:
         unit_number = str(unit_number).lstrip("#").strip().upper()
         unit_type = unit_type or "#"
-    line2 = " ".join(str(parts[k]) for k in LINE2_USADDRESS_LABELS if parts.get(k)) or None
+    line2 = " ".join(str(v) for k, v in parts.items() if k in LINE2_USADDRESS_LABELS and v) or None
     if unit_number:
         line2 = f"{unit_type} {unit_number}" if unit_type != "#" else f"# {unit_number}"
     address = Address(

@@ -1,0 +1,248 @@
+"""Shared plumbing of the benchmarks in this folder (not part of the test suite).
+
+Each benchmark runs against a fresh database of its own (a SQLite file under /tmp or a new
+PostgreSQL database), migrated with `aiqleads.kit.migrate.upgrade`, with a FrozenClock so every
+generated timestamp is the same from run to run, and writes its figures into one section of
+docs/benchmarks.md (replaced on the next run of the same benchmark and database).
+"""
+
+# ruff: noqa: T201
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import os
+import platform
+import re
+import shlex
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+REPO = Path(__file__).resolve().parent.parent
+DOCS = REPO / "docs" / "benchmarks.md"
+# Every generated record is dated relative to this instant (FrozenClock).
+FROZEN_NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+PG_ADMIN_DEFAULT = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+_DOC_HEADER = """# Benchmarks
+
+Figures measured by the scripts in `bench/` (never part of the test suite). Each script
+prints its figures and replaces its own section below (one per benchmark and database), so
+this page always shows the latest run of each. Every run uses a fresh database (a SQLite file
+under /tmp, or a new PostgreSQL database dropped afterwards) migrated to head, and a
+FrozenClock fixed at 2026-03-02 12:00 UTC so the generated records are the same every run.
+
+| script | what it measures | target |
+| --- | --- | --- |
+| `bench/dedup_quality.py` | pairwise precision / recall / F1 of de-duplication through the real pipeline on labelled synthetic records | precision >= 0.99, F1 >= 0.97 |
+| `bench/pipeline_throughput.py` | end-to-end records/s through `run_source` (generation excluded) | >= 2,000 leads/s on one core |
+| `bench/match_latency.py` | incremental match of one new record against N stored leads (key lookup + compare fields + pairwise compare) | p95 <= 20 ms |
+"""
+
+
+def quiet_logs() -> None:
+    """Warnings and errors only: run_source logs a line per run at info level."""
+    logging.basicConfig(level=logging.WARNING)
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+
+
+# --------------------------------------------------------------------------------------------
+# Databases
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class BenchDatabase:
+    """A fresh, migrated database for one benchmark run."""
+
+    kind: str  # "sqlite" | "postgresql"
+    url: str  # SQLAlchemy async URL (what Settings.database_url takes)
+    name: str  # file path (SQLite) or database name (PostgreSQL)
+    admin_url: str | None = None
+
+    @property
+    def asyncpg_dsn(self) -> str:
+        """The plain DSN asyncpg.connect takes."""
+        return self.url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+    def drop(self) -> None:
+        if self.kind == "sqlite":
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                Path(self.name + suffix).unlink(missing_ok=True)
+        else:
+            asyncio.run(_pg_admin(self.admin_url or PG_ADMIN_DEFAULT, f"DROP DATABASE IF EXISTS {self.name} WITH (FORCE)"))
+
+
+async def _pg_admin(admin_url: str, *statements: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(admin_url)
+    try:
+        for statement in statements:
+            await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+def fresh_database(kind: str, label: str, *, pg_admin_url: str | None = None) -> BenchDatabase:
+    """Create (replacing any leftover) and migrate a database for benchmark `label`."""
+    from aiqleads.kit.migrate import upgrade
+
+    if kind == "sqlite":
+        folder = Path("/tmp/aiqleads-bench")
+        folder.mkdir(parents=True, exist_ok=True)
+        path = str(folder / f"{label}.db")
+        db = BenchDatabase("sqlite", f"sqlite+aiosqlite:///{path}", path)
+        db.drop()
+    elif kind == "postgresql":
+        admin = pg_admin_url or os.environ.get("AIQLEADS_BENCH_PG_ADMIN_URL", PG_ADMIN_DEFAULT)
+        name = "aiqleads_bench_" + re.sub(r"[^a-z0-9_]", "_", label.lower())
+        asyncio.run(
+            _pg_admin(admin, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)", f"CREATE DATABASE {name}")
+        )
+        base = admin.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
+        db = BenchDatabase("postgresql", f"{base}/{name}", name, admin)
+    else:
+        raise SystemExit(f"unknown database kind {kind!r} (sqlite or postgresql)")
+    upgrade(db.url)
+    return db
+
+
+def database_version(db: BenchDatabase) -> str:
+    if db.kind == "sqlite":
+        return f"SQLite {sqlite3.sqlite_version} (aiosqlite, WAL, synchronous=NORMAL)"
+
+    async def version() -> str:
+        import asyncpg
+
+        conn = await asyncpg.connect(db.asyncpg_dsn)
+        try:
+            pg = await conn.fetchval("SHOW server_version")
+            postgis = await conn.fetchval("SELECT extversion FROM pg_extension WHERE extname = 'postgis'")
+        finally:
+            await conn.close()
+        return f"PostgreSQL {pg} + PostGIS {postgis} on 127.0.0.1 (asyncpg)"
+
+    return asyncio.run(version())
+
+
+def make_runtime(db: BenchDatabase) -> Any:
+    """A Runtime on `db` with a FrozenClock (no Redis: jobs stay in process)."""
+    from aiqleads.kit.clock import FrozenClock
+    from aiqleads.runtime import Runtime
+    from aiqleads.settings import Settings
+
+    return Runtime(Settings(database_url=db.url, env="test", redis_url=None), FrozenClock(FROZEN_NOW))
+
+
+# --------------------------------------------------------------------------------------------
+# Machine, figures and the docs page
+# --------------------------------------------------------------------------------------------
+
+
+def machine() -> dict[str, str]:
+    uname = subprocess.run(["uname", "-a"], capture_output=True, text=True).stdout.strip()
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:
+        usable = os.cpu_count() or 0
+    return {
+        "uname": uname or " ".join(platform.uname()),
+        "cpus": f"{os.cpu_count()} ({usable} usable){', ' + model if model else ''}",
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+def command_line() -> str:
+    script = Path(sys.argv[0]).resolve()
+    try:
+        script_text = str(script.relative_to(REPO))
+    except ValueError:
+        script_text = str(script)
+    return " ".join([".venv/bin/python", script_text, *map(shlex.quote, sys.argv[1:])])
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile (0..100), linear interpolation between closest ranks."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    pos = (len(ordered) - 1) * q / 100
+    low, high = math.floor(pos), math.ceil(pos)
+    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
+
+
+def code_version() -> str:
+    """The commit measured, and whether src/ had uncommitted changes (others edit it live)."""
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(
+                ["git", *args], cwd=REPO, capture_output=True, text=True, timeout=20
+            ).stdout
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    head = git("rev-parse", "--short", "HEAD").strip() or "unknown"
+    dirty = [line[3:] for line in git("status", "--porcelain", "--", "src").splitlines() if line]
+    if not dirty:
+        return f"`{head}` (src/ clean)"
+    return f"`{head}` + uncommitted changes in " + ", ".join(f"`{d}`" for d in dirty[:6])
+
+
+def environment_lines(db: BenchDatabase | None, extra: Sequence[tuple[str, str]] = ()) -> list[str]:
+    m = machine()
+    lines = [
+        f"- Machine: `{m['uname']}`",
+        f"- CPUs: {m['cpus']}",
+        f"- Python: {m['python']}",
+        f"- Date: {m['date']}",
+        f"- Code: {code_version()}",
+    ]
+    if db is not None:
+        lines.append(f"- Database: {database_version(db)}")
+    lines += [f"- {k}: {v}" for k, v in extra]
+    lines.append(f"- Command: `{command_line()}`")
+    return lines
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
+    out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return out
+
+
+def write_section(key: str, title: str, lines: Sequence[str]) -> None:
+    """Replace (or append) the section `key` of docs/benchmarks.md."""
+    begin, end = f"<!-- bench:{key} -->", f"<!-- /bench:{key} -->"
+    body = "\n".join([begin, f"## {title}", "", *lines, end])
+    text = DOCS.read_text("utf-8") if DOCS.exists() else _DOC_HEADER
+    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
+    if pattern.search(text):
+        text = pattern.sub(lambda _m: body, text)
+    else:
+        text = text.rstrip("\n") + "\n\n" + body + "\n"
+    DOCS.parent.mkdir(parents=True, exist_ok=True)
+    DOCS.write_text(text if text.endswith("\n") else text + "\n", "utf-8")
+    print(f"\nwrote section {key!r} of {DOCS.relative_to(REPO)}")
+
+
+def verdict(ok: bool) -> str:
+    return "**PASS**" if ok else "**MISS**"

@@ -1,0 +1,346 @@
+"""End-to-end ingestion throughput: generated records through `run_source`, records per second.
+
+    .venv/bin/python bench/pipeline_throughput.py --count 100000 --database postgresql
+    .venv/bin/python bench/pipeline_throughput.py --count 20000 --database sqlite
+
+The records (`synthetic.generate`, default fraud and duplicate rates) are generated first and
+not timed. They are grouped by source and each source is run with `run_source(records=...)`
+in `DEMO_SOURCES` order (batches of 500, one transaction each), into a fresh database; the
+clock covers those runs only. Figures:
+
+* records/s overall and per source run, and per batch over the run (does it slow down as the
+  store grows?);
+* time per pipeline stage, from timers wrapped around `LeadPipeline`'s stage methods (in this
+  process only; src/ is unchanged) and around `AsyncSession.execute` / `commit` (SQL time);
+* with `--profile-sample N` (default 5000), a second ingest of N records into another fresh
+  database under cProfile: the top 25 functions by cumulative time go to the console, the
+  full profile to /tmp/aiqleads-bench/pipeline_<db>.prof.
+
+Target: >= 2,000 leads (records) per second on one core.
+"""
+
+# ruff: noqa: T201
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import functools
+import gc
+import io
+import pstats
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+import _common as c
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from aiqleads.ingest import pipeline as pipeline_module
+from aiqleads.ingest import synthetic
+from aiqleads.ingest.pipeline import LeadPipeline
+from aiqleads.ingest.service import run_source
+from aiqleads.leads.models import Lead
+
+TARGET = 2_000.0
+
+# --------------------------------------------------------------------------------------------
+# Stage timers (monkeypatched in this process only)
+# --------------------------------------------------------------------------------------------
+
+TIMES: dict[str, float] = defaultdict(float)
+CALLS: dict[str, int] = defaultdict(int)
+STAGES = (
+    ("_new_items", "1 existing-record lookup + content hash"),
+    ("_parse_and_clean", "2 parse + clean + match keys (per record)"),
+    ("_resolve", "3 resolve: key lookup, compare, attach"),
+    ("_load_existing_contributions", "   of which: load contributions of existing leads"),
+    ("_score", "4 survivorship + fraud + quality scores"),
+    ("_persist", "5 persist: insert/update leads, keys, records"),
+)
+
+
+def _timed_async(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return await fn(*args, **kwargs)
+        finally:
+            TIMES[name] += time.perf_counter() - t0
+            CALLS[name] += 1
+
+    return wrapper
+
+
+def _timed_sync(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            TIMES[name] += time.perf_counter() - t0
+            CALLS[name] += 1
+
+    return wrapper
+
+
+_ORIGINALS: dict[str, Any] = {}
+_GC_START: list[float] = [0.0]
+
+
+def _gc_callback(phase: str, info: dict[str, Any]) -> None:
+    """Time spent in the cyclic garbage collector (it runs inside whatever allocates)."""
+    if phase == "start":
+        _GC_START[0] = time.perf_counter()
+    else:
+        TIMES[f"gc_gen{info.get('generation', '?')}"] += time.perf_counter() - _GC_START[0]
+        CALLS[f"gc_gen{info.get('generation', '?')}"] += 1
+
+
+def instrument() -> None:
+    for name, _ in STAGES:
+        original = getattr(LeadPipeline, name)
+        _ORIGINALS[name] = original
+        wrap = _timed_sync if name == "_parse_and_clean" else _timed_async
+        setattr(LeadPipeline, name, wrap(name, original))
+    _ORIGINALS["process"] = LeadPipeline.process
+    LeadPipeline.process = _timed_async("process", LeadPipeline.process)  # type: ignore[method-assign]
+    _ORIGINALS["clean"] = pipeline_module.clean
+    pipeline_module.clean = _timed_sync("clean", pipeline_module.clean)  # type: ignore[assignment]
+    _ORIGINALS["execute"] = AsyncSession.execute
+    AsyncSession.execute = _timed_async("sql_execute", AsyncSession.execute)  # type: ignore[method-assign]
+    _ORIGINALS["commit"] = AsyncSession.commit
+    AsyncSession.commit = _timed_async("sql_commit", AsyncSession.commit)  # type: ignore[method-assign]
+    gc.callbacks.append(_gc_callback)
+
+
+def uninstrument() -> None:
+    gc.callbacks.remove(_gc_callback)
+    for name, _ in STAGES:
+        setattr(LeadPipeline, name, _ORIGINALS[name])
+    LeadPipeline.process = _ORIGINALS["process"]  # type: ignore[method-assign]
+    pipeline_module.clean = _ORIGINALS["clean"]
+    AsyncSession.execute = _ORIGINALS["execute"]  # type: ignore[method-assign]
+    AsyncSession.commit = _ORIGINALS["commit"]  # type: ignore[method-assign]
+
+
+# --------------------------------------------------------------------------------------------
+# Ingest
+# --------------------------------------------------------------------------------------------
+
+
+async def ingest(
+    runtime: Any, records: list[synthetic.SyntheticRecord], *, verbose: bool = True
+) -> dict[str, Any]:
+    by_source: dict[str, list[Any]] = defaultdict(list)
+    for rec in records:
+        by_source[rec.source].append(rec.record)
+    per_source: list[tuple[str, int, float, dict[str, int]]] = []
+    batches: list[tuple[int, float]] = []  # (records, seconds) per batch, in order
+    last = [0.0]
+
+    def progress(n: int) -> None:
+        now = time.perf_counter()
+        batches.append((n, now - last[0]))
+        last[0] = now
+
+    start = time.perf_counter()
+    for slug in synthetic.DEMO_SOURCES:
+        source = runtime.sources.get(slug)
+        if source is None or not by_source[slug]:
+            continue
+        t0 = last[0] = time.perf_counter()
+        run = await run_source(
+            runtime, source, trigger="bench", records=by_source[slug], progress=progress
+        )
+        seconds = time.perf_counter() - t0
+        per_source.append((slug, len(by_source[slug]), seconds, dict(run.counts)))
+        if verbose:
+            print(
+                f"  {slug:<14} {len(by_source[slug]):>7,} records {seconds:8.1f} s "
+                f"{len(by_source[slug]) / seconds:7.0f} rec/s  {run.status.value} {run.counts}"
+            )
+    total = time.perf_counter() - start
+    async with runtime.transaction(write=False) as session:
+        leads = int((await session.execute(sa.select(sa.func.count()).select_from(Lead))).scalar_one())
+    return {"seconds": total, "per_source": per_source, "batches": batches, "leads": leads}
+
+
+def profile_sample(args: argparse.Namespace) -> str:
+    """Ingest a sample under cProfile into a fresh database; the stats as text."""
+    records = synthetic.generate(args.profile_sample, seed=args.seed, now=c.FROZEN_NOW)
+    db = c.fresh_database(args.database, f"pipeline_profile_{args.database}")
+    runtime = c.make_runtime(db)
+    profiler = cProfile.Profile()
+
+    async def run() -> dict[str, Any]:
+        try:
+            profiler.enable()
+            result = await ingest(runtime, records, verbose=False)
+            profiler.disable()
+            return result
+        finally:
+            await runtime.shutdown()
+
+    try:
+        result = asyncio.run(run())
+    finally:
+        if not args.keep:
+            db.drop()
+    c.Path("/tmp/aiqleads-bench").mkdir(parents=True, exist_ok=True)
+    path = f"/tmp/aiqleads-bench/pipeline_{args.database}.prof"
+    profiler.dump_stats(path)
+    out = io.StringIO()
+    stats = pstats.Stats(profiler, stream=out).strip_dirs()
+    out.write(
+        f"cProfile of {args.profile_sample:,} records ({result['seconds']:.1f} s under the "
+        f"profiler, {args.profile_sample / result['seconds']:.0f} rec/s); full profile: {path}\n"
+    )
+    stats.sort_stats("cumulative").print_stats(25)
+    out.write("\n--- top 20 by own time (tottime) ---\n")
+    stats.sort_stats("tottime").print_stats(20)
+    return out.getvalue()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--count", type=int, default=100_000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument(
+        "--profile-sample", type=int, default=5_000, help="records to profile (0: no profile)"
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the databases afterwards")
+    parser.add_argument("--no-docs", action="store_true", help="do not update docs/benchmarks.md")
+    args = parser.parse_args()
+    c.quiet_logs()
+
+    print(f"generating {args.count:,} records (seed {args.seed}, default rates) ...")
+    t0 = time.perf_counter()
+    records = synthetic.generate(args.count, seed=args.seed, now=c.FROZEN_NOW)
+    gen_s = time.perf_counter() - t0
+    print(f"  {gen_s:.1f} s ({args.count / gen_s:,.0f} records/s; not counted below)")
+
+    db = c.fresh_database(args.database, f"pipeline_throughput_{args.database}")
+    db_version = c.database_version(db)
+    runtime = c.make_runtime(db)
+    instrument()
+
+    async def run() -> dict[str, Any]:
+        try:
+            print(f"ingesting through run_source into {db.kind} ({db.name}) ...")
+            return await ingest(runtime, records)
+        finally:
+            await runtime.shutdown()
+
+    try:
+        result = asyncio.run(run())
+    finally:
+        uninstrument()
+        if not args.keep:
+            db.drop()
+
+    total = result["seconds"]
+    rate = args.count / total
+    ok = rate >= TARGET
+    batches = result["batches"]
+    tenth = max(1, len(batches) // 10)
+
+    def batch_rate(part: list[tuple[int, float]]) -> float:
+        return sum(n for n, _ in part) / sum(s for _, s in part) if part else float("nan")
+
+    first_rate, last_rate = batch_rate(batches[:tenth]), batch_rate(batches[-tenth:])
+    process = TIMES["process"]
+    stage_rows = []
+    for name, label in STAGES:
+        stage_rows.append(
+            [label, f"{TIMES[name]:.1f}", f"{100 * TIMES[name] / total:.1f}%",
+             f"{1e3 * TIMES[name] / args.count:.3f}"]
+        )
+    stage_rows.append(
+        ["   (inside 2: `clean()` alone)", f"{TIMES['clean']:.1f}",
+         f"{100 * TIMES['clean'] / total:.1f}%", f"{1e3 * TIMES['clean'] / args.count:.3f}"]
+    )
+    outside = total - process
+    stage_rows.append(
+        ["6 outside process(): run rows, commit, batching", f"{outside:.1f}",
+         f"{100 * outside / total:.1f}%", f"{1e3 * outside / args.count:.3f}"]
+    )
+    sql_rows = [
+        ["`AsyncSession.execute` (all SQL, incl. SQLAlchemy compile + driver)",
+         f"{TIMES['sql_execute']:.1f}", f"{100 * TIMES['sql_execute'] / total:.1f}%",
+         f"{CALLS['sql_execute']:,}"],
+        ["`AsyncSession.commit`", f"{TIMES['sql_commit']:.1f}",
+         f"{100 * TIMES['sql_commit'] / total:.1f}%", f"{CALLS['sql_commit']:,}"],
+    ]
+    for gen in (0, 1, 2):
+        key = f"gc_gen{gen}"
+        sql_rows.append(
+            [f"cyclic GC, generation {gen} (inside any stage)", f"{TIMES[key]:.1f}",
+             f"{100 * TIMES[key] / total:.1f}%", f"{CALLS[key]:,}"]
+        )
+
+    print()
+    print(f"records {args.count:,}  leads created {result['leads']:,}  time {total:.1f} s")
+    print(f"THROUGHPUT {rate:,.0f} records/s ({result['leads'] / total:,.0f} leads created/s); "
+          f"target >= {TARGET:,.0f}/s: {'PASS' if ok else 'MISS'}")
+    print(f"per batch: first 10% of batches {first_rate:,.0f} rec/s, last 10% {last_rate:,.0f} rec/s")
+    print("\nstage                                              seconds   share   ms/record")
+    for row in stage_rows:
+        print(f"  {row[0]:<48} {row[1]:>7} {row[2]:>7} {row[3]:>9}")
+    for row in sql_rows:
+        print(f"  {row[0][:60]:<60} {row[1]:>7} {row[2]:>7} calls={row[3]}")
+
+    profile_text = ""
+    if args.profile_sample > 0:
+        print(f"\nprofiling {args.profile_sample:,} records (fresh {args.database} database) ...")
+        profile_text = profile_sample(args)
+        print(profile_text)
+
+    if args.no_docs:
+        return
+    lines = c.environment_lines(None, [("Database", db_version)])
+    lines += [
+        "",
+        f"{args.count:,} records from `synthetic.generate({args.count}, seed={args.seed})` "
+        f"(default fraud and duplicate rates; generation {gen_s:.1f} s, not counted), grouped by "
+        "source, one `run_source(records=...)` per source in `DEMO_SOURCES` order, batches of 500, "
+        "one process, one event loop (a single core does the Python work).",
+        "",
+        *c.table(
+            ["figure", "value"],
+            [
+                ["records/s (end to end)", f"**{rate:,.0f}**"],
+                ["leads created/s", f"{result['leads'] / total:,.0f} ({result['leads']:,} leads)"],
+                ["wall time", f"{total:.1f} s"],
+                ["rate over the first / last 10% of batches", f"{first_rate:,.0f} / {last_rate:,.0f} rec/s"],
+            ],
+        ),
+        "",
+        f"Target: >= {TARGET:,.0f} leads/s on one core: {c.verdict(ok)} "
+        f"({rate / TARGET:.0%} of target).",
+        "",
+        *c.table(
+            ["source run", "records", "seconds", "records/s"],
+            [[s, f"{n:,}", f"{sec:.1f}", f"{n / sec:,.0f}"] for s, n, sec, _ in result["per_source"]],
+        ),
+        "",
+        "Time per stage (timers wrapped around `LeadPipeline` methods in the benchmark process):",
+        "",
+        *c.table(["stage", "seconds", "share of wall time", "ms per record"], stage_rows),
+        "",
+        *c.table(["SQL and GC", "seconds", "share of wall time", "calls"], sql_rows),
+    ]
+    c.write_section(
+        f"pipeline_throughput:{args.database}", f"Pipeline throughput ({args.database})", lines
+    )
+
+
+if __name__ == "__main__":
+    main()

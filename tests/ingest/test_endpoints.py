@@ -1,0 +1,421 @@
+"""Webhooks, web-form intake and operators' ingestion and lead endpoints, over HTTP."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from aiqleads.ingest.service import run_source
+from aiqleads.ingest.sources import SourceConfig
+from aiqleads.leads.models import Lead
+from aiqleads.quality.models import LeadReview
+from aiqleads.runtime import Runtime
+from aiqleads.settings import Settings
+from tests.conftest import Api
+from tests.ingest.factories import CONSENT, seller
+from tests.ingest.loopback import serve
+
+APP_SECRET = "fb-app-secret-for-tests"
+VERIFY = "fb-verify-token"
+LI_SECRET = "li-client-secret"
+FORM_KEY = "web-form-key-0123456789"
+
+GRAPH_LEADS: dict[str, dict[str, Any]] = {
+    "900001": {
+        "id": "900001",
+        "created_time": "2026-03-01T17:55:10+0000",
+        "ad_id": "238",
+        "form_id": "5551",
+        "field_data": [
+            {"name": "full_name", "values": ["Ana Lopez"]},
+            {"name": "phone_number", "values": ["+1 480 555 0101"]},
+            {"name": "email", "values": ["Ana.Lopez@Outlook.com"]},
+            {"name": "street_address", "values": ["2200 E Camelback Rd"]},
+            {"name": "city", "values": ["Phoenix"]},
+            {"name": "state", "values": ["AZ"]},
+            {"name": "zip_code", "values": ["85016"]},
+        ],
+    }
+}
+GRAPH_CALLS: list[str] = []
+
+
+async def graph_lead(request: Request) -> Response:
+    GRAPH_CALLS.append(request.url.path)
+    if request.query_params.get("access_token") != "graph-token":
+        return JSONResponse({"error": {"message": "Invalid OAuth access token"}}, status_code=400)
+    lead = GRAPH_LEADS.get(request.path_params["lead_id"])
+    if lead is None:
+        return JSONResponse({"error": {"message": "Unsupported get request"}}, status_code=400)
+    return JSONResponse(lead)
+
+
+@pytest.fixture(scope="module")
+def graph_url() -> Iterator[str]:
+    with serve(Starlette(routes=[Route("/v21.0/{lead_id}", graph_lead)])) as url:
+        yield f"{url}/v21.0"
+
+
+@pytest.fixture
+def settings(database_url: str, graph_url: str, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    from tests.conftest import TEST_SECRET
+
+    monkeypatch.setenv("AIQLEADS_WEB_FORM_KEY", FORM_KEY)
+    return Settings(
+        env="test",
+        database_url=database_url,
+        secret_key=TEST_SECRET,
+        log_level="WARNING",
+        facebook_app_secret=APP_SECRET,
+        facebook_verify_token=VERIFY,
+        facebook_access_token="graph-token",
+        facebook_graph_url=graph_url,
+        linkedin_client_secret=LI_SECRET,
+    )
+
+
+def fb_signature(body: bytes, secret: str = APP_SECRET) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def leadgen(*lead_ids: str) -> bytes:
+    changes = [
+        {"field": "leadgen", "value": {"leadgen_id": i, "form_id": "5551", "page_id": "77"}}
+        for i in lead_ids
+    ]
+    return json.dumps(
+        {"object": "page", "entry": [{"id": "77", "time": 1, "changes": changes}]}
+    ).encode()
+
+
+async def count_leads(runtime: Runtime) -> int:
+    async with runtime.transaction(write=False) as session:
+        return int(await session.scalar(sa.select(sa.func.count()).select_from(Lead)) or 0)
+
+
+async def test_facebook_handshake(client: httpx.AsyncClient) -> None:
+    params = {"hub.mode": "subscribe", "hub.verify_token": VERIFY, "hub.challenge": "1158201444"}
+    response = await client.get("/api/v1/webhooks/facebook", params=params)
+    assert response.status_code == 200
+    assert response.text == "1158201444"
+    params["hub.verify_token"] = "guess"
+    response = await client.get("/api/v1/webhooks/facebook", params=params)
+    assert response.status_code == 403
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_facebook_leadgen_is_fetched_from_graph_and_ingested(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    body = leadgen("900001")
+    response = await client.post(
+        "/api/v1/webhooks/facebook",
+        content=body,
+        headers={"X-Hub-Signature-256": fb_signature(body), "Content-Type": "application/json"},
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["received"] == 1
+    async with runtime.transaction(write=False) as session:
+        lead = (await session.scalars(sa.select(Lead))).one()
+    assert (lead.first_name, lead.last_name, lead.phone) == ("Ana", "Lopez", "+14805550101")
+    assert lead.market == "phoenix"
+    assert lead.source == "facebook-ads"
+    assert lead.consent_text
+    assert lead.consent_captured_at is not None
+    assert lead.attributes["form_id"] == "5551"
+
+
+@pytest.mark.parametrize(
+    "signature",
+    [None, "sha256=" + "0" * 64, "sha1=abc", fb_signature(leadgen("900001"), "wrong-secret")],
+)
+async def test_facebook_refuses_unsigned_or_forged_bodies(
+    client: httpx.AsyncClient, runtime: Runtime, signature: str | None
+) -> None:
+    headers = {"X-Hub-Signature-256": signature} if signature else {}
+    response = await client.post(
+        "/api/v1/webhooks/facebook", content=leadgen("900001"), headers=headers
+    )
+    assert response.status_code == 401
+    assert response.json()["code"] == "invalid_signature"
+    assert await count_leads(runtime) == 0
+
+
+async def test_facebook_signature_covers_the_exact_bytes(client: httpx.AsyncClient) -> None:
+    body = leadgen("900001")
+    reserialised = json.dumps(json.loads(body), indent=2).encode()
+    response = await client.post(
+        "/api/v1/webhooks/facebook",
+        content=reserialised,
+        headers={"X-Hub-Signature-256": fb_signature(body)},
+    )
+    assert response.status_code == 401
+
+
+async def test_facebook_graph_failure_is_a_502_so_meta_retries(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    body = leadgen("404404")
+    response = await client.post(
+        "/api/v1/webhooks/facebook",
+        content=body,
+        headers={"X-Hub-Signature-256": fb_signature(body)},
+    )
+    assert response.status_code == 502
+    assert response.json()["code"] == "graph_error"
+    assert await count_leads(runtime) == 0
+
+
+async def test_malformed_and_huge_webhook_bodies_get_clear_errors(
+    client: httpx.AsyncClient,
+) -> None:
+    body = b"{not json"
+    response = await client.post(
+        "/api/v1/webhooks/facebook",
+        content=body,
+        headers={"X-Hub-Signature-256": fb_signature(body)},
+    )
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid_json"
+    huge = b"[" + b"1," * 600_000 + b"1]"
+    response = await client.post(
+        "/api/v1/webhooks/facebook",
+        content=huge,
+        headers={"X-Hub-Signature-256": fb_signature(huge)},
+    )
+    assert response.status_code == 413
+    assert response.json()["code"] == "payload_too_large"
+
+
+def linkedin_response(lead_id: str = "li-1") -> dict[str, Any]:
+    answers = [
+        ("1", "Dana"),
+        ("2", "Whitfield"),
+        ("3", "dana.w@icloud.com"),
+        ("4", "(512) 555-0123"),
+        ("5", "Austin"),
+        ("6", "TX"),
+        ("7", "78704"),
+    ]
+    return {
+        "id": lead_id,
+        "submittedAt": 1772400000000,
+        "leadType": "SPONSORED",
+        "versionedLeadGenFormUrn": "urn:li:versionedLeadGenForm:(urn:li:leadGenForm:4242,1)",
+        "formResponse": {
+            "answers": [
+                {"questionId": int(q), "answerDetails": {"textQuestionAnswer": {"answer": a}}}
+                for q, a in answers
+            ],
+            "consentResponses": [{"consentId": 1, "accepted": True}],
+        },
+    }
+
+
+async def test_linkedin_challenge_and_signed_lead(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    response = await client.get("/api/v1/webhooks/linkedin", params={"challengeCode": "abc123"})
+    expected = hmac.new(LI_SECRET.encode(), b"abc123", hashlib.sha256).hexdigest()
+    assert response.json() == {"challengeCode": "abc123", "challengeResponse": expected}
+
+    body = json.dumps(linkedin_response()).encode()
+    signature = hmac.new(LI_SECRET.encode(), body, hashlib.sha256).hexdigest()
+    forged = await client.post(
+        "/api/v1/webhooks/linkedin", content=body, headers={"X-LI-Signature": "0" * 64}
+    )
+    assert forged.status_code == 401
+    response = await client.post(
+        "/api/v1/webhooks/linkedin", content=body, headers={"X-LI-Signature": signature}
+    )
+    assert response.status_code == 200, response.text
+    async with runtime.transaction(write=False) as session:
+        lead = (await session.scalars(sa.select(Lead))).one()
+    assert (lead.kind, lead.market, lead.email) == ("buyer", "austin", "dana.w@icloud.com")
+    assert lead.consent_captured_at is not None
+
+
+def intake_body(**overrides: Any) -> dict[str, Any]:
+    payload = dict(seller("x").payload)
+    payload.pop("kind")
+    payload["external_id"] = "form-submission-1"
+    payload.update(overrides)
+    return payload
+
+
+async def test_web_form_intake(client: httpx.AsyncClient) -> None:
+    url = "/api/v1/intake/web-form"
+    response = await client.post(url, json=intake_body(), headers={"X-API-Key": "wrong"})
+    assert response.status_code == 401
+    assert response.json()["code"] == "invalid_api_key"
+    response = await client.post(url, json=intake_body(), headers={"X-API-Key": FORM_KEY})
+    assert response.status_code == 202, response.text
+    body = response.json()
+    assert body["outcome"] == "accepted"
+    assert body["lead_id"]
+    again = await client.post(url, json=intake_body(), headers={"X-API-Key": FORM_KEY})
+    assert again.json()["outcome"] == "unchanged"
+
+    no_consent = intake_body(external_id="2")
+    no_consent.pop("consent")
+    response = await client.post(url, json=no_consent, headers={"X-API-Key": FORM_KEY})
+    assert response.status_code == 422
+    assert response.json()["code"] == "invalid_submission"
+
+    bad = intake_body(external_id="3", phone="12", email="nope", street=None)
+    response = await client.post(url, json=bad, headers={"X-API-Key": FORM_KEY})
+    assert response.status_code == 202
+    assert response.json()["outcome"] == "quarantined"
+    assert "missing_contact" in {p["code"] for p in response.json()["problems"]}
+
+    response = await client.post(
+        "/api/v1/intake/nowhere", json=intake_body(), headers={"X-API-Key": FORM_KEY}
+    )
+    assert response.status_code == 404
+
+
+async def test_operators_see_runs_and_replay_them(api: Api, runtime: Runtime) -> None:
+    admin = await api.admin()
+    agent = await api.signup("agent@aiqleads.example.com")
+    source = SourceConfig(slug="demo-mls", name="MLS", type="demo", trust=0.9)
+    run = await run_source(
+        runtime, source, trigger="test", records=[seller("L1"), seller("BAD", street=None)]
+    )
+    listing = await api.client.get("/api/v1/admin/ingestion-runs", headers=admin.auth)
+    assert listing.status_code == 200
+    assert [r["id"] for r in listing.json()["items"]] == [str(run.id)]
+    assert (
+        await api.client.get("/api/v1/admin/ingestion-runs", headers=agent.auth)
+    ).status_code == 403
+
+    detail = (
+        await api.client.get(f"/api/v1/admin/ingestion-runs/{run.id}", headers=admin.auth)
+    ).json()
+    assert detail["counts"]["accepted"] == 1
+    assert detail["counts"]["quarantined"] == 1
+    [rejected] = detail["rejected"]
+    assert rejected["source_key"] == "BAD"
+    assert rejected["payload"]["first_name"] == "Robert"
+    assert "missing_address" in {p["code"] for p in rejected["problems"]}
+
+    replay = await api.client.post(
+        f"/api/v1/admin/ingestion-runs/{run.id}/replay", headers=admin.auth
+    )
+    assert replay.status_code == 202
+    assert replay.json()["replay_of"] == str(run.id)
+    await runtime.jobs.wait_idle()
+    replayed = await api.client.get(
+        f"/api/v1/admin/ingestion-runs/{replay.json()['id']}", headers=admin.auth
+    )
+    body = replayed.json()
+    assert body["status"] == "succeeded"
+    assert body["counts"]["unchanged"] == 1
+    assert body["counts"]["quarantined"] == 1
+    assert await count_leads(runtime) == 1
+
+
+async def test_review_queue_decisions_become_labels(api: Api, runtime: Runtime) -> None:
+    admin = await api.admin()
+    form = SourceConfig(
+        slug="demo-webform", name="Form", type="demo", options={"consent_required": True}
+    )
+    fake = seller(
+        "X1",
+        first_name="Test",
+        last_name="Test",
+        phone="1-800-555-0199",
+        email="asdf@mailinator.com",
+        list_price="$1",
+        consent=None,
+    )
+    await run_source(runtime, form, trigger="test", records=[fake, seller("OK")])
+    queue = (await api.client.get("/api/v1/admin/review-queue", headers=admin.auth)).json()
+    [item] = queue["items"]
+    assert item["fraud_score"] > 0.7
+    assert item["fraud_reasons"]
+    url = f"/api/v1/admin/leads/{item['id']}/review"
+    response = await api.client.post(
+        url, json={"decision": "reject", "reason": "test entry"}, headers=admin.auth
+    )
+    assert response.status_code == 200
+    assert response.json()["status"] == "withdrawn"
+    again = await api.client.post(
+        url, json={"decision": "approve", "reason": "oops"}, headers=admin.auth
+    )
+    assert again.status_code == 409
+    assert again.json()["code"] == "not_in_review"
+    bad = await api.client.post(url, json={"decision": "maybe", "reason": "x"}, headers=admin.auth)
+    assert bad.status_code == 422
+    async with runtime.transaction(write=False) as session:
+        [review] = list(await session.scalars(sa.select(LeadReview)))
+    assert review.decision == "reject"
+    assert review.features["name_gibberish"] == 1.0
+    assert (await api.client.get("/api/v1/admin/review-queue", headers=admin.auth)).json()[
+        "items"
+    ] == []
+
+
+async def test_lead_detail_merge_and_unmerge(api: Api, runtime: Runtime) -> None:
+    admin = await api.admin()
+    mls = SourceConfig(slug="demo-mls", name="MLS", type="demo", trust=0.9)
+    other = seller(
+        "L2",
+        first_name="Rob",
+        last_name="Jensen",
+        email="rj@outlook.com",
+        street="77 Pine St",
+        unit=None,
+    )
+    await run_source(runtime, mls, trigger="test", records=[seller("L1"), other])
+    async with runtime.transaction(write=False) as session:
+        first, second = list(await session.scalars(sa.select(Lead).order_by(Lead.first_name)))
+    detail = (await api.client.get(f"/api/v1/admin/leads/{first.id}", headers=admin.auth)).json()
+    assert detail["provenance"]["phone"]["source"] == "demo-mls"
+    assert detail["records"][0]["payload"]["phone"]
+    assert detail["possible_duplicates"][0]["other_lead_id"] in {str(first.id), str(second.id)}
+
+    merged = await api.client.post(
+        f"/api/v1/admin/leads/{first.id}/merge",
+        json={"other_lead_id": str(second.id)},
+        headers=admin.auth,
+    )
+    assert merged.status_code == 200, merged.text
+    body = merged.json()
+    assert body["source_count"] == 2
+    assert len(body["records"]) == 2
+    assert body["possible_duplicates"] == []
+    gone = (await api.client.get(f"/api/v1/admin/leads/{second.id}", headers=admin.auth)).json()
+    assert gone["status"] == "withdrawn"
+    assert gone["merged_into_id"] == str(first.id)
+
+    record = next(r for r in body["records"] if r["source_key"] == "L2")
+    split = await api.client.post(
+        f"/api/v1/admin/leads/{first.id}/unmerge",
+        json={"record_id": record["id"]},
+        headers=admin.auth,
+    )
+    assert split.status_code == 200, split.text
+    assert split.json()["last_name"] == "Jensen"
+    assert split.json()["source_count"] == 1
+    kept = (await api.client.get(f"/api/v1/admin/leads/{first.id}", headers=admin.auth)).json()
+    assert kept["source_count"] == 1
+    assert kept["last_name"] == "Johnson"
+    again = await api.client.post(
+        f"/api/v1/admin/leads/{first.id}/unmerge",
+        json={"record_id": record["id"]},
+        headers=admin.auth,
+    )
+    assert again.status_code == 404
+    missing = await api.client.get(f"/api/v1/admin/leads/{CONSENT['ip']}", headers=admin.auth)
+    assert missing.status_code == 422

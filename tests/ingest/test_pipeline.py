@@ -1,0 +1,202 @@
+"""The ingestion pipeline end to end, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from aiqleads.ingest.models import Outcome, RunStatus, SourceRecord
+from aiqleads.ingest.service import run_source
+from aiqleads.ingest.sources import SourceConfig
+from aiqleads.leads.lifecycle import LeadStatus
+from aiqleads.leads.models import Lead, LeadMatchKey, PossibleDuplicate
+from aiqleads.runtime import Runtime
+from tests.ingest.factories import seller
+
+MLS = SourceConfig(slug="test-mls", name="Test MLS", type="demo", trust=0.9)
+FORM = SourceConfig(
+    slug="test-form",
+    name="Test form",
+    type="demo",
+    trust=0.5,
+    options={"consent_required": True},
+)
+
+
+async def leads(runtime: Runtime) -> list[Lead]:
+    async with runtime.transaction(write=False) as session:
+        return list(await session.scalars(sa.select(Lead).order_by(Lead.created_at)))
+
+
+async def records(runtime: Runtime) -> list[SourceRecord]:
+    async with runtime.transaction(write=False) as session:
+        return list(await session.scalars(sa.select(SourceRecord)))
+
+
+async def test_a_clean_record_becomes_an_available_lead(runtime: Runtime) -> None:
+    run = await run_source(runtime, MLS, trigger="test", records=[seller("L1")])
+    assert run.status is RunStatus.SUCCEEDED
+    assert run.counts["accepted"] == 1
+    [lead] = await leads(runtime)
+    assert lead.status is LeadStatus.AVAILABLE
+    assert (lead.first_name, lead.last_name) == ("Robert", "Johnson")
+    assert lead.phone == "+17025550143"
+    assert lead.email == "robert.johnson@gmail.com"
+    assert lead.address == "4500 W SAHARA AVE APT 210, LAS VEGAS, NV 89102"
+    assert lead.list_price_cents == 42_500_000
+    assert lead.market == "las-vegas"
+    assert lead.geocode_precision == "zip"
+    assert lead.h3_r7
+    assert lead.h3_r9
+    assert lead.consent_captured_at is not None
+    assert lead.consent_ip == "73.12.44.10"
+    assert lead.provenance["phone"]["source"] == "test-mls"
+    assert 0 < lead.quality_score <= 100
+    assert 0 <= lead.fraud_score < 0.5
+
+
+async def test_running_the_same_input_again_creates_nothing(runtime: Runtime) -> None:
+    batch = [
+        seller("L1"),
+        seller(
+            "L2",
+            first_name="Ana",
+            last_name="Lopez",
+            phone="702-555-0188",
+            email="ana@yahoo.com",
+            street="12 Oak St",
+            unit=None,
+        ),
+    ]
+    await run_source(runtime, MLS, trigger="test", records=batch)
+    again = await run_source(runtime, MLS, trigger="test", records=batch)
+    assert again.counts["unchanged"] == 2
+    assert again.counts["accepted"] == 0
+    assert len(await leads(runtime)) == 2
+    assert len(await records(runtime)) == 2
+
+
+async def test_bad_records_are_quarantined_with_reasons_and_payload(runtime: Runtime) -> None:
+    bad = seller("BAD", phone="12", email="not-an-email", street=None)
+    weird = seller("WEIRD", beds={"nested": "object"})
+    run = await run_source(runtime, MLS, trigger="test", records=[bad, weird, seller("OK")])
+    assert run.status is RunStatus.SUCCEEDED
+    assert run.counts["quarantined"] == 1
+    assert run.counts["failed"] == 1
+    assert run.counts["accepted"] == 1
+    assert run.quarantined_by_reason["missing_contact"] == 1
+    assert run.quarantined_by_reason["invalid_field"] == 1
+    by_key = {r.source_key: r for r in await records(runtime)}
+    assert by_key["BAD"].outcome is Outcome.QUARANTINED
+    assert by_key["BAD"].lead_id is None
+    assert by_key["BAD"].payload["phone"] == "12"
+    codes = {p["code"] for p in by_key["BAD"].problems}
+    assert {"phone_invalid", "email_invalid", "missing_contact", "missing_address"} <= codes
+    assert by_key["WEIRD"].outcome is Outcome.FAILED
+
+
+async def test_duplicates_across_sources_merge_into_one_golden_record(runtime: Runtime) -> None:
+    await run_source(runtime, FORM, trigger="test", records=[seller("F1", beds="4")])
+    variant = seller(
+        "M1",
+        first_name="Bob",
+        phone="702.555.0143",
+        email=None,
+        street="4500 West Sahara Avenue",
+        unit="#210",
+        beds="3",
+        year_built="1998",
+    )
+    run = await run_source(runtime, MLS, trigger="test", records=[variant])
+    assert run.counts["merged"] == 1
+    [lead] = await leads(runtime)
+    assert lead.source_count == 2
+    assert lead.beds == 3  # the MLS is trusted more than the form
+    assert lead.provenance["beds"]["source"] == "test-mls"
+    assert lead.email == "robert.johnson@gmail.com"  # only the form had it
+    assert lead.provenance["email"]["source"] == "test-form"
+    assert lead.year_built == 1998
+
+
+async def test_a_new_version_of_a_record_updates_its_lead(runtime: Runtime) -> None:
+    await run_source(runtime, MLS, trigger="test", records=[seller("L1")])
+    run = await run_source(
+        runtime, MLS, trigger="test", records=[seller("L1", list_price="$399,000")]
+    )
+    assert run.counts["updated"] == 1
+    [lead] = await leads(runtime)
+    assert lead.list_price_cents == 39_900_000
+    rows = await records(runtime)
+    assert sorted(r.current for r in rows) == [False, True]
+
+
+async def test_same_household_different_person_stays_two_leads(runtime: Runtime) -> None:
+    spouse = seller("L2", first_name="Maria", phone="702-555-0177", email="maria@yahoo.com")
+    await run_source(runtime, MLS, trigger="test", records=[seller("L1"), spouse])
+    assert len(await leads(runtime)) == 2
+
+
+async def test_doubtful_matches_are_left_for_review(runtime: Runtime) -> None:
+    other = seller(
+        "L2",
+        first_name="Rob",
+        last_name="Jensen",
+        email="rj@outlook.com",
+        street="77 Pine St",
+        unit=None,
+    )
+    await run_source(runtime, MLS, trigger="test", records=[seller("L1"), other])
+    assert len(await leads(runtime)) == 2
+    async with runtime.transaction(write=False) as session:
+        [possible] = list(await session.scalars(sa.select(PossibleDuplicate)))
+    assert "same_phone" in possible.reasons
+
+
+async def test_suspicious_leads_wait_in_quarantine(runtime: Runtime) -> None:
+    fake = seller(
+        "X1",
+        first_name="Test",
+        last_name="Test",
+        phone="1-800-555-0199",
+        email="asdf@mailinator.com",
+        list_price="$1",
+        consent=None,
+    )
+    run = await run_source(runtime, FORM, trigger="test", records=[fake])
+    [lead] = await leads(runtime)
+    assert lead.status is LeadStatus.QUARANTINED
+    assert lead.fraud_score > 0.7
+    codes = {r["code"] for r in lead.fraud_reasons}
+    assert codes & {
+        "name_gibberish",
+        "email_disposable",
+        "phone_toll_free",
+        "price_absurd",
+        "consent_missing",
+    }
+    assert run.counts["quarantined"] == 1
+    assert run.quarantined_by_reason == {"fraud_suspected": 1}
+
+
+async def test_blocking_keys_are_stored_for_incremental_matching(runtime: Runtime) -> None:
+    await run_source(runtime, MLS, trigger="test", records=[seller("L1")])
+    async with runtime.transaction(write=False) as session:
+        keys = set(await session.scalars(sa.select(LeadMatchKey.key)))
+    assert "p:+17025550143" in keys
+    assert "e:robert.johnson@gmail.com" in keys
+    assert "a:89102|4500|SAHARA" in keys
+    assert any(k.startswith("n:") and k.endswith("|89102") for k in keys)
+
+
+async def test_postgis_geography_follows_the_coordinates(runtime: Runtime) -> None:
+    await run_source(runtime, MLS, trigger="test", records=[seller("L1")])
+    async with runtime.transaction(write=False) as session:
+        if session.get_bind().dialect.name != "postgresql":
+            lead = (await leads(runtime))[0]
+            assert lead.latitude is not None
+            return
+        distance = await session.scalar(
+            sa.text(
+                "SELECT ST_Distance(geog, ST_MakePoint(longitude, latitude)::geography) FROM leads"
+            )
+        )
+    assert distance == 0
