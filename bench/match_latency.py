@@ -58,6 +58,12 @@ TARGET_P95_MS = 20.0
 CHUNK = 1_000  # records per worker task
 FLUSH = 20_000  # leads per COPY / executemany transaction
 LEAD_COLUMNS = tuple(col.name for col in Lead.__table__.columns)
+# Declared string lengths: PostgreSQL refuses a longer value (SQLite does not check).
+_LENGTHS = {
+    col.name: col.type.length
+    for col in Lead.__table__.columns
+    if isinstance(col.type, sa.String) and not isinstance(col.type, sa.Enum) and col.type.length
+}
 KEY_COLUMNS = ("key", "lead_id")
 
 # --------------------------------------------------------------------------------------------
@@ -152,16 +158,22 @@ def lead_values(fields: dict[str, Any], source: str, key: str, updated: datetime
 
 
 def _worker_chunk(chunk: list[tuple[str, str, str, dict[str, Any], datetime]]) -> list[Any]:
-    """[(entity_id, lead row tuple, lead id, keys) or (entity_id, None, None, None)]."""
+    """[(entity_id, lead row tuple, lead id, keys) or (entity_id, None, reason, None)]."""
     out: list[Any] = []
     conv = _W["converters"]
     uuid_conv = (lambda v: v.hex) if _W["kind"] == "sqlite" else (lambda v: v)
     for entity_id, source, key, payload, updated in chunk:
         f = clean_record(source, key, payload, updated)
         if f is None:
-            out.append((entity_id, None, None, None))
+            out.append((entity_id, None, "clean() error", None))
             continue
         values = lead_values(f, source, key, updated)
+        too_long = [
+            f"{k}={v!r}" for k, n in _LENGTHS.items() if isinstance(v := values.get(k), str) and len(v) > n
+        ]
+        if too_long:
+            out.append((entity_id, None, "value longer than its column: " + ", ".join(too_long), None))
+            continue
         row = tuple(
             (fn(values.get(name)) if fn is not None else values.get(name))
             for name, fn in zip(LEAD_COLUMNS, conv, strict=True)
@@ -182,11 +194,13 @@ class Loaded:
     stored: dict[str, uuid.UUID] = field(default_factory=dict)  # entity_id -> lead id
     keys: int = 0
     rejected: int = 0
+    too_long: list[str] = field(default_factory=list)
     generated: int = 0
     dup_candidates: list[synthetic.SyntheticRecord] = field(default_factory=list)
     dup_seen: int = 0
     seconds: float = 0.0
     vacuum_seconds: float = 0.0
+    main_seconds: dict[str, float] = field(default_factory=dict)
 
 
 class Writer:
@@ -290,18 +304,26 @@ async def load(
             leads_buf.clear()
             keys_buf.clear()
 
+    spent = {"generate": 0.0, "wait": 0.0, "write": 0.0}
     while not done:
+        t0 = time.perf_counter()
         while len(inflight) < 3 * args.workers:
             chunk = next(chunks, None)
             if chunk is None:
                 break
             inflight.append(pool.apply_async(_worker_chunk, (chunk,)))
+        t1 = time.perf_counter()
+        spent["generate"] += t1 - t0
         if not inflight:
             break
-        results = await asyncio.get_running_loop().run_in_executor(None, inflight.popleft().get)
+        results = inflight.popleft().get()
+        spent["wait"] += time.perf_counter() - t1
         for entity_id, row, lead_id, keys in results:
             if row is None:
-                loaded.rejected += 1
+                if lead_id == "clean() error":
+                    loaded.rejected += 1
+                else:
+                    loaded.too_long.append(lead_id)
                 continue
             loaded.stored[entity_id] = lead_id
             leads_buf.append(row)
@@ -311,14 +333,17 @@ async def load(
                 done = True
                 break
         if len(leads_buf) >= FLUSH or done:
+            t2 = time.perf_counter()
             await flush()
+            spent["write"] += time.perf_counter() - t2
         now = time.perf_counter()
-        if now - last_report > 30:
+        if now - last_report > args.report_every:
             last_report = now
             n = len(loaded.stored)
-            print(f"  {n:>9,} leads {loaded.keys:>10,} keys  {now - start:6.0f} s  {n / (now - start):6.0f} leads/s", flush=True)
+            print(f"  {n:>9,} leads {loaded.keys:>10,} keys  {now - start:6.0f} s  {n / (now - start):6.0f} leads/s  main: " + ", ".join(f"{k} {v:.0f} s" for k, v in spent.items()), flush=True)
     await flush()
     loaded.seconds = time.perf_counter() - start
+    loaded.main_seconds = spent
     loaded.vacuum_seconds = await writer.finish()
     return loaded
 
@@ -432,6 +457,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=2_000)
     parser.add_argument("--warmup", type=int, default=100, help="probes run first and not counted")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--report-every", type=float, default=60.0, help="seconds between load progress lines")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     parser.add_argument("--no-docs", action="store_true", help="do not update docs/benchmarks.md")
@@ -466,6 +492,11 @@ def main() -> None:
         f"{loaded.generated:,} records generated, {loaded.rejected:,} rejected by clean()",
         flush=True,
     )
+    if loaded.too_long:
+        print(
+            f"  {len(loaded.too_long)} cleaned records skipped: a value is longer than its column "
+            f"(PostgreSQL would refuse the insert), e.g. {loaded.too_long[:3]}"
+        )
 
     _worker_init(db.kind)  # the main process cleans the probes with the same code
     probes = build_probes(args, loaded, stream)
@@ -535,7 +566,13 @@ def main() -> None:
         f"{'`VACUUM ANALYZE`' if db.kind == 'postgresql' else 'WAL checkpoint'}: "
         f"{load_total / 60:.1f} min in all. {loaded.generated:,} records generated "
         "(`iter_generate`, fraud_rate 0, duplicate_rate 0.05: the first copy of each entity is "
-        f"stored), {loaded.rejected:,} skipped because `clean()` rejects them.",
+        f"stored), {loaded.rejected:,} skipped because `clean()` rejects them"
+        + (
+            f", {len(loaded.too_long)} skipped because a cleaned value is longer than its column "
+            f"(e.g. {loaded.too_long[0]}; PostgreSQL refuses such an insert)."
+            if loaded.too_long
+            else "."
+        ),
         "",
         f"Probes: {len(samples):,} measured after {args.warmup} warm-up, "
         f"{len(dup_samples):,} true duplicates of stored leads and {len(new_samples):,} new people. "

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import json
+from pathlib import Path
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from click.testing import Result
 from typer.testing import CliRunner
 
 from aiqleads.cli import app
+from aiqleads.leads.lifecycle import LeadStatus
+from aiqleads.leads.models import Lead
+from aiqleads.quality.models import ModelVersion
+from aiqleads.runtime import Runtime
 from tests.conftest import PASSWORD, TEST_SECRET, Api
 
 runner = CliRunner()
@@ -56,9 +63,26 @@ def test_markets_list_prints_the_markets(env: None) -> None:
         assert name in result.output
 
 
-async def test_demo_load_only_fills_an_empty_database(env: None, client: httpx.AsyncClient) -> None:
-    first = await invoke(["demo", "load", "--if-empty"])
+async def test_demo_load_only_fills_an_empty_database(
+    env: None, client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    first = await invoke(["demo", "load", "--if-empty", "--count", "300"])
+    assert first.exit_code == 0, first.output
     assert "agent@demo.aiqleads.example.com" in first.output
+    async with runtime.transaction(write=False) as session:
+        statuses = dict(
+            (
+                await session.execute(sa.select(Lead.status, sa.func.count()).group_by(Lead.status))
+            ).all()
+        )
+        merged = await session.scalar(sa.select(sa.func.count()).where(Lead.source_count > 1))
+        markets = set(await session.scalars(sa.select(Lead.market).distinct()))
+    # Generated duplicates were merged, some fraud waits in review, all four markets have leads.
+    assert statuses[LeadStatus.AVAILABLE] > 150
+    assert statuses.get(LeadStatus.QUARANTINED, 0) >= 1
+    assert merged
+    assert merged > 10
+    assert markets == {"las-vegas", "dallas-fort-worth", "austin", "phoenix"}
     second = await invoke(["demo", "load", "--if-empty"])
     assert "nothing loaded" in second.output
     login = await client.post(
@@ -89,3 +113,75 @@ def test_demo_data_is_refused_in_production(monkeypatch: pytest.MonkeyPatch) -> 
     result = runner.invoke(app, ["demo", "load"])
     assert result.exit_code == 2
     assert "never loaded in production" in result.output
+
+
+MAPPING = {
+    "key_column": "MLS #",
+    "columns": {
+        "full_name": "Owner",
+        "phone": "Phone",
+        "street": "Address",
+        "city": "City",
+        "state": "ST",
+        "postal_code": "Zip",
+        "list_price": "Price",
+        "beds": "Beds",
+    },
+}
+CSV = """MLS #,Owner,Phone,Address,City,ST,Zip,Price,Beds
+LV-1,"Johnson, Robert",(702) 555-0143,4500 W Sahara Ave Apt 210,Las Vegas,NV,89102,$425K,3
+LV-2,Ana Lopez,702-555-0188,12 Oak St,Las Vegas,NV,89102,"410,000",2
+LV-3,No Contact,,,Las Vegas,NV,89102,,
+LV-4,Broken,row
+"""
+
+
+async def test_ingest_a_csv_export_with_a_mapping_file(
+    env: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, runtime: Runtime
+) -> None:
+    mapping = tmp_path / "mapping.json"
+    mapping.write_text(json.dumps(MAPPING))
+    sources = {
+        "sources": [
+            {
+                "slug": "lv-csv",
+                "name": "LV CSV",
+                "type": "csv",
+                "trust": 0.8,
+                "options": {"mapping_file": str(mapping)},
+            }
+        ]
+    }
+    sources_file = tmp_path / "sources.json"
+    sources_file.write_text(json.dumps(sources))
+    monkeypatch.setenv("AIQLEADS_SOURCES_FILE", str(sources_file))
+    export = tmp_path / "export.csv"
+    export.write_text(CSV)
+
+    result = await invoke(["ingest", "lv-csv", "--file", str(export)])
+    assert result.exit_code == 0, result.output
+    assert "lv-csv" in result.output
+    assert "succeeded" in result.output
+    async with runtime.transaction(write=False) as session:
+        names = set(await session.scalars(sa.select(Lead.last_name)))
+    assert names == {"Johnson", "Lopez"}
+
+    again = await invoke(["ingest", "lv-csv", "--file", str(export)])
+    assert again.exit_code == 0
+    async with runtime.transaction(write=False) as session:
+        assert await session.scalar(sa.select(sa.func.count()).select_from(Lead)) == 2
+
+    unknown = await invoke(["ingest", "nope"])
+    assert unknown.exit_code == 2
+    assert "unknown source" in unknown.output
+
+
+async def test_fraud_train_stores_a_new_active_version(env: None, runtime: Runtime) -> None:
+    result = await invoke(["fraud", "train", "--synthetic", "3000"])
+    assert result.exit_code == 0, result.output
+    async with runtime.transaction(write=False) as session:
+        [model] = list(await session.scalars(sa.select(ModelVersion)))
+    assert model.version == 1
+    assert model.active
+    assert model.metrics["roc_auc"] > 0.9
+    assert model.features[0] == "phone_invalid"

@@ -195,17 +195,17 @@ def _progress(label: str, total: int | None) -> Iterator[Callable[[int], None]]:
 
 
 def _print_runs(runs: list[IngestionRun]) -> None:
-    table = Table("source", "status", *COUNT_KEYS, "quarantine reasons")
+    """One column per run, so the summary fits a terminal whatever the number of counts."""
+    table = Table("")
     for run in runs:
-        reasons = ", ".join(f"{k} {v}" for k, v in sorted(run.quarantined_by_reason.items()))
-        table.add_row(
-            run.source,
-            run.status.value,
-            *(str(run.counts.get(k, 0)) for k in COUNT_KEYS),
-            reasons or "-",
-        )
+        table.add_column(run.source, justify="right", no_wrap=True)
+    table.add_row("status", *(run.status.value for run in runs))
+    for key in COUNT_KEYS:
+        table.add_row(key, *(str(run.counts.get(key, 0)) for run in runs))
     console.print(table)
     for run in runs:
+        for reason, count in sorted(run.quarantined_by_reason.items()):
+            console.print(f"{run.source}: quarantined {count} x {reason}")
         for error in run.errors:
             console.print(f"[red]{run.source}: {error}[/red]")
 

@@ -48,7 +48,7 @@ async def schedule(ctx: JobContext) -> None:
             .where(IngestionRun.source.in_([s.slug for s in due]))
             .group_by(IngestionRun.source)
         )
-        last = dict(rows.tuples().all())
+        last = {source: started for source, started in rows.all()}
         for source in due:
             previous = last.get(source.slug)
             assert source.schedule_seconds is not None

@@ -119,7 +119,7 @@ class LeadRepository:
             .where(Lead.consent_ip.in_(wanted), Lead.created_at >= since)
             .group_by(Lead.consent_ip)
         )
-        return {ip: int(count) for ip, count in rows.tuples() if ip}
+        return {ip: int(count) for ip, count in rows.all() if ip}
 
     async def add_possible_duplicates(self, rows: Sequence[dict[str, Any]]) -> None:
         if not rows:
