@@ -14,6 +14,7 @@ from urllib.parse import parse_qs, unquote_plus
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
@@ -23,8 +24,12 @@ from structlog.testing import capture_logs
 from aiqleads.ingest.connectors.base import Candidate, ParseError, RawRecord
 from aiqleads.ingest.connectors.http import SourceUnavailable
 from aiqleads.ingest.connectors.reso import ResoConnector, SourceAuthError
+from aiqleads.ingest.models import RunStatus
+from aiqleads.ingest.service import run_source
 from aiqleads.ingest.sources import SourceConfig
 from aiqleads.kit.clock import FrozenClock
+from aiqleads.leads.models import Lead
+from aiqleads.runtime import Runtime
 from tests.ingest.loopback import serve
 
 CLIENT_ID = "aiq-client"
@@ -518,3 +523,30 @@ def test_property_type_mapping(
     connector: ResoConnector, fields: dict[str, Any], expected: str
 ) -> None:
     assert parse(connector, {**RESO_LISTING, **fields}).property_type == expected
+
+
+async def test_a_scheduled_run_ingests_expired_listings_incrementally(
+    runtime: Runtime, server: FakeResoServer, source: SourceConfig
+) -> None:
+    address = {"City": "Las Vegas", "StateOrProvince": "NV", "PostalCode": "89102"}
+    server.listings = [
+        listing(1, StandardStatus="Expired", UnparsedAddress="4500 W Sahara Ave", **address),
+        listing(2, StandardStatus="Canceled", UnparsedAddress="12 Oak St", **address),
+        listing(3, StandardStatus="Closed", UnparsedAddress="9 Elm St", **address),
+    ]
+    first = await run_source(runtime, source, trigger="schedule")
+    assert first.status is RunStatus.SUCCEEDED
+    assert first.counts["accepted"] == 2
+    assert first.quarantined_by_reason == {"listing_closed": 1}
+    async with runtime.transaction(write=False) as session:
+        kinds = set(await session.scalars(sa.select(Lead.kind)))
+    assert kinds == {"expired_listing"}
+
+    server.listings.append(
+        listing(4, StandardStatus="Withdrawn", UnparsedAddress="7 Pine St", **address)
+    )
+    second = await run_source(runtime, source, trigger="schedule")
+    # Only what changed since the last run is asked for and fetched.
+    assert server.data_requests[-1][1]["$filter"] == "ModificationTimestamp gt 2026-01-01T03:00:00Z"
+    assert second.counts["fetched"] == 1
+    assert second.counts["accepted"] == 1
