@@ -322,6 +322,8 @@ async def test_operators_see_runs_and_replay_them(api: Api, runtime: Runtime) ->
     assert body["status"] == "succeeded"
     assert body["counts"]["unchanged"] == 1
     assert body["counts"]["quarantined"] == 1
+    original = await api.client.get(f"/api/v1/admin/ingestion-runs/{run.id}", headers=admin.auth)
+    assert [r["source_key"] for r in original.json()["rejected"]] == ["BAD"]
     assert await count_leads(runtime) == 1
 
 

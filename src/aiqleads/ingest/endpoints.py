@@ -258,7 +258,10 @@ async def intake_lead(
         raise Invalid(
             "The submission is not valid",
             code="invalid_submission",
-            extra={"errors": exc.errors(include_url=False, include_context=False)},
+            # Without the input: a consumer's details do not belong in an error body or log.
+            extra={
+                "errors": exc.errors(include_url=False, include_context=False, include_input=False)
+            },
         ) from exc
     raw = dict(payload)
     external = submission.external_id or "sha256:" + hashlib.sha256(body_key(raw)).hexdigest()[:32]

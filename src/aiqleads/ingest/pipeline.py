@@ -492,6 +492,8 @@ class LeadPipeline:
                 "source_updated_at": item.raw.source_updated_at,
             }
             if item.reuse_row:
+                # A replayed record stays listed under the run that brought it in.
+                row.pop("run_id")
                 await self.records.update_record(item.record_id, row)
             else:
                 record_rows.append(row)

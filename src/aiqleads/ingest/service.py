@@ -215,7 +215,8 @@ async def execute_replay(runtime: Runtime, run_id: uuid.UUID) -> IngestionRun | 
     source = runtime.sources.get(run.source)
     if source is None:
         return None
-    raws = [RawRecord(r.source_key, r.payload, r.source_updated_at) for r in rows]
+    # Only versions still current: replaying a superseded payload would bring old data back.
+    raws = [RawRecord(r.source_key, r.payload, r.source_updated_at) for r in rows if r.current]
     return await run_source(
         runtime, source, trigger="replay", records=raws, replay_of=run.replay_of, run_id=run.id
     )

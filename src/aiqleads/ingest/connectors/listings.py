@@ -6,7 +6,7 @@
 Pages come through `PoliteFetcher` (robots.txt, a pace per host, conditional GET), so a crawl
 yields only pages that changed since the validators the fetcher holds. Parsing keeps values as
 the site wrote them ("$450K", "2,140 sq ft", "0.21 acres"); the pipeline converts. A page
-whose required elements are gone is quarantined as `layout_changed`, naming the selector.
+whose required elements are gone is recorded as failed with `layout_changed`, naming the selector.
 """
 
 from __future__ import annotations
