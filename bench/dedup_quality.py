@@ -79,9 +79,10 @@ async def read_back(runtime: Any) -> dict[str, Any]:
         possible = (
             await session.execute(sa.select(PossibleDuplicate.lead_id, PossibleDuplicate.other_lead_id))
         ).all()
-        lead_status = dict(
-            (await session.execute(sa.select(Lead.id, Lead.status))).tuples().all()
-        )
+        lead_status = {
+            lead_id: status
+            for lead_id, status in (await session.execute(sa.select(Lead.id, Lead.status))).all()
+        }
     return {"records": rows, "possible": possible, "lead_status": lead_status}
 
 
