@@ -57,11 +57,11 @@ class Lead(UuidPk, Timestamped, Base):
 
     # Address, USPS Pub. 28 parts and lines
     street_number: Mapped[str | None] = mapped_column(sa.String(20))
-    street_pre_direction: Mapped[str | None] = mapped_column(sa.String(4))
+    street_pre_direction: Mapped[str | None] = mapped_column(sa.String(12))
     street_name: Mapped[str | None] = mapped_column(sa.String(100))
-    street_suffix: Mapped[str | None] = mapped_column(sa.String(10))
-    street_post_direction: Mapped[str | None] = mapped_column(sa.String(4))
-    unit_type: Mapped[str | None] = mapped_column(sa.String(10))
+    street_suffix: Mapped[str | None] = mapped_column(sa.String(40))
+    street_post_direction: Mapped[str | None] = mapped_column(sa.String(12))
+    unit_type: Mapped[str | None] = mapped_column(sa.String(20))
     unit_number: Mapped[str | None] = mapped_column(sa.String(20))
     address_line1: Mapped[str | None] = mapped_column(sa.String(200))
     address_line2: Mapped[str | None] = mapped_column(sa.String(60))
