@@ -6,7 +6,7 @@ generated timestamp is the same from run to run, and writes its figures into one
 docs/benchmarks.md (replaced on the next run of the same benchmark and database).
 """
 
-# ruff: noqa: T201
+# ruff: noqa: T201, E501
 from __future__ import annotations
 
 import asyncio
@@ -46,6 +46,14 @@ FrozenClock fixed at 2026-03-02 12:00 UTC so the generated records are the same 
 | `bench/dedup_quality.py` | pairwise precision / recall / F1 of de-duplication through the real pipeline on labelled synthetic records | precision >= 0.99, F1 >= 0.97 |
 | `bench/pipeline_throughput.py` | end-to-end records/s through `run_source` (generation excluded) | >= 2,000 leads/s on one core |
 | `bench/match_latency.py` | incremental match of one new record against N stored leads (key lookup + compare fields + pairwise compare) | p95 <= 20 ms |
+Run them with (each takes the options shown in its `--help`; `--no-docs` leaves this page alone):
+
+    .venv/bin/python bench/dedup_quality.py --count 12000 --seed 7 --database sqlite
+    .venv/bin/python bench/pipeline_throughput.py --count 20000 --database postgresql
+    .venv/bin/python bench/match_latency.py --stored 1000000 --database postgresql --samples 2000
+
+PostgreSQL runs create and drop their own database through
+`postgresql://postgres@127.0.0.1:5432/postgres` (override with `AIQLEADS_BENCH_PG_ADMIN_URL`).
 """
 
 
@@ -79,7 +87,12 @@ class BenchDatabase:
             for suffix in ("", "-wal", "-shm", "-journal"):
                 Path(self.name + suffix).unlink(missing_ok=True)
         else:
-            asyncio.run(_pg_admin(self.admin_url or PG_ADMIN_DEFAULT, f"DROP DATABASE IF EXISTS {self.name} WITH (FORCE)"))
+            asyncio.run(
+                _pg_admin(
+                    self.admin_url or PG_ADMIN_DEFAULT,
+                    f"DROP DATABASE IF EXISTS {self.name} WITH (FORCE)",
+                )
+            )
 
 
 async def _pg_admin(admin_url: str, *statements: str) -> None:
@@ -107,7 +120,9 @@ def fresh_database(kind: str, label: str, *, pg_admin_url: str | None = None) ->
         admin = pg_admin_url or os.environ.get("AIQLEADS_BENCH_PG_ADMIN_URL", PG_ADMIN_DEFAULT)
         name = "aiqleads_bench_" + re.sub(r"[^a-z0-9_]", "_", label.lower())
         asyncio.run(
-            _pg_admin(admin, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)", f"CREATE DATABASE {name}")
+            _pg_admin(
+                admin, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)", f"CREATE DATABASE {name}"
+            )
         )
         base = admin.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
         db = BenchDatabase("postgresql", f"{base}/{name}", name, admin)
@@ -127,7 +142,9 @@ def database_version(db: BenchDatabase) -> str:
         conn = await asyncpg.connect(db.asyncpg_dsn)
         try:
             pg = await conn.fetchval("SHOW server_version")
-            postgis = await conn.fetchval("SELECT extversion FROM pg_extension WHERE extname = 'postgis'")
+            postgis = await conn.fetchval(
+                "SELECT extversion FROM pg_extension WHERE extname = 'postgis'"
+            )
         finally:
             await conn.close()
         return f"PostgreSQL {pg} + PostGIS {postgis} on 127.0.0.1 (asyncpg)"
@@ -141,7 +158,9 @@ def make_runtime(db: BenchDatabase) -> Any:
     from aiqleads.runtime import Runtime
     from aiqleads.settings import Settings
 
-    return Runtime(Settings(database_url=db.url, env="test", redis_url=None), FrozenClock(FROZEN_NOW))
+    return Runtime(
+        Settings(database_url=db.url, env="test", redis_url=None), FrozenClock(FROZEN_NOW)
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -192,6 +211,7 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 def code_version() -> str:
     """The commit measured, and whether src/ had uncommitted changes (others edit it live)."""
+
     def git(*args: str) -> str:
         try:
             return subprocess.run(

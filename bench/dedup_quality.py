@@ -17,7 +17,7 @@ have in common (fields that differ between the two copies, and what the matcher 
 the two records side by side) and example false-positive / false-negative pairs.
 """
 
-# ruff: noqa: T201
+# ruff: noqa: T201, E501
 from __future__ import annotations
 
 import argparse
@@ -28,13 +28,14 @@ import uuid
 from collections import Counter, defaultdict
 from typing import Any
 
-import _common as c
 import sqlalchemy as sa
 
+import _common as c
 from aiqleads.ingest import synthetic
 from aiqleads.ingest.models import Outcome, SourceRecord
 from aiqleads.ingest.service import run_source
 from aiqleads.leads.models import Lead, PossibleDuplicate
+from aiqleads.leads.repository import COMPARE_COLUMNS
 from aiqleads.quality import dedup
 
 TARGET_PRECISION, TARGET_F1 = 0.99, 0.97
@@ -58,7 +59,9 @@ async def ingest(runtime: Any, records: list[synthetic.SyntheticRecord]) -> dict
         t0 = time.perf_counter()
         run = await run_source(runtime, source, trigger="bench", records=by_source[slug])
         runs[slug] = (run.status.value, dict(run.counts), time.perf_counter() - t0)
-        print(f"  {slug:<14} {len(by_source[slug]):>6} records  {runs[slug][2]:6.1f} s  {run.counts}")
+        print(
+            f"  {slug:<14} {len(by_source[slug]):>6} records  {runs[slug][2]:6.1f} s  {run.counts}"
+        )
     return {"runs": runs, "seconds": time.perf_counter() - start}
 
 
@@ -77,13 +80,21 @@ async def read_back(runtime: Any) -> dict[str, Any]:
             )
         ).all()
         possible = (
-            await session.execute(sa.select(PossibleDuplicate.lead_id, PossibleDuplicate.other_lead_id))
+            await session.execute(
+                sa.select(PossibleDuplicate.lead_id, PossibleDuplicate.other_lead_id)
+            )
         ).all()
         lead_status = {
             lead_id: status
             for lead_id, status in (await session.execute(sa.select(Lead.id, Lead.status))).all()
         }
-    return {"records": rows, "possible": possible, "lead_status": lead_status}
+        golden = {
+            row["id"]: dict(row)
+            for row in (
+                await session.execute(sa.select(*[getattr(Lead, col) for col in COMPARE_COLUMNS]))
+            ).mappings()
+        }
+    return {"records": rows, "possible": possible, "lead_status": lead_status, "golden": golden}
 
 
 # --------------------------------------------------------------------------------------------
@@ -95,7 +106,10 @@ def _raw_name(payload: dict[str, Any]) -> tuple[str, str]:
     if payload.get("full_name"):
         parts = str(payload["full_name"]).split()
         return (parts[0] if parts else "", parts[-1] if len(parts) > 1 else "")
-    return (str(payload.get("first_name") or "").strip(), str(payload.get("last_name") or "").strip())
+    return (
+        str(payload.get("first_name") or "").strip(),
+        str(payload.get("last_name") or "").strip(),
+    )
 
 
 def _digits(value: Any) -> str:
@@ -103,19 +117,41 @@ def _digits(value: Any) -> str:
     return d[-10:]
 
 
-def differences(pa: dict[str, Any], pb: dict[str, Any], fa: dict[str, Any] | None, fb: dict[str, Any] | None) -> list[str]:
+def name_differences(a: tuple[str, str], b: tuple[str, str]) -> list[str]:
+    """How two written names differ: order, nickname, typo (case and spacing ignored)."""
+    af, al = (x.strip().lower() for x in a)
+    bf, bl = (x.strip().lower() for x in b)
+    if (af, al) == (bf, bl):
+        return []
+
+    def sim(x: str, y: str) -> float:
+        return dedup._sim(x, y) or 0.0  # noqa: SLF001
+
+    straight = ((af == bf) + (al == bl), sim(af, bf) + sim(al, bl))
+    swapped = ((af == bl) + (al == bf), sim(af, bl) + sim(al, bf))
+    out = []
+    if swapped > straight:
+        out.append("name swapped")
+        bf, bl = bl, bf
+    other = 0
+    for x, y in ((af, bf), (al, bl)):
+        if x == y:
+            continue
+        if x and y and min(len(x), len(y)) > 1 and dedup.first_name_similarity(x, y) == 1.0:
+            out.append("first name: nickname")
+        else:
+            other += 1
+    if other:
+        out.append(f"name: typo or other ({'both parts' if other == 2 else 'one part'})")
+    return out
+
+
+def differences(
+    pa: dict[str, Any], pb: dict[str, Any], fa: dict[str, Any] | None, fb: dict[str, Any] | None
+) -> list[str]:
     """What differs between two copies of one entity (raw payloads + normalised fields)."""
     out = []
-    (af, al), (bf, bl) = _raw_name(pa), _raw_name(pb)
-    low = lambda s: s.strip().lower()  # noqa: E731
-    if (low(af), low(al)) != (low(bf), low(bl)):
-        if (low(af), low(al)) == (low(bl), low(bf)):
-            out.append("name swapped")
-        else:
-            if low(af) != low(bf):
-                out.append("first name differs")
-            if low(al) != low(bl):
-                out.append("last name differs")
+    out += name_differences(_raw_name(pa), _raw_name(pb))
     pha, phb = _digits(pa.get("phone")), _digits(pb.get("phone"))
     if bool(pha) != bool(phb):
         out.append("phone missing in one")
@@ -184,7 +220,9 @@ def _bucket(verdict: str) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--count", type=int, default=12_000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
@@ -254,11 +292,12 @@ def main() -> None:
                 q_reasons[p["code"]] += 1
     # A lead quarantined for suspected fraud still exists: its records count by lead_id.
     lead_status = back["lead_status"]
-    quarantined_leads = sum(1 for s in lead_status.values() if str(getattr(s, "value", s)) == "quarantined")
+    quarantined_leads = sum(
+        1 for s in lead_status.values() if str(getattr(s, "value", s)) == "quarantined"
+    )
 
     fp = predicted - truth
     fn = truth - predicted
-    fp_household = fp & households
     # Possible duplicates: do they point at the missed pairs? (an operator would merge them)
     lead_pairs_open = {frozenset((a, b)) for a, b in back["possible"]}
     fn_flagged = sum(
@@ -272,7 +311,11 @@ def main() -> None:
     lead_members = {lead: set(members) for lead, members in by_lead.items()}
     for members in clusters.values():
         leads = {row_of[i].lead_id for i in members if i in row_of}
-        if len(leads) == 1 and None not in leads and lead_members[next(iter(leads))] == set(members):
+        if (
+            len(leads) == 1
+            and None not in leads
+            and lead_members[next(iter(leads))] == set(members)
+        ):
             exact_entities += 1
 
     # ---- diagnosis --------------------------------------------------------------------------
@@ -283,6 +326,13 @@ def main() -> None:
     fn_diff: Counter[str] = Counter()
     fn_combo: Counter[tuple[str, ...]] = Counter()
     fn_verdict: Counter[str] = Counter()
+    fn_lead_verdict: Counter[str] = Counter()
+    # Ingestion order (sources in DEMO_SOURCES order, records in list order) and lead keys.
+    order = {i: (synthetic.DEMO_SOURCES.index(rec.source), i) for i, rec in enumerate(records)}
+    lead_keys: dict[uuid.UUID, set[str]] = defaultdict(set)
+    for row in row_of.values():
+        if row.lead_id is not None and row.fields:
+            lead_keys[row.lead_id] |= dedup.match_keys(row.fields)
     fn_examples: list[tuple[int, int, list[str], str]] = []
     for pair in sorted(fn, key=lambda p: sorted(p)):
         a, b = sorted(pair)
@@ -291,11 +341,29 @@ def main() -> None:
         if unmatched:
             diffs = ["record quarantined (no lead)"]
             verdict = "quarantined: " + ",".join(
-                sorted({p["code"] for x in unmatched for p in (row_of[x].problems or []) if p.get("severity", "error") == "error"})
+                sorted(
+                    {
+                        p["code"]
+                        for x in unmatched
+                        for p in (row_of[x].problems or [])
+                        if p.get("severity", "error") == "error"
+                    }
+                )
             )
         else:
-            diffs = differences(records[a].record.payload, records[b].record.payload, fields_of(a), fields_of(b))
+            diffs = differences(
+                records[a].record.payload, records[b].record.payload, fields_of(a), fields_of(b)
+            )
             verdict = record_verdict(fields_of(a), fields_of(b))
+            # What the later record meets: the earlier record's lead (its golden record as
+            # stored at the end of the run, and the keys of all that lead's records).
+            early, late = sorted((a, b), key=lambda x: order[x])
+            other = row_of[early].lead_id
+            fl = fields_of(late)
+            if fl is not None and other in back["golden"]:
+                shared = {dedup.key_kind(k) for k in dedup.match_keys(fl) & lead_keys[other]}
+                got = dedup.compare(fl, back["golden"][other], shared).decision.value
+                fn_lead_verdict[f"later record vs earlier record's lead: {got}"] += 1
         fn_diff.update(diffs)
         fn_combo[tuple(diffs)] += 1
         fn_verdict[_bucket(verdict)] += 1
@@ -314,21 +382,35 @@ def main() -> None:
     print()
     print(f"records ingested          {len(row_of):,} ({missing_rows} not found in source_records)")
     print(f"outcomes                  {dict(outcomes)}")
-    print(f"quarantined records       {len(quarantined)} ({q_no_lead} without a lead, counted unmatched; "
-          f"{len(quarantined) - q_no_lead} on a lead held for fraud review) reasons={dict(q_reasons)}")
-    print(f"leads                     {len(lead_status):,} ({quarantined_leads} quarantined) for {len(clusters):,} entities; "
-          f"{exact_entities:,} entities resolved exactly ({exact_entities / len(clusters):.2%})")
-    print(f"possible-duplicate rows   {len(back['possible'])} (covering {fn_flagged} of the {len(fn)} missed pairs)")
-    print(f"true pairs {len(truth):,}   predicted pairs {len(predicted):,}   TP {score.true_positives:,}  "
-          f"FP {score.false_positives:,}  FN {score.false_negatives:,}")
-    print(f"PRECISION {score.precision:.4f}   RECALL {score.recall:.4f}   F1 {score.f1:.4f}   "
-          f"(target precision >= {TARGET_PRECISION}, F1 >= {TARGET_F1}: {'PASS' if ok else 'MISS'})")
-    print(f"  if quarantined records on fraud-held leads also counted unmatched: precision {strict.precision:.4f} "
-          f"recall {strict.recall:.4f} F1 {strict.f1:.4f}")
+    print(
+        f"quarantined records       {len(quarantined)} ({q_no_lead} without a lead, counted unmatched; "
+        f"{len(quarantined) - q_no_lead} on a lead held for fraud review) reasons={dict(q_reasons)}"
+    )
+    print(
+        f"leads                     {len(lead_status):,} ({quarantined_leads} quarantined) for {len(clusters):,} entities; "
+        f"{exact_entities:,} entities resolved exactly ({exact_entities / len(clusters):.2%})"
+    )
+    print(
+        f"possible-duplicate rows   {len(back['possible'])} (covering {fn_flagged} of the {len(fn)} missed pairs)"
+    )
+    print(
+        f"true pairs {len(truth):,}   predicted pairs {len(predicted):,}   TP {score.true_positives:,}  "
+        f"FP {score.false_positives:,}  FN {score.false_negatives:,}"
+    )
+    print(
+        f"PRECISION {score.precision:.4f}   RECALL {score.recall:.4f}   F1 {score.f1:.4f}   "
+        f"(target precision >= {TARGET_PRECISION}, F1 >= {TARGET_F1}: {'PASS' if ok else 'MISS'})"
+    )
+    print(
+        f"  if quarantined records on fraud-held leads also counted unmatched: precision {strict.precision:.4f} "
+        f"recall {strict.recall:.4f} F1 {strict.f1:.4f}"
+    )
     print(f"false merges: {dict(fp_kind)}")
     print(f"ingest time {ing['seconds']:.1f} s ({len(records) / ing['seconds']:.0f} records/s)")
 
-    print("\nFalse negatives by what differs between the two copies (a pair can count under several):")
+    print(
+        "\nFalse negatives by what differs between the two copies (a pair can count under several):"
+    )
     for name, n in fn_diff.most_common():
         print(f"  {n:>5}  {name}")
     print("False negatives by combination of differences (top 12):")
@@ -337,23 +419,41 @@ def main() -> None:
     print("False negatives by what dedup.compare says about the two records side by side:")
     for name, n in fn_verdict.most_common(15):
         print(f"  {n:>5}  {name}")
-    print("  (a record-vs-record 'match' was missed because the record met the lead's golden record,")
+    print(
+        "  (a record-vs-record 'match' was missed because the record met the lead's golden record,"
+    )
     print("   or a lead made earlier in the batch, not the other record)")
+    print(
+        "False negatives: the later record against the earlier record's lead (golden record at the end):"
+    )
+    for name, n in fn_lead_verdict.most_common():
+        print(f"  {n:>5}  {name}")
 
     step = max(1, len(fp_examples) // args.examples) if fp_examples else 1
-    print(f"\nExample false positives ({min(args.examples, len(fp_examples))} of {len(fp_examples)}):")
+    print(
+        f"\nExample false positives ({min(args.examples, len(fp_examples))} of {len(fp_examples)}):"
+    )
     for a, b, kind, verdict in fp_examples[::step][: args.examples]:
         print(f"  [{kind}] {verdict}")
         print(f"    A {snippet(records[a], row_of.get(a))}")
         print(f"    B {snippet(records[b], row_of.get(b))}")
-    print(f"\nExample false negatives ({min(args.examples, len(fn_examples))} of {len(fn_examples)}; spread over the causes):")
+    print(
+        f"\nExample false negatives ({min(args.examples, len(fn_examples))} of {len(fn_examples)}; spread over the causes):"
+    )
     by_cause: dict[str, list[tuple[int, int, list[str], str]]] = defaultdict(list)
     for ex in fn_examples:
         by_cause[_bucket(ex[3])].append(ex)
-    picked = list(itertools.islice(
-        (ex for group in itertools.zip_longest(*by_cause.values()) for ex in group if ex is not None),
-        args.examples,
-    ))
+    picked = list(
+        itertools.islice(
+            (
+                ex
+                for group in itertools.zip_longest(*by_cause.values())
+                for ex in group
+                if ex is not None
+            ),
+            args.examples,
+        )
+    )
     for a, b, diffs, verdict in picked:
         print(f"  [{', '.join(diffs)}] {verdict}")
         print(f"    A {snippet(records[a], row_of.get(a))}")
@@ -378,13 +478,28 @@ def main() -> None:
                 ["recall", f"{score.recall:.4f}"],
                 ["F1", f"{score.f1:.4f}"],
                 ["true / predicted pairs", f"{len(truth):,} / {len(predicted):,}"],
-                ["TP / FP / FN", f"{score.true_positives:,} / {score.false_positives:,} / {score.false_negatives:,}"],
-                ["false merges: same household, different people", fp_kind.get("same household, different people", 0)],
+                [
+                    "TP / FP / FN",
+                    f"{score.true_positives:,} / {score.false_positives:,} / {score.false_negatives:,}",
+                ],
+                [
+                    "false merges: same household, different people",
+                    fp_kind.get("same household, different people", 0),
+                ],
                 ["false merges: different households", fp_kind.get("different households", 0)],
                 ["quarantined records (no lead, count as unmatched)", q_no_lead],
-                ["quarantined records on a fraud-held lead (counted by lead_id)", len(quarantined) - q_no_lead],
-                ["possible-duplicate rows (covering missed pairs)", f"{len(back['possible'])} ({fn_flagged})"],
-                ["entities resolved exactly", f"{exact_entities:,} of {len(clusters):,} ({exact_entities / len(clusters):.2%})"],
+                [
+                    "quarantined records on a fraud-held lead (counted by lead_id)",
+                    len(quarantined) - q_no_lead,
+                ],
+                [
+                    "possible-duplicate rows (covering missed pairs)",
+                    f"{len(back['possible'])} ({fn_flagged})",
+                ],
+                [
+                    "entities resolved exactly",
+                    f"{exact_entities:,} of {len(clusters):,} ({exact_entities / len(clusters):.2%})",
+                ],
                 ["F1 if fraud-held quarantined records also count unmatched", f"{strict.f1:.4f}"],
             ],
         ),
@@ -400,8 +515,15 @@ def main() -> None:
         "False negatives by what `dedup.compare` says about the two records side by side:",
         "",
         *c.table(["verdict", "pairs"], fn_verdict.most_common(12)),
+        "",
+        "False negatives: the later record against the earlier record's lead (its golden record "
+        "at the end of the run, and the keys of all its records):",
+        "",
+        *c.table(["verdict", "pairs"], fn_lead_verdict.most_common()),
     ]
-    c.write_section(f"dedup_quality:{args.database}", f"De-duplication quality ({args.database})", lines)
+    c.write_section(
+        f"dedup_quality:{args.database}", f"De-duplication quality ({args.database})", lines
+    )
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ Load (the bulk path, timed and reported separately; the pipeline itself would ta
   one per CPU) turn records into lead rows and match-key rows:
   - `--rows clean` (default): every record goes through the real connector parse,
     `quality.clean.clean` and `dedup.match_keys`, exactly what the pipeline derives (about
-    1.5 ms of CPU per record: ~20 min for 1M on this 2-core machine);
+    1.5 ms of CPU per record; ~1,500 leads/s with 2 workers on this 2-core machine);
   - `--rows fast`: one entity in ten (chosen by a hash of its id, and the only ones used as
     duplicate probes) still goes through `clean`; the other nine get a cheap normaliser
     written for the generator's formats (names through the real `normalise_name`, phone
@@ -36,7 +36,7 @@ for one record: `LeadRepository.leads_by_keys(keys)` + `compare_fields(candidate
 Target: p95 <= 20 ms.
 """
 
-# ruff: noqa: T201
+# ruff: noqa: T201, E501
 from __future__ import annotations
 
 import argparse
@@ -57,11 +57,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import _common as c
 import sqlalchemy as sa
 
+import _common as c
 from aiqleads.ingest import synthetic
-from aiqleads.leads.models import Lead, LeadMatchKey
+from aiqleads.leads.models import Lead
 from aiqleads.leads.repository import LeadRepository
 from aiqleads.quality import dedup
 
@@ -114,9 +114,11 @@ def _converters(kind: str) -> list[Any]:
             out.append(lambda v: None if v is None else v.hex)
         elif kind == "sqlite" and isinstance(t, UTCDateTime):
             out.append(
-                lambda v: None
-                if v is None
-                else v.astimezone(UTC).replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
+                lambda v: (
+                    None
+                    if v is None
+                    else v.astimezone(UTC).replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
+                )
             )
         elif isinstance(t, sa.Enum):
             out.append(lambda v: None if v is None else str(getattr(v, "value", v)))
@@ -144,9 +146,19 @@ def clean_record(source: str, key: str, payload: dict[str, Any], updated: dateti
 
 # The generator's street formats, for --rows fast (USPS Pub. 28 abbreviations, as clean gives).
 _USPS_SUFFIX = {
-    full.upper(): abbr.upper() for full, abbr in synthetic._SUFFIXES  # noqa: SLF001
+    full.upper(): abbr.upper()
+    for full, abbr in synthetic._SUFFIXES  # noqa: SLF001
 } | {abbr.upper(): abbr.upper() for _, abbr in synthetic._SUFFIXES}  # noqa: SLF001
-_DIRECTION = {"N": "N", "S": "S", "E": "E", "W": "W", "NORTH": "N", "SOUTH": "S", "EAST": "E", "WEST": "W"}
+_DIRECTION = {
+    "N": "N",
+    "S": "S",
+    "E": "E",
+    "W": "W",
+    "NORTH": "N",
+    "SOUTH": "S",
+    "EAST": "E",
+    "WEST": "W",
+}
 _STATES = {"NEVADA": "NV", "TEXAS": "TX", "ARIZONA": "AZ"}
 _UNIT_RE = re.compile(r"^(?P<street>.*?)[ ,]+(?P<type>#|apt\.?|unit)\s*#?\s*(?P<id>\S+)$", re.I)
 _UNIT_ONLY = re.compile(r"^(?P<type>#|apt\.?|unit)?\s*#?\s*(?P<id>\S+)$", re.I)
@@ -157,8 +169,12 @@ def fast_fields(payload: dict[str, Any], source: str) -> dict[str, Any] | None:
     """Lead fields from a generated payload without `clean` (see --rows fast)."""
     from aiqleads.quality.normalise import normalise_name, normalise_postal_code
 
-    f: dict[str, Any] = {"kind": str(payload.get("kind") or _W["sources"][source].default_kind).lower()}
-    name, _ = normalise_name(payload.get("first_name"), payload.get("last_name"), payload.get("full_name"))
+    f: dict[str, Any] = {
+        "kind": str(payload.get("kind") or _W["sources"][source].default_kind).lower()
+    }
+    name, _ = normalise_name(
+        payload.get("first_name"), payload.get("last_name"), payload.get("full_name")
+    )
     f["first_name"], f["last_name"] = name.first, name.last
     digits = _NON_DIGIT.sub("", str(payload.get("phone") or ""))
     if len(digits) == 11 and digits[0] == "1":
@@ -187,7 +203,9 @@ def fast_fields(payload: dict[str, Any], source: str) -> dict[str, Any] | None:
     state = str(payload.get("state") or "").strip().upper()
     state = _STATES.get(state, state) if state else None
     line1 = " ".join(x for x in (number, pre, " ".join(rest), suffix) if x)
-    unit_type = None if unit_type is None else ("#" if unit_type == "#" else unit_type.upper().rstrip("."))
+    unit_type = (
+        None if unit_type is None else ("#" if unit_type == "#" else unit_type.upper().rstrip("."))
+    )
     f.update(
         street_number=number,
         street_pre_direction=pre,
@@ -221,7 +239,9 @@ def fast_fields(payload: dict[str, Any], source: str) -> dict[str, Any] | None:
         f["consent_ip"] = consent.get("ip")
         f["consent_user_agent"] = consent.get("user_agent")
         f["consent_certificate_url"] = consent.get("certificate_url")
-    f["attributes"] = {"submitted_ip": payload["submitted_ip"]} if payload.get("submitted_ip") else {}
+    f["attributes"] = (
+        {"submitted_ip": payload["submitted_ip"]} if payload.get("submitted_ip") else {}
+    )
     return f
 
 
@@ -279,10 +299,20 @@ def _worker_chunk(chunk: list[tuple[str, str, str, dict[str, Any], datetime]]) -
             continue
         values = lead_values(f, source, key, updated)
         too_long = [
-            f"{k}={v!r}" for k, n in _LENGTHS.items() if isinstance(v := values.get(k), str) and len(v) > n
+            f"{k}={v!r}"
+            for k, n in _LENGTHS.items()
+            if isinstance(v := values.get(k), str) and len(v) > n
         ]
         if too_long:
-            out.append((entity_id, None, "value longer than its column: " + ", ".join(too_long), None, agree))
+            out.append(
+                (
+                    entity_id,
+                    None,
+                    "value longer than its column: " + ", ".join(too_long),
+                    None,
+                    agree,
+                )
+            )
             continue
         row = tuple(
             (fn(values.get(name)) if fn is not None else values.get(name))
@@ -367,7 +397,11 @@ class Writer:
 
 
 def _chunks(
-    stream: Iterator[synthetic.SyntheticRecord], loaded: Loaded, seen: set[str], rng: random.Random, reservoir: int
+    stream: Iterator[synthetic.SyntheticRecord],
+    loaded: Loaded,
+    seen: set[str],
+    rng: random.Random,
+    reservoir: int,
 ) -> Iterator[list[tuple[str, str, str, dict[str, Any], datetime]]]:
     """First copies of entities, in chunks for the workers; later copies feed the reservoir
     of duplicate-probe candidates (uniform over the whole stream)."""
@@ -458,7 +492,11 @@ async def load(
         if now - last_report > args.report_every:
             last_report = now
             n = len(loaded.stored)
-            print(f"  {n:>9,} leads {loaded.keys:>10,} keys  {now - start:6.0f} s  {n / (now - start):6.0f} leads/s  main: " + ", ".join(f"{k} {v:.0f} s" for k, v in spent.items()), flush=True)
+            print(
+                f"  {n:>9,} leads {loaded.keys:>10,} keys  {now - start:6.0f} s  {n / (now - start):6.0f} leads/s  main: "
+                + ", ".join(f"{k} {v:.0f} s" for k, v in spent.items()),
+                flush=True,
+            )
     await flush()
     loaded.seconds = time.perf_counter() - start
     loaded.main_seconds = spent
@@ -498,16 +536,24 @@ def build_probes(
     for rec in candidates:
         if len(dups) >= n_dup:
             break
-        f = clean_record(rec.source, rec.record.source_key, rec.record.payload, rec.record.source_updated_at)  # type: ignore[arg-type]
+        f = clean_record(
+            rec.source, rec.record.source_key, rec.record.payload, rec.record.source_updated_at
+        )  # type: ignore[arg-type]
         if f is not None:
-            dups.append(Probe("duplicate", rec, f, sorted(dedup.match_keys(f)), loaded.stored[rec.entity_id]))
+            dups.append(
+                Probe(
+                    "duplicate", rec, f, sorted(dedup.match_keys(f)), loaded.stored[rec.entity_id]
+                )
+            )
     news: list[Probe] = []
     for rec in stream:
         if len(news) >= n_new:
             break
         if rec.entity_id in loaded.stored:
             continue
-        f = clean_record(rec.source, rec.record.source_key, rec.record.payload, rec.record.source_updated_at)  # type: ignore[arg-type]
+        f = clean_record(
+            rec.source, rec.record.source_key, rec.record.payload, rec.record.source_updated_at
+        )  # type: ignore[arg-type]
         if f is not None:
             news.append(Probe("new", rec, f, sorted(dedup.match_keys(f)), None))
     if len(dups) < n_dup:
@@ -556,8 +602,14 @@ async def measure(runtime: Any, probes: list[Probe], warmup: int) -> list[Sample
         if n >= warmup:
             samples.append(
                 Sample(
-                    probe.kind, (t3 - t0) * 1e3, (t1 - t0) * 1e3, (t2 - t1) * 1e3,
-                    (t3 - t2) * 1e3, len(shared), found, possible,
+                    probe.kind,
+                    (t3 - t0) * 1e3,
+                    (t1 - t0) * 1e3,
+                    (t2 - t1) * 1e3,
+                    (t3 - t2) * 1e3,
+                    len(shared),
+                    found,
+                    possible,
                 )
             )
     return samples
@@ -565,8 +617,11 @@ async def measure(runtime: Any, probes: list[Probe], warmup: int) -> list[Sample
 
 def summary(values: list[float]) -> tuple[float, float, float, float, float]:
     return (
-        c.percentile(values, 50), c.percentile(values, 95), c.percentile(values, 99),
-        max(values) if values else float("nan"), sum(values) / len(values) if values else float("nan"),
+        c.percentile(values, 50),
+        c.percentile(values, 95),
+        c.percentile(values, 99),
+        max(values) if values else float("nan"),
+        sum(values) / len(values) if values else float("nan"),
     )
 
 
@@ -578,15 +633,28 @@ def main() -> None:
     parser.add_argument("--database", choices=("sqlite", "postgresql"), default="postgresql")
     parser.add_argument("--samples", type=int, default=2_000)
     parser.add_argument("--warmup", type=int, default=100, help="probes run first and not counted")
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--report-every", type=float, default=60.0, help="seconds between load progress lines")
     parser.add_argument(
-        "--workers", type=int, default=None,
+        "--rounds",
+        type=int,
+        default=1,
+        help="measure the same probes this many times (figures pool all rounds; each round "
+        "is also shown, to see the machine's noise)",
+    )
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--report-every", type=float, default=60.0, help="seconds between load progress lines"
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
         help="loader processes (default: one per CPU with --rows clean, 1 with --rows fast, "
         "where generating in the main process is the other half of the work)",
     )
     parser.add_argument(
-        "--rows", choices=("clean", "fast"), default="clean",
+        "--rows",
+        choices=("clean", "fast"),
+        default="clean",
         help="how stored leads are built: clean() for every record, or a cheap normaliser "
         "for nine in ten (see above)",
     )
@@ -608,7 +676,10 @@ def main() -> None:
         now=c.FROZEN_NOW,
     )
     seen: set[str] = set()
-    print(f"loading {args.stored:,} leads into {db.kind} ({db.name}) with {args.workers} workers ...", flush=True)
+    print(
+        f"loading {args.stored:,} leads into {db.kind} ({db.name}) with {args.workers} workers ...",
+        flush=True,
+    )
     ctx = multiprocessing.get_context("fork")
     pool = ctx.Pool(args.workers, initializer=_worker_init, initargs=(db.kind, args.rows))
     # The loader builds no reference cycles; the collector's full scans of a heap holding a
@@ -634,7 +705,10 @@ def main() -> None:
             f"  fast rows: match keys equal clean()'s for {loaded.agree:,} of {loaded.checked:,} "
             f"checked records ({loaded.agree / loaded.checked:.2%})"
         )
-    print(f"  loader main process: " + ", ".join(f"{k} {v:.0f} s" for k, v in loaded.main_seconds.items()))
+    print(
+        "  loader main process: "
+        + ", ".join(f"{k} {v:.0f} s" for k, v in loaded.main_seconds.items())
+    )
     if loaded.too_long:
         print(
             f"  {len(loaded.too_long)} cleaned records skipped: a value is longer than its column "
@@ -645,15 +719,18 @@ def main() -> None:
     probes = build_probes(args, loaded, stream)
     runtime = c.make_runtime(db)
 
-    async def run() -> list[Sample]:
+    async def run() -> list[list[Sample]]:
         try:
-            return await measure(runtime, probes, args.warmup)
+            return [await measure(runtime, probes, args.warmup) for _ in range(args.rounds)]
         finally:
             await runtime.shutdown()
 
-    print(f"measuring {len(probes) - args.warmup:,} probes (+{args.warmup} warm-up) ...", flush=True)
+    print(
+        f"measuring {len(probes) - args.warmup:,} probes (+{args.warmup} warm-up) ...", flush=True
+    )
     try:
-        samples = asyncio.run(run())
+        per_round = asyncio.run(run())
+        samples = [x for r in per_round for x in r]
     finally:
         if not args.keep:
             db.drop()
@@ -671,37 +748,56 @@ def main() -> None:
         q = summary(vals)
         rows.append([label, f"{len(vals):,}", *(f"{x:.2f}" for x in q)])
     part_rows = []
-    for label, attr in (("leads_by_keys", "keys_ms"), ("compare_fields", "fields_ms"), ("dedup.compare x candidates", "compare_ms")):
+    for label, attr in (
+        ("leads_by_keys", "keys_ms"),
+        ("compare_fields", "fields_ms"),
+        ("dedup.compare x candidates", "compare_ms"),
+    ):
         vals = [getattr(s, attr) for s in samples]
         q = summary(vals)
         part_rows.append([label, *(f"{x:.2f}" for x in q)])
     cands = [s.candidates for s in samples]
     cand_hist = Counter(min(n, 10) for n in cands)
-    dup_samples = [s for s in samples if s.kind == "duplicate"]
-    new_samples = [s for s in samples if s.kind == "new"]
+    dup_samples = [s for s in per_round[0] if s.kind == "duplicate"]  # outcomes: same every round
+    new_samples = [s for s in per_round[0] if s.kind == "new"]
     dup_found = sum(s.found for s in dup_samples)
     dup_possible = sum((not s.found) and s.possible for s in dup_samples)
     new_false = sum(s.found for s in new_samples)
 
     print()
-    print(f"LATENCY (ms)   p50 {p50:.2f}   p95 {p95:.2f}   p99 {p99:.2f}   max {worst:.2f}   mean {mean:.2f}")
+    print(
+        f"LATENCY (ms)   p50 {p50:.2f}   p95 {p95:.2f}   p99 {p99:.2f}   max {worst:.2f}   mean {mean:.2f}"
+    )
     print(f"target p95 <= {TARGET_P95_MS} ms: {'PASS' if ok else 'MISS'}")
     print("                       n       p50     p95     p99     max    mean")
     for r in rows:
         print(f"  {r[0]:<16} {r[1]:>7} " + " ".join(f"{x:>7}" for x in r[2:]))
     for r in part_rows:
         print(f"  {r[0]:<26}      " + " ".join(f"{x:>7}" for x in r[1:]))
-    print(f"candidates per probe: mean {sum(cands) / len(cands):.2f}, max {max(cands)}; "
-          f"histogram (10 = 10+): {dict(sorted(cand_hist.items()))}")
-    print(f"duplicate probes matched to their stored lead: {dup_found}/{len(dup_samples)} "
-          f"({dup_possible} more only 'possible'); new people matched to someone: {new_false}/{len(new_samples)}")
+    round_rows = []
+    if args.rounds > 1:
+        for i, r in enumerate(per_round, 1):
+            q = summary([x.total for x in r])
+            round_rows.append([f"round {i}", f"{len(r):,}", *(f"{v:.2f}" for v in q)])
+            print(f"  round {i}: p50 {q[0]:.2f}  p95 {q[1]:.2f}  p99 {q[2]:.2f}  max {q[3]:.2f}")
+    print(
+        f"candidates per probe: mean {sum(cands) / len(cands):.2f}, max {max(cands)}; "
+        f"histogram (10 = 10+): {dict(sorted(cand_hist.items()))}"
+    )
+    print(
+        f"duplicate probes matched to their stored lead: {dup_found}/{len(dup_samples)} "
+        f"({dup_possible} more only 'possible'); new people matched to someone: {new_false}/{len(new_samples)}"
+    )
 
     if args.no_docs:
         return
     note = "" if n_stored >= args.stored else f" (asked for {args.stored:,})"
     lines = c.environment_lines(
         None,
-        [("Database", db_version), ("Load", f"`--rows {args.rows}`, {args.workers} worker process(es)")],
+        [
+            ("Database", db_version),
+            ("Load", f"`--rows {args.rows}`, {args.workers} worker process(es)"),
+        ],
     )
     lines += [
         "",
@@ -724,19 +820,27 @@ def main() -> None:
             "Rows: `--rows clean`, every stored lead and its keys made by the pipeline's own parse, "
             "`clean` and `match_keys`."
             if args.rows == "clean"
-            else "Rows: `--rows fast` (`--rows clean` runs at ~750-800 leads/s on this machine, "
-            "about 20 min for 1M): one entity in ten goes through `clean` (the duplicate probes "
+            else "Rows: `--rows fast` (`--rows clean` costs ~1.5 ms of CPU per record): one entity "
+            "in ten goes through `clean` (the duplicate probes "
             "come only from those), the rest through the benchmark's cheap normaliser; on the "
             f"cleaned tenth its match keys equal `clean`'s for {loaded.agree / max(1, loaded.checked):.2%} "
             f"of {loaded.checked:,} records."
         ),
         "",
-        f"Probes: {len(samples):,} measured after {args.warmup} warm-up, "
+        f"Probes: {len(samples) // args.rounds:,} measured after {args.warmup} warm-up"
+        + (
+            f", each measured in {args.rounds} rounds (figures pool the rounds)"
+            if args.rounds > 1
+            else ""
+        )
+        + ": "
         f"{len(dup_samples):,} true duplicates of stored leads and {len(new_samples):,} new people. "
         "Timed per probe: `leads_by_keys` + `compare_fields` + `dedup.compare` per candidate, "
         "in its own read transaction.",
         "",
-        *c.table(["probes", "n", "p50 ms", "p95 ms", "p99 ms", "max ms", "mean ms"], rows),
+        *c.table(
+            ["probes", "n", "p50 ms", "p95 ms", "p99 ms", "max ms", "mean ms"], rows + round_rows
+        ),
         "",
         f"Target: p95 <= {TARGET_P95_MS:.0f} ms: {c.verdict(ok)} (p95 {p95:.2f} ms).",
         "",

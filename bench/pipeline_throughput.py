@@ -19,7 +19,7 @@ clock covers those runs only. Figures:
 Target: >= 2,000 leads (records) per second on one core.
 """
 
-# ruff: noqa: T201
+# ruff: noqa: T201, E501
 from __future__ import annotations
 
 import argparse
@@ -30,15 +30,15 @@ import gc
 import io
 import pstats
 import time
-from pathlib import Path
 from collections import defaultdict
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-import _common as c
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+import _common as c
 from aiqleads.ingest import pipeline as pipeline_module
 from aiqleads.ingest import synthetic
 from aiqleads.ingest.pipeline import LeadPipeline
@@ -167,7 +167,9 @@ async def ingest(
             )
     total = time.perf_counter() - start
     async with runtime.transaction(write=False) as session:
-        leads = int((await session.execute(sa.select(sa.func.count()).select_from(Lead))).scalar_one())
+        leads = int(
+            (await session.execute(sa.select(sa.func.count()).select_from(Lead))).scalar_one()
+        )
     return {"seconds": total, "per_source": per_source, "batches": batches, "leads": leads}
 
 
@@ -217,7 +219,8 @@ def profile_sample(args: argparse.Namespace) -> tuple[str, list[list[str]]]:
     own = [
         (ct, f"{fn.split('/src/', 1)[-1]}:{line} `{name}`")
         for (fn, line, name), (_cc, _nc, _tt, ct, _callers) in raw.items()
-        if "/src/aiqleads/" in fn and name not in ("run_source", "process", "<listcomp>", "<genexpr>")
+        if "/src/aiqleads/" in fn
+        and name not in ("run_source", "process", "<listcomp>", "<genexpr>")
     ]
     for ct, label in sorted(own, reverse=True)[:12]:
         top.append([label, f"{ct:.1f}", f"{100 * ct / total:.0f}%"])
@@ -278,38 +281,65 @@ def main() -> None:
     stage_rows = []
     for name, label in STAGES:
         stage_rows.append(
-            [label, f"{TIMES[name]:.1f}", f"{100 * TIMES[name] / total:.1f}%",
-             f"{1e3 * TIMES[name] / args.count:.3f}"]
+            [
+                label,
+                f"{TIMES[name]:.1f}",
+                f"{100 * TIMES[name] / total:.1f}%",
+                f"{1e3 * TIMES[name] / args.count:.3f}",
+            ]
         )
         if name == "_parse_and_clean":
             stage_rows.append(
-                ["   of which: `clean()`", f"{TIMES['clean']:.1f}",
-                 f"{100 * TIMES['clean'] / total:.1f}%", f"{1e3 * TIMES['clean'] / args.count:.3f}"]
+                [
+                    "   of which: `clean()`",
+                    f"{TIMES['clean']:.1f}",
+                    f"{100 * TIMES['clean'] / total:.1f}%",
+                    f"{1e3 * TIMES['clean'] / args.count:.3f}",
+                ]
             )
     outside = total - process
     stage_rows.append(
-        ["6 outside process(): run rows, commit, batching", f"{outside:.1f}",
-         f"{100 * outside / total:.1f}%", f"{1e3 * outside / args.count:.3f}"]
+        [
+            "6 outside process(): run rows, commit, batching",
+            f"{outside:.1f}",
+            f"{100 * outside / total:.1f}%",
+            f"{1e3 * outside / args.count:.3f}",
+        ]
     )
     sql_rows = [
-        ["`AsyncSession.execute` (all SQL, incl. SQLAlchemy compile + driver)",
-         f"{TIMES['sql_execute']:.1f}", f"{100 * TIMES['sql_execute'] / total:.1f}%",
-         f"{CALLS['sql_execute']:,}"],
-        ["`AsyncSession.commit`", f"{TIMES['sql_commit']:.1f}",
-         f"{100 * TIMES['sql_commit'] / total:.1f}%", f"{CALLS['sql_commit']:,}"],
+        [
+            "`AsyncSession.execute` (all SQL, incl. SQLAlchemy compile + driver)",
+            f"{TIMES['sql_execute']:.1f}",
+            f"{100 * TIMES['sql_execute'] / total:.1f}%",
+            f"{CALLS['sql_execute']:,}",
+        ],
+        [
+            "`AsyncSession.commit`",
+            f"{TIMES['sql_commit']:.1f}",
+            f"{100 * TIMES['sql_commit'] / total:.1f}%",
+            f"{CALLS['sql_commit']:,}",
+        ],
     ]
     for gen in (0, 1, 2):
         key = f"gc_gen{gen}"
         sql_rows.append(
-            [f"cyclic GC, generation {gen} (inside any stage)", f"{TIMES[key]:.1f}",
-             f"{100 * TIMES[key] / total:.1f}%", f"{CALLS[key]:,}"]
+            [
+                f"cyclic GC, generation {gen} (inside any stage)",
+                f"{TIMES[key]:.1f}",
+                f"{100 * TIMES[key] / total:.1f}%",
+                f"{CALLS[key]:,}",
+            ]
         )
 
     print()
     print(f"records {args.count:,}  leads created {result['leads']:,}  time {total:.1f} s")
-    print(f"THROUGHPUT {rate:,.0f} records/s ({result['leads'] / total:,.0f} leads created/s); "
-          f"target >= {TARGET:,.0f}/s: {'PASS' if ok else 'MISS'}")
-    print(f"per batch: first 10% of batches {first_rate:,.0f} rec/s, last 10% {last_rate:,.0f} rec/s")
+    print(
+        f"THROUGHPUT {rate:,.0f} records/s ({result['leads'] / total:,.0f} leads created/s); "
+        f"target >= {TARGET:,.0f}/s: {'PASS' if ok else 'MISS'}"
+    )
+    print(
+        f"per batch: first 10% of batches {first_rate:,.0f} rec/s, last 10% {last_rate:,.0f} rec/s"
+    )
     print("\nstage                                              seconds   share   ms/record")
     for row in stage_rows:
         print(f"  {row[0]:<48} {row[1]:>7} {row[2]:>7} {row[3]:>9}")
@@ -338,7 +368,10 @@ def main() -> None:
                 ["records/s (end to end)", f"**{rate:,.0f}**"],
                 ["leads created/s", f"{result['leads'] / total:,.0f} ({result['leads']:,} leads)"],
                 ["wall time", f"{total:.1f} s"],
-                ["rate over the first / last 10% of batches", f"{first_rate:,.0f} / {last_rate:,.0f} rec/s"],
+                [
+                    "rate over the first / last 10% of batches",
+                    f"{first_rate:,.0f} / {last_rate:,.0f} rec/s",
+                ],
             ],
         ),
         "",
@@ -347,7 +380,10 @@ def main() -> None:
         "",
         *c.table(
             ["source run", "records", "seconds", "records/s"],
-            [[s, f"{n:,}", f"{sec:.1f}", f"{n / sec:,.0f}"] for s, n, sec, _ in result["per_source"]],
+            [
+                [s, f"{n:,}", f"{sec:.1f}", f"{n / sec:,.0f}"]
+                for s, n, sec, _ in result["per_source"]
+            ],
         ),
         "",
         "Time per stage (timers wrapped around `LeadPipeline` methods in the benchmark process):",
