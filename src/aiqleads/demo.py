@@ -7,15 +7,13 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import sqlalchemy as sa
-
 from aiqleads.accounts.schemas import UserPatch
 from aiqleads.accounts.service import AccountService
 from aiqleads.ingest.connectors.base import RawRecord
 from aiqleads.ingest.models import IngestionRun
 from aiqleads.ingest.service import run_source
 from aiqleads.ingest.synthetic import DEMO_SOURCES, generate
-from aiqleads.leads.models import Lead
+from aiqleads.leads.repository import LeadRepository
 from aiqleads.runtime import Runtime
 
 
@@ -44,8 +42,7 @@ class DemoResult:
 async def is_empty(runtime: Runtime) -> bool:
     """No leads yet (a fresh database, or one with accounts only)."""
     async with runtime.transaction(write=False) as session:
-        count: int | None = await session.scalar(sa.select(sa.func.count()).select_from(Lead))
-        return not count
+        return await LeadRepository(session).count() == 0
 
 
 async def load(

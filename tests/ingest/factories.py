@@ -37,3 +37,28 @@ def seller(key: str, **overrides: Any) -> RawRecord:
     }
     payload.update(overrides)
     return RawRecord(source_key=key, payload={k: v for k, v in payload.items() if v is not None})
+
+
+def lookalike(key: str = "L2") -> RawRecord:
+    """Someone else on the phone number of `seller`: similar first name, other surname."""
+    return seller(
+        key,
+        first_name="Rob",
+        last_name="Jensen",
+        email="rj@outlook.com",
+        street="77 Pine St",
+        unit=None,
+    )
+
+
+def fake_lead(key: str = "X1") -> RawRecord:
+    """A test entry with every fraud signal a form can carry."""
+    return seller(
+        key,
+        first_name="Test",
+        last_name="Test",
+        phone="1-800-555-0199",
+        email="asdf@mailinator.com",
+        list_price="$1",
+        consent=None,
+    )

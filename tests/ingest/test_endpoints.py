@@ -23,7 +23,7 @@ from aiqleads.quality.models import LeadReview
 from aiqleads.runtime import Runtime
 from aiqleads.settings import Settings
 from tests.conftest import Api
-from tests.ingest.factories import CONSENT, seller
+from tests.ingest.factories import CONSENT, fake_lead, lookalike, seller
 from tests.ingest.loopback import serve
 
 APP_SECRET = "fb-app-secret-for-tests"
@@ -332,15 +332,7 @@ async def test_review_queue_decisions_become_labels(api: Api, runtime: Runtime) 
     form = SourceConfig(
         slug="demo-webform", name="Form", type="demo", options={"consent_required": True}
     )
-    fake = seller(
-        "X1",
-        first_name="Test",
-        last_name="Test",
-        phone="1-800-555-0199",
-        email="asdf@mailinator.com",
-        list_price="$1",
-        consent=None,
-    )
+    fake = fake_lead()
     await run_source(runtime, form, trigger="test", records=[fake, seller("OK")])
     queue = (await api.client.get("/api/v1/admin/review-queue", headers=admin.auth)).json()
     [item] = queue["items"]
@@ -371,14 +363,7 @@ async def test_review_queue_decisions_become_labels(api: Api, runtime: Runtime) 
 async def test_lead_detail_merge_and_unmerge(api: Api, runtime: Runtime) -> None:
     admin = await api.admin()
     mls = SourceConfig(slug="demo-mls", name="MLS", type="demo", trust=0.9)
-    other = seller(
-        "L2",
-        first_name="Rob",
-        last_name="Jensen",
-        email="rj@outlook.com",
-        street="77 Pine St",
-        unit=None,
-    )
+    other = lookalike()
     await run_source(runtime, mls, trigger="test", records=[seller("L1"), other])
     async with runtime.transaction(write=False) as session:
         first, second = list(await session.scalars(sa.select(Lead).order_by(Lead.first_name)))

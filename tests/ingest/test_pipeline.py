@@ -10,7 +10,7 @@ from aiqleads.ingest.sources import SourceConfig
 from aiqleads.leads.lifecycle import LeadStatus
 from aiqleads.leads.models import Lead, LeadMatchKey, PossibleDuplicate
 from aiqleads.runtime import Runtime
-from tests.ingest.factories import seller
+from tests.ingest.factories import fake_lead, lookalike, seller
 
 MLS = SourceConfig(slug="test-mls", name="Test MLS", type="demo", trust=0.9)
 FORM = SourceConfig(
@@ -136,14 +136,7 @@ async def test_same_household_different_person_stays_two_leads(runtime: Runtime)
 
 
 async def test_doubtful_matches_are_left_for_review(runtime: Runtime) -> None:
-    other = seller(
-        "L2",
-        first_name="Rob",
-        last_name="Jensen",
-        email="rj@outlook.com",
-        street="77 Pine St",
-        unit=None,
-    )
+    other = lookalike()
     await run_source(runtime, MLS, trigger="test", records=[seller("L1"), other])
     assert len(await leads(runtime)) == 2
     async with runtime.transaction(write=False) as session:
@@ -152,15 +145,7 @@ async def test_doubtful_matches_are_left_for_review(runtime: Runtime) -> None:
 
 
 async def test_suspicious_leads_wait_in_quarantine(runtime: Runtime) -> None:
-    fake = seller(
-        "X1",
-        first_name="Test",
-        last_name="Test",
-        phone="1-800-555-0199",
-        email="asdf@mailinator.com",
-        list_price="$1",
-        consent=None,
-    )
+    fake = fake_lead()
     run = await run_source(runtime, FORM, trigger="test", records=[fake])
     [lead] = await leads(runtime)
     assert lead.status is LeadStatus.QUARANTINED

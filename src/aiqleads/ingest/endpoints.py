@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from aiqleads.accounts.deps import AdminUser
 from aiqleads.ingest.connectors.base import RawRecord
 from aiqleads.ingest.connectors.http import SourceUnavailable, send_with_retry
+from aiqleads.ingest.pipeline import content_hash
 from aiqleads.ingest.repository import IngestRepository
 from aiqleads.ingest.schemas import (
     IntakeIn,
@@ -30,7 +31,7 @@ from aiqleads.ingest.service import ingest_pushed, start_replay
 from aiqleads.ingest.sources import SourceConfig
 from aiqleads.kit.deps import RuntimeDep, SessionDep
 from aiqleads.kit.errors import AppError, Forbidden, Invalid, NotFound, Unauthorized
-from aiqleads.kit.pagination import Page, decode_cursor, encode_cursor
+from aiqleads.kit.pagination import Page, decode_cursor, page_of
 from aiqleads.runtime import Runtime
 
 webhooks = APIRouter(prefix="/webhooks", tags=["webhooks"])
@@ -214,11 +215,7 @@ async def linkedin_webhook(
         raise Invalid("Expected a form response or an elements list", code="invalid_payload")
     records = [
         RawRecord(
-            source_key=str(
-                e.get("id")
-                or "sha256:"
-                + hashlib.sha256(json.dumps(e, sort_keys=True).encode()).hexdigest()[:32]
-            ),
+            source_key=str(e.get("id") or "sha256:" + content_hash(e)[:32]),
             payload=e,
         )
         for e in elements
@@ -264,7 +261,7 @@ async def intake_lead(
             },
         ) from exc
     raw = dict(payload)
-    external = submission.external_id or "sha256:" + hashlib.sha256(body_key(raw)).hexdigest()[:32]
+    external = submission.external_id or "sha256:" + content_hash(raw)[:32]
     record = RawRecord(
         source_key=external, payload=raw, source_updated_at=submission.consent.captured_at
     )
@@ -278,10 +275,6 @@ async def intake_lead(
         lead_id=lead_id,
         problems=[p.as_dict() for p in problems],
     )
-
-
-def body_key(payload: dict[str, Any]) -> bytes:
-    return json.dumps(payload, sort_keys=True, default=str).encode()
 
 
 # Operators: ingestion runs -----------------------------------------------------------
@@ -298,11 +291,7 @@ async def list_runs(
     """Runs, newest first."""
     after = decode_cursor(cursor) if cursor else None
     rows = await IngestRepository(session).list_runs(source=source, after=after, limit=limit + 1)
-    items = [RunOut.model_validate(r) for r in rows[:limit]]
-    last = rows[limit - 1] if len(rows) > limit else None
-    return Page[RunOut](
-        items=items, next_cursor=encode_cursor(last.started_at, last.id) if last else None
-    )
+    return page_of(rows, limit, RunOut.model_validate, lambda r: (r.started_at, r.id))
 
 
 @runs.get("/{run_id}", response_model=RunDetailOut)

@@ -114,6 +114,8 @@ class _Lead:
     contributions: list[dedup.Contribution]
     problems: list[Problem]
     fields: Fields = field(default_factory=dict)
+    # Why the lead was held for review in this batch (fraud score above the threshold).
+    hold: Problem | None = None
 
 
 class LeadPipeline:
@@ -161,9 +163,9 @@ class LeadPipeline:
         await self._score(leads, now)
         for item in valid:
             lead = leads[item.lead_id] if item.lead_id else None
-            if lead and lead.is_new and lead.status is LeadStatus.QUARANTINED:
+            if lead and lead.is_new and lead.hold is not None:
                 item.outcome = Outcome.QUARANTINED
-                item.problems = [*item.problems, *lead.problems[-1:]]
+                item.problems = [*item.problems, lead.hold]
         await self._persist(items, leads, now)
         for item in items:
             counts.outcomes[item.outcome.value] += 1
@@ -389,10 +391,7 @@ class LeadPipeline:
             if lead.is_new and lead.fields.get("consent_ip")
         )
         # Rebuilding merged leads has no source at hand: only ingestion judges consent.
-        consent_expected = self._source is not None and (
-            self._source.type in fraud.CONSENT_SOURCES
-            or bool(self._source.options.get("consent_required"))
-        )
+        consent_expected = self._source is not None and self._source.consent_required
         for lead in leads.values():
             f = lead.fields
             market = self.markets.get(f["market"]) if f.get("market") else None
@@ -415,13 +414,14 @@ class LeadPipeline:
                 now,
             )
             threshold = market.fraud_threshold if market else 0.7
-            if score > threshold and lead.status in (LeadStatus.AVAILABLE,):
+            if score > threshold and lead.status is LeadStatus.AVAILABLE:
                 if not lead.is_new:
                     check_transition(lead.status, LeadStatus.QUARANTINED)
                 lead.status = LeadStatus.QUARANTINED
-                lead.problems.append(
-                    error("fraud_suspected", f"fraud score {score:.2f} is above {threshold:.2f}")
+                lead.hold = error(
+                    "fraud_suspected", f"fraud score {score:.2f} is above {threshold:.2f}"
                 )
+                lead.problems.append(lead.hold)
 
     def _lead_values(self, lead: _Lead, now: datetime) -> dict[str, Any]:
         f = lead.fields

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from aiqleads.ingest.connectors.base import Candidate, RawRecord
+from aiqleads.ingest.connectors.base import Candidate, PullConnector, PushConnector, RawRecord
 from aiqleads.ingest.connectors.fetcher import PoliteFetcher
 from aiqleads.ingest.connectors.listings import LISTING_SITES, ListingPageOptions
 from aiqleads.ingest.connectors.mapped import (
@@ -48,16 +48,19 @@ def wire(
     if source.type == "csv":
         csv = CsvConnector(source, file)
         return Wired(csv.parse, csv.fetch if csv.path else None)
+    push: PushConnector | None = None
     if source.type == "facebook":
-        return Wired(FacebookLeadConnector(source).parse, None)
-    if source.type == "linkedin":
-        return Wired(LinkedInLeadConnector(source).parse, None)
-    if source.type in ("webform", "demo"):
-        return Wired(FieldsConnector(source).parse, None)
+        push = FacebookLeadConnector(source)
+    elif source.type == "linkedin":
+        push = LinkedInLeadConnector(source)
+    elif source.type in ("webform", "demo"):
+        push = FieldsConnector(source)
+    if push is not None:
+        return Wired(push.parse, None)
     if http is None:
         raise ValueError(f"source {source.slug} needs an HTTP client")
     if source.type == "reso":
-        reso = ResoConnector(source, http, clock=clock)
+        reso: PullConnector = ResoConnector(source, http, clock=clock)
         return Wired(reso.parse, reso.fetch)
     if source.type == "listing_page":
         site = LISTING_SITES[str(source.options.get("site") or "fsbo")]
@@ -67,6 +70,6 @@ def wire(
             min_interval=ListingPageOptions.model_validate(source.options).min_interval,
             validators=validators if validators is not None else {},
         )
-        connector = site(source, fetcher)
+        connector: PullConnector = site(source, fetcher)
         return Wired(connector.parse, connector.fetch)
     raise ValueError(f"source {source.slug}: unknown type {source.type}")

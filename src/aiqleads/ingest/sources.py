@@ -14,6 +14,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+# Sources where a consumer opts in directly (the form shows the consent text).
+CONSENT_SOURCE_TYPES = frozenset({"webform", "facebook", "linkedin"})
+
 SourceType = Literal["reso", "csv", "listing_page", "facebook", "linkedin", "webform", "demo"]
 
 
@@ -37,6 +40,11 @@ class SourceConfig(BaseModel):
     options: dict[str, Any] = Field(default_factory=dict)
     # credential name -> environment variable holding it, e.g. {"client_secret": "MLS_SECRET"}
     credentials: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def consent_required(self) -> bool:
+        """Consumers opt in directly here, so a lead without a consent record is suspect."""
+        return self.type in CONSENT_SOURCE_TYPES or bool(self.options.get("consent_required"))
 
     def credential(self, name: str) -> SecretStr | None:
         """The named credential from the environment, or None when unset."""
@@ -63,10 +71,6 @@ class SourceCatalog:
 
     def get(self, slug: str) -> SourceConfig | None:
         return self._by_slug.get(slug)
-
-    def with_source(self, source: SourceConfig) -> SourceCatalog:
-        """A copy with `source` added or replaced (tests, tools)."""
-        return SourceCatalog([*[s for s in self.all() if s.slug != source.slug], source])
 
 
 def load_sources(path: Path | None = None) -> SourceCatalog:

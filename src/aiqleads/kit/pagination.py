@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import uuid
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Generic, TypeVar
 
@@ -12,6 +13,7 @@ from pydantic import BaseModel
 from aiqleads.kit.errors import AppError
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 class Page(BaseModel, Generic[T]):
@@ -34,3 +36,17 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         return created_at, uuid.UUID(row_id)
     except (ValueError, UnicodeDecodeError) as exc:
         raise AppError("The cursor is not valid", code="invalid_cursor", status=400) from exc
+
+
+def page_of(
+    rows: Sequence[R],
+    limit: int,
+    item: Callable[[R], T],
+    position: Callable[[R], tuple[datetime, uuid.UUID]],
+) -> Page[T]:
+    """A page from `limit + 1` fetched rows: the extra row only says whether there is more."""
+    last = rows[limit - 1] if len(rows) > limit else None
+    return Page(
+        items=[item(row) for row in rows[:limit]],
+        next_cursor=encode_cursor(*position(last)) if last is not None else None,
+    )

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 
 from aiqleads.accounts.deps import AdminUser
 from aiqleads.kit.deps import RuntimeDep, SessionDep
-from aiqleads.kit.pagination import Page, decode_cursor, encode_cursor
+from aiqleads.kit.pagination import Page, decode_cursor, page_of
 from aiqleads.leads.repository import LeadRepository
 from aiqleads.leads.schemas import LeadAdminOut, MergeIn, ReviewIn, ReviewItem, UnmergeIn
 from aiqleads.leads.service import LeadAdminService
@@ -37,11 +37,7 @@ async def review_queue(
     """Quarantined leads waiting for a decision, oldest first."""
     after = decode_cursor(cursor) if cursor else None
     rows = await LeadRepository(session).review_queue(market=market, after=after, limit=limit + 1)
-    items = [ReviewItem.model_validate(r) for r in rows[:limit]]
-    next_cursor = (
-        encode_cursor(rows[limit - 1].created_at, rows[limit - 1].id) if len(rows) > limit else None
-    )
-    return Page[ReviewItem](items=items, next_cursor=next_cursor)
+    return page_of(rows, limit, ReviewItem.model_validate, lambda r: (r.created_at, r.id))
 
 
 @router.post("/leads/{lead_id}/review", response_model=LeadAdminOut)

@@ -85,10 +85,9 @@ class LeadRepository:
             await self.session.execute(sa.insert(Lead), list(chunk))
 
     async def update_many(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Update leads by primary key (each row has "id")."""
-        for row in rows:
-            values = {k: v for k, v in row.items() if k != "id"}
-            await self.session.execute(sa.update(Lead).where(Lead.id == row["id"]).values(values))
+        """Update leads by primary key (each row has "id"): one executemany per batch."""
+        if rows:
+            await self.session.execute(sa.update(Lead), list(rows))
 
     async def add_keys(self, pairs: Iterable[tuple[str, uuid.UUID]]) -> None:
         rows = [{"key": k, "lead_id": lead_id} for k, lead_id in set(pairs)]
@@ -102,12 +101,6 @@ class LeadRepository:
 
     async def delete_keys(self, lead_id: uuid.UUID) -> None:
         await self.session.execute(sa.delete(LeadMatchKey).where(LeadMatchKey.lead_id == lead_id))
-
-    async def keys_of(self, lead_id: uuid.UUID) -> list[str]:
-        rows = await self.session.execute(
-            sa.select(LeadMatchKey.key).where(LeadMatchKey.lead_id == lead_id)
-        )
-        return sorted(rows.scalars())
 
     async def recent_ip_counts(self, ips: Iterable[str], since: datetime) -> dict[str, int]:
         """Leads created per consent IP since `since` (a burst from one IP is a fraud signal)."""

@@ -92,10 +92,7 @@ class LeadAdminService:
         source = self.runtime.sources.get(lead.source)
         ctx = fraud.Context(
             typical_price_cents=market.typical_list_price_cents if market else None,
-            consent_expected=bool(
-                source
-                and (source.type in fraud.CONSENT_SOURCES or source.options.get("consent_required"))
-            ),
+            consent_expected=bool(source and source.consent_required),
         )
         return fraud.features(fields, problems, ctx)
 

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Query
 
 from aiqleads.accounts.deps import AdminUser
 from aiqleads.kit.deps import RuntimeDep, SessionDep
-from aiqleads.kit.pagination import Page, decode_cursor, encode_cursor
+from aiqleads.kit.pagination import Page, decode_cursor, page_of
 from aiqleads.mail import service
 from aiqleads.mail.schemas import EmailOut
 
@@ -24,8 +24,4 @@ async def list_emails(
     """The e-mail outbox, newest first, with bodies and delivery state."""
     before = decode_cursor(cursor) if cursor else None
     rows = await service.list_emails(session, runtime, limit + 1, before)
-    items = [EmailOut.model_validate(r) for r in rows[:limit]]
-    next_cursor = (
-        encode_cursor(rows[limit - 1].created_at, rows[limit - 1].id) if len(rows) > limit else None
-    )
-    return Page[EmailOut](items=items, next_cursor=next_cursor)
+    return page_of(rows, limit, EmailOut.model_validate, lambda r: (r.created_at, r.id))

@@ -32,7 +32,7 @@ def synthetic_rows(
         ctx = fraud.Context(
             typical_price_cents=market.typical_list_price_cents if market else None,
             same_ip_last_hour=ips[ip] if ip else 0,
-            consent_expected=bool(source and source.options.get("consent_required")),
+            consent_expected=bool(source and source.consent_required),
         )
         rows.append(fraud.features(cleaned.fields, cleaned.problems, ctx))
         labels.append(int(item.is_fraud))

@@ -78,8 +78,6 @@ _TEST_WORDS = frozenset(
 )
 _VOWELS = re.compile(r"[aeiouy]", re.I)
 _REPEAT = re.compile(r"(.)\1\1")
-# Sources where a consumer opted in directly, so a missing consent record is a red flag.
-CONSENT_SOURCES = frozenset({"webform", "facebook", "linkedin"})
 
 
 def is_gibberish(name: str | None) -> bool:

@@ -8,7 +8,6 @@ dropped: the raw payload stays with the record and the problem says what happene
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -32,6 +31,11 @@ from aiqleads.ingest.connectors.base import RawValue
 from aiqleads.quality.problems import Problem, error, warning
 
 _SPACES = re.compile(r"\s+")
+# Control and format characters (C0, C1, zero-width and bidi marks) never belong in a value;
+# tabs and newlines are whitespace and collapse to one space instead.
+_CONTROL = re.compile(
+    r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]"
+)
 _HONORIFICS = frozenset({"mr", "mrs", "ms", "miss", "dr", "mx"})
 _SUFFIXES = frozenset({"jr", "sr", "ii", "iii", "iv"})
 _NAME_OK = re.compile(r"^[^\W\d_]+(?:['’.\- ][^\W\d_]+)*\.?$")
@@ -41,8 +45,7 @@ def clean_text(value: RawValue) -> str | None:
     """Trimmed text with runs of whitespace collapsed and control characters removed."""
     if value is None:
         return None
-    text = "".join(ch for ch in str(value) if unicodedata.category(ch)[0] != "C" or ch == " ")
-    text = _SPACES.sub(" ", text).strip()
+    text = _SPACES.sub(" ", _CONTROL.sub("", str(value))).strip()
     return text or None
 
 
