@@ -24,12 +24,13 @@ from structlog.testing import capture_logs
 from aiqleads.ingest.connectors.base import Candidate, ParseError, RawRecord
 from aiqleads.ingest.connectors.http import SourceUnavailable
 from aiqleads.ingest.connectors.reso import ResoConnector, SourceAuthError
-from aiqleads.ingest.models import RunStatus
+from aiqleads.ingest.models import IngestionRun, RunStatus
 from aiqleads.ingest.service import run_source
-from aiqleads.ingest.sources import SourceConfig
+from aiqleads.ingest.sources import SourceCatalog, SourceConfig
+from aiqleads.ingest.tasks import schedule
 from aiqleads.kit.clock import FrozenClock
 from aiqleads.leads.models import Lead
-from aiqleads.runtime import Runtime
+from aiqleads.runtime import JobContext, Runtime
 from tests.ingest.loopback import serve
 
 CLIENT_ID = "aiq-client"
@@ -550,3 +551,24 @@ async def test_a_scheduled_run_ingests_expired_listings_incrementally(
     assert server.data_requests[-1][1]["$filter"] == "ModificationTimestamp gt 2026-01-01T03:00:00Z"
     assert second.counts["fetched"] == 1
     assert second.counts["accepted"] == 1
+
+
+async def test_the_scheduler_starts_due_sources_through_the_job_system(
+    runtime: Runtime, server: FakeResoServer, source: SourceConfig, clock: FrozenClock
+) -> None:
+    scheduled = source.model_copy(update={"schedule_seconds": 900})
+    runtime.sources = SourceCatalog([scheduled])
+    await schedule.fn(JobContext(runtime))
+    await runtime.jobs.wait_idle()
+    await schedule.fn(JobContext(runtime))  # not due again yet
+    await runtime.jobs.wait_idle()
+    clock.advance(timedelta(seconds=900))
+    await schedule.fn(JobContext(runtime))
+    await runtime.jobs.wait_idle()
+    async with runtime.transaction(write=False) as session:
+        runs = list(
+            await session.scalars(sa.select(IngestionRun).order_by(IngestionRun.started_at))
+        )
+    assert [(r.trigger, r.status) for r in runs] == [("schedule", RunStatus.SUCCEEDED)] * 2
+    assert runs[0].counts["fetched"] == 5
+    assert runs[1].counts["fetched"] == 0  # incremental: nothing changed since the first run
