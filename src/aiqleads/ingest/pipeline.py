@@ -33,7 +33,6 @@ from aiqleads.leads.repository import LeadRepository
 from aiqleads.markets.catalog import MarketCatalog
 from aiqleads.quality import dedup, fraud
 from aiqleads.quality.clean import Cleaned, Fields, clean
-from aiqleads.quality.normalise import as_json_safe
 from aiqleads.quality.problems import Problem, error
 from aiqleads.quality.score import quality_score
 
@@ -52,15 +51,8 @@ def content_hash(payload: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def fields_to_json(f: Fields) -> dict[str, Any]:
-    out = dict(f)
-    for name in _DATETIME_FIELDS:
-        if isinstance(out.get(name), datetime):
-            out[name] = out[name].isoformat()
-    return as_json_safe(out)  # type: ignore[no-any-return]
-
-
 def fields_from_json(data: dict[str, Any]) -> Fields:
+    """A record's stored fields (JSON columns write datetimes in ISO 8601) back to values."""
     out = dict(data)
     for name in _DATETIME_FIELDS:
         if isinstance(out.get(name), str):
@@ -480,8 +472,10 @@ class LeadPipeline:
                 "source": self.source.slug,
                 "source_key": item.raw.source_key,
                 "content_hash": item.hash,
-                "payload": as_json_safe(item.raw.payload),
-                "fields": fields_to_json(item.cleaned.fields) if item.cleaned else None,
+                # JSON columns encode what plain JSON lacks (datetimes in ISO 8601, the
+                # rest as strings): see kit.db.json_dumps.
+                "payload": item.raw.payload,
+                "fields": item.cleaned.fields if item.cleaned else None,
                 "problems": [p.as_dict() for p in item.problems],
                 "outcome": item.outcome,
                 "current": True,

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aiqleads.ingest.models import IngestionRun, Outcome, SourceRecord, SourceState
+from aiqleads.kit import bulk
 
 _CHUNK = 2_000
 
@@ -52,8 +53,7 @@ class IngestRepository:
         return records
 
     async def insert_records(self, rows: Sequence[dict[str, Any]]) -> None:
-        for start in range(0, len(rows), 500):
-            await self.session.execute(sa.insert(SourceRecord), list(rows[start : start + 500]))
+        await bulk.insert_rows(self.session, SourceRecord.__table__, rows)  # type: ignore[arg-type]
 
     async def update_record(self, record_id: uuid.UUID, values: dict[str, Any]) -> None:
         values = {k: v for k, v in values.items() if k != "id"}

@@ -7,6 +7,7 @@ queue on the lock instead of deadlocking when a read transaction upgrades to a w
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -14,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
@@ -58,12 +60,26 @@ class Timestamped:
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
 
 
+def json_dumps(value: Any) -> str:
+    """JSON columns' serializer: orjson (several times faster than the standard library on
+    the payloads ingestion stores); anything it cannot encode becomes its string, as does an
+    integer beyond 64 bits (through the standard library)."""
+    try:
+        return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+    except orjson.JSONEncodeError:
+        return json.dumps(value, default=str)
+
+
 def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
     """An async engine for SQLite (aiosqlite) or PostgreSQL (asyncpg)."""
     parsed = make_url(url)
+    json_options: dict[str, Any] = {
+        "json_serializer": json_dumps,
+        "json_deserializer": orjson.loads,
+    }
     if parsed.get_backend_name() != "sqlite":
         return create_async_engine(
-            url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+            url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, **json_options
         )
 
     database = parsed.database or ""
@@ -71,7 +87,7 @@ def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
         Path(database).parent.mkdir(parents=True, exist_ok=True)
     # NullPool: an aiosqlite connection is a thread; opening one is cheap and pooling them
     # across event loops (tests, CLI) is a source of hangs.
-    engine = create_async_engine(url, poolclass=NullPool)
+    engine = create_async_engine(url, poolclass=NullPool, **json_options)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -11,9 +11,13 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from aiqleads.kit.dialect import upsert
+from aiqleads.kit import bulk
 from aiqleads.leads.lifecycle import LeadStatus
 from aiqleads.leads.models import Lead, LeadMatchKey, MatchStatus, PossibleDuplicate
+
+_LEADS: sa.Table = Lead.__table__  # type: ignore[assignment]
+_KEYS: sa.Table = LeadMatchKey.__table__  # type: ignore[assignment]
+_POSSIBLE: sa.Table = PossibleDuplicate.__table__  # type: ignore[assignment]
 
 # SQLite allows 32k bound parameters per statement; stay well below it.
 _CHUNK = 5_000
@@ -81,19 +85,15 @@ class LeadRepository:
         return result
 
     async def insert_many(self, rows: Sequence[dict[str, Any]]) -> None:
-        for chunk in _chunks(rows, 500):
-            await self.session.execute(sa.insert(Lead), list(chunk))
+        await bulk.insert_rows(self.session, _LEADS, rows)
 
     async def update_many(self, rows: Sequence[dict[str, Any]]) -> None:
         """Update leads by primary key (each row has "id"): one executemany per batch."""
-        if rows:
-            await self.session.execute(sa.update(Lead), list(rows))
+        await bulk.update_rows(self.session, _LEADS, rows)
 
     async def add_keys(self, pairs: Iterable[tuple[str, uuid.UUID]]) -> None:
         rows = [{"key": k, "lead_id": lead_id} for k, lead_id in set(pairs)]
-        for chunk in _chunks(rows, 2_000):
-            stmt = upsert(self.dialect, LeadMatchKey.__table__).values(list(chunk))
-            await self.session.execute(stmt.on_conflict_do_nothing())
+        await bulk.insert_rows(self.session, _KEYS, rows, ignore_conflicts=True)
 
     async def replace_keys(self, lead_id: uuid.UUID, keys: Iterable[str]) -> None:
         await self.session.execute(sa.delete(LeadMatchKey).where(LeadMatchKey.lead_id == lead_id))
@@ -115,10 +115,7 @@ class LeadRepository:
         return {ip: int(count) for ip, count in rows.all() if ip}
 
     async def add_possible_duplicates(self, rows: Sequence[dict[str, Any]]) -> None:
-        if not rows:
-            return
-        stmt = upsert(self.dialect, PossibleDuplicate.__table__).values(list(rows))
-        await self.session.execute(stmt.on_conflict_do_nothing())
+        await bulk.insert_rows(self.session, _POSSIBLE, rows, ignore_conflicts=True)
 
     async def possible_duplicates(
         self, lead_id: uuid.UUID | None = None, status: MatchStatus | None = MatchStatus.OPEN
