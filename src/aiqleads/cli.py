@@ -17,6 +17,7 @@ from rich.table import Table
 
 from aiqleads.ingest.models import IngestionRun, RunStatus
 from aiqleads.ingest.service import COUNT_KEYS
+from aiqleads.kit.errors import Conflict
 from aiqleads.kit.migrate import upgrade
 from aiqleads.kit.observability import configure_logging
 from aiqleads.runtime import Runtime
@@ -227,8 +228,12 @@ def ingest(
         if file is not None and not file.is_file():
             console.print(f"[red]{file} is not a readable file[/red]")
             raise typer.Exit(2)
-        with _progress(f"ingesting {source}", None) as advance:
-            return await run_source(runtime, config, trigger="cli", file=file, progress=advance)
+        try:
+            with _progress(f"ingesting {source}", None) as advance:
+                return await run_source(runtime, config, trigger="cli", file=file, progress=advance)
+        except Conflict as exc:
+            console.print(f"[red]{exc.message}; try again when it has finished[/red]")
+            raise typer.Exit(1) from None
 
     run = _with_runtime(work)
     _print_runs([run])

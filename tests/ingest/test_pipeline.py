@@ -129,6 +129,38 @@ async def test_a_new_version_of_a_record_updates_its_lead(runtime: Runtime) -> N
     assert sorted(r.current for r in rows) == [False, True]
 
 
+async def test_a_value_the_field_cannot_hold_quarantines_only_its_record(
+    runtime: Runtime,
+) -> None:
+    # PostgreSQL refuses a varchar overflow at INSERT; the batch must not pay for one record.
+    long_name = seller("LONG", parcel_number="APN-" + "9" * 60)
+    long_key = seller("K" * 400, first_name="Ana", phone="702-555-0188", email="ana@yahoo.com")
+    run = await run_source(runtime, MLS, trigger="test", records=[long_name, long_key])
+    assert run.status is RunStatus.SUCCEEDED
+    assert run.counts["quarantined"] == 1
+    assert run.counts["accepted"] == 1
+    assert run.quarantined_by_reason["value_too_long"] == 1
+    by_outcome = {r.outcome: r for r in await records(runtime)}
+    quarantined = by_outcome[Outcome.QUARANTINED]
+    assert quarantined.payload["parcel_number"] == "APN-" + "9" * 60
+    assert ("value_too_long", "parcel_number") in {
+        (p["code"], p["field"]) for p in quarantined.problems
+    }
+    accepted = by_outcome[Outcome.ACCEPTED]
+    assert len(accepted.source_key) == 300
+    assert accepted.source_key.startswith("K" * 200)
+    again = await run_source(runtime, MLS, trigger="test", records=[long_key])
+    assert again.counts["unchanged"] == 1
+
+
+async def test_a_field_no_record_carries_any_more_is_cleared(runtime: Runtime) -> None:
+    await run_source(runtime, MLS, trigger="test", records=[seller("L1", beds="4")])
+    await run_source(runtime, MLS, trigger="test", records=[seller("L1", beds=None)])
+    [lead] = await leads(runtime)
+    assert lead.beds is None
+    assert "beds" not in lead.provenance
+
+
 async def test_same_household_different_person_stays_two_leads(runtime: Runtime) -> None:
     spouse = seller("L2", first_name="Maria", phone="702-555-0177", email="maria@yahoo.com")
     await run_source(runtime, MLS, trigger="test", records=[seller("L1"), spouse])

@@ -58,7 +58,8 @@ class SourceRecord(UuidPk, Base):
 class RunStatus(enum.StrEnum):
     RUNNING = "running"
     SUCCEEDED = "succeeded"
-    FAILED = "failed"  # the source could not be reached or read; counts show what got in
+    FAILED = "failed"  # the source could not be reached or read, or the run crashed or was
+    # abandoned (its process stopped); `errors` says which, counts show what got in
 
 
 class IngestionRun(UuidPk, Base):
@@ -71,6 +72,8 @@ class IngestionRun(UuidPk, Base):
     status: Mapped[RunStatus] = mapped_column(str_enum(RunStatus), nullable=False)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, index=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Written with every batch: a running run whose heartbeat is old lost its process.
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     counts: Mapped[dict[str, int]] = mapped_column(JSONType, nullable=False, default=dict)
     quarantined_by_reason: Mapped[dict[str, int]] = mapped_column(
         JSONType, nullable=False, default=dict

@@ -10,11 +10,15 @@ a record seen before byte for byte creates nothing (idempotent on source key + c
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+import dataclasses
 import hashlib
 import json
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -43,12 +47,22 @@ IP_WINDOW = timedelta(hours=1)
 _DATETIME_FIELDS = ("consent_captured_at",)
 # Normalised values that are working state, not lead columns.
 _NOT_COLUMNS = frozenset({"email_disposable", "market_hint", "attributes"})
+MAX_SOURCE_KEY: int = SourceRecord.__table__.c.source_key.type.length  # type: ignore[attr-defined]
 
 
 def content_hash(payload: dict[str, Any]) -> str:
     """A stable hash of a payload: key order and whitespace do not change it."""
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def stored_key(source_key: str) -> str:
+    """The source key as stored: a key longer than its column keeps its start and gains a hash
+    of the whole, so it stays unique and the same on every run."""
+    if len(source_key) <= MAX_SOURCE_KEY:
+        return source_key
+    digest = hashlib.sha256(source_key.encode()).hexdigest()
+    return f"{source_key[: MAX_SOURCE_KEY - len(digest) - 1]}~{digest}"
 
 
 def fields_from_json(data: dict[str, Any]) -> Fields:
@@ -97,6 +111,29 @@ class _Item:
 
 
 @dataclass
+class Prepared:
+    """A batch after the database-free stages, ready for `LeadPipeline.store`."""
+
+    items: list[_Item] = field(default_factory=list)
+    fetched: int = 0
+    repeated: int = 0  # the same key and content twice in one batch
+    high_water_mark: datetime | None = None
+
+
+# Parsing and cleaning run on one worker thread: off the event loop (requests keep being
+# served while a run cleans a batch), overlapping the database's work on the previous batch,
+# and never two at once (the address tagger is not meant to be shared between threads).
+_PREPARER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aiqleads-prepare")
+
+
+async def prepare_off_loop(
+    prepare: Callable[[Sequence[RawRecord]], Prepared], batch: Sequence[RawRecord]
+) -> Prepared:
+    context = contextvars.copy_context()  # keeps the log context (run, source) in the thread
+    return await asyncio.get_running_loop().run_in_executor(_PREPARER, context.run, prepare, batch)
+
+
+@dataclass
 class _Lead:
     """A lead this batch creates or changes, with everything survivorship needs."""
 
@@ -108,6 +145,60 @@ class _Lead:
     fields: Fields = field(default_factory=dict)
     # Why the lead was held for review in this batch (fraud score above the threshold).
     hold: Problem | None = None
+
+
+class Preparer:
+    """The database-free stages of one source's batches (thread-safe: no session, no state)."""
+
+    def __init__(self, source: SourceConfig, parse: Parser, markets: MarketCatalog) -> None:
+        self.source = source
+        self.parse = parse
+        self.markets = markets
+
+    def prepare(self, batch: Sequence[RawRecord]) -> Prepared:
+        """The database-free half of a batch: hash, parse, normalise, geocode, validate and
+        blocking keys of every record. It touches no session, so a run prepares the next batch
+        while the database writes this one (see `prepare_off_loop`).."""
+        prepared = Prepared()
+        seen: dict[str, str] = {}
+        for raw in batch:
+            prepared.fetched += 1
+            if raw.source_updated_at and (
+                prepared.high_water_mark is None or raw.source_updated_at > prepared.high_water_mark
+            ):
+                prepared.high_water_mark = raw.source_updated_at
+            if len(raw.source_key) > MAX_SOURCE_KEY:
+                raw = dataclasses.replace(raw, source_key=stored_key(raw.source_key))
+            digest = content_hash(raw.payload)
+            if seen.get(raw.source_key) == digest:
+                prepared.repeated += 1
+                continue
+            seen[raw.source_key] = digest
+            item = _Item(raw, digest, uuid.uuid4(), None)
+            self._parse_and_clean(item)
+            prepared.items.append(item)
+        return prepared
+
+    def _parse_and_clean(self, item: _Item) -> None:
+        try:
+            candidate = self.parse(item.raw)
+        except ParseError as exc:
+            item.outcome = Outcome.FAILED
+            item.problems = [error(exc.code, exc.message, exc.field)]
+            return
+        except Exception as exc:  # a connector bug must cost one record, not the run
+            log.exception("parser_crashed", source=self.source.slug, key=item.raw.source_key)
+            item.outcome = Outcome.FAILED
+            item.problems = [error("parser_crashed", f"{type(exc).__name__}: {exc}")]
+            return
+        if candidate.market is None and self.source.market:
+            candidate.market = self.source.market
+        item.cleaned = clean(candidate, self.source.default_kind, self.markets)
+        item.problems = item.cleaned.problems
+        if item.cleaned.errors:
+            item.outcome = Outcome.QUARANTINED
+            return
+        item.keys = dedup.match_keys(item.cleaned.fields)
 
 
 class LeadPipeline:
@@ -128,7 +219,7 @@ class LeadPipeline:
         self.session = session
         # A pipeline without a source only rebuilds existing leads (operators' merges).
         self._source = source
-        self._parse = parse
+        self.preparer = Preparer(source, parse, markets) if source and parse else None
         self.markets = markets
         self.model = model
         self.clock = clock
@@ -145,11 +236,18 @@ class LeadPipeline:
 
     async def process(self, batch: Sequence[RawRecord]) -> BatchCounts:
         """Ingest one batch in the caller's transaction."""
-        counts = BatchCounts()
+        if self.preparer is None:
+            raise RuntimeError("this pipeline only rebuilds leads")
+        return await self.store(await prepare_off_loop(self.preparer.prepare, batch))
+
+    async def store(self, prepared: Prepared) -> BatchCounts:
+        """The database half: match, score and persist a prepared batch in the caller's
+        transaction."""
+        counts = BatchCounts(high_water_mark=prepared.high_water_mark)
+        counts.outcomes["fetched"] += prepared.fetched
+        counts.outcomes[Outcome.UNCHANGED.value] += prepared.repeated
         now = self.clock.now()
-        items = await self._new_items(batch, counts)
-        for item in items:
-            self._parse_and_clean(item)
+        items = await self._new_items(prepared.items, counts)
         valid = [i for i in items if i.outcome is Outcome.ACCEPTED]
         leads = await self._resolve(valid, now)
         await self._score(leads, now)
@@ -191,56 +289,24 @@ class LeadPipeline:
             await self.leads.replace_keys(lead.id, keys)
         return {lead_id: lead.fields for lead_id, lead in leads.items()}
 
-    async def _new_items(self, batch: Sequence[RawRecord], counts: BatchCounts) -> list[_Item]:
+    async def _new_items(self, prepared: list[_Item], counts: BatchCounts) -> list[_Item]:
+        """Drop the records we already hold byte for byte; link new versions to the old."""
         existing = await self.records.current_records(
-            self.source.slug, [r.source_key for r in batch]
+            self.source.slug, [i.raw.source_key for i in prepared]
         )
         items: list[_Item] = []
-        seen: dict[str, str] = {}
-        for raw in batch:
-            counts.outcomes["fetched"] += 1
-            if raw.source_updated_at and (
-                counts.high_water_mark is None or raw.source_updated_at > counts.high_water_mark
-            ):
-                counts.high_water_mark = raw.source_updated_at
-            digest = content_hash(raw.payload)
-            previous = existing.get(raw.source_key)
-            if seen.get(raw.source_key) == digest:
-                counts.outcomes[Outcome.UNCHANGED.value] += 1
-                continue
-            seen[raw.source_key] = digest
-            if previous is not None and previous.content_hash == digest:
+        for item in prepared:
+            previous = existing.get(item.raw.source_key)
+            if previous is not None and previous.content_hash == item.hash:
                 retry = self.replay and previous.outcome in (Outcome.QUARANTINED, Outcome.FAILED)
                 if not retry:
                     counts.outcomes[Outcome.UNCHANGED.value] += 1
                     continue
-                items.append(_Item(raw, digest, previous.id, None, reuse_row=True))
-                continue
-            items.append(_Item(raw, digest, uuid.uuid4(), previous))
+                item.record_id, item.reuse_row = previous.id, True
+            else:
+                item.previous = previous
+            items.append(item)
         return items
-
-    def _parse_and_clean(self, item: _Item) -> None:
-        try:
-            if self._parse is None:
-                raise RuntimeError("this pipeline only rebuilds leads")
-            candidate = self._parse(item.raw)
-        except ParseError as exc:
-            item.outcome = Outcome.FAILED
-            item.problems = [error(exc.code, exc.message, exc.field)]
-            return
-        except Exception as exc:  # a connector bug must cost one record, not the run
-            log.exception("parser_crashed", source=self.source.slug, key=item.raw.source_key)
-            item.outcome = Outcome.FAILED
-            item.problems = [error("parser_crashed", f"{type(exc).__name__}: {exc}")]
-            return
-        if candidate.market is None and self.source.market:
-            candidate.market = self.source.market
-        item.cleaned = clean(candidate, self.source.default_kind, self.markets)
-        item.problems = item.cleaned.problems
-        if item.cleaned.errors:
-            item.outcome = Outcome.QUARANTINED
-            return
-        item.keys = dedup.match_keys(item.cleaned.fields)
 
     def _contribution(self, item: _Item, now: datetime) -> dedup.Contribution:
         assert item.cleaned is not None

@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from aiqleads.ingest.models import IngestionRun, Outcome, SourceRecord, SourceState
+from aiqleads.ingest.models import IngestionRun, Outcome, RunStatus, SourceRecord, SourceState
 from aiqleads.kit import bulk
 
 _CHUNK = 2_000
@@ -130,6 +130,14 @@ class IngestRepository:
                 sa.tuple_(IngestionRun.started_at, IngestionRun.id) < sa.tuple_(*after)
             )
         stmt = stmt.order_by(IngestionRun.started_at.desc(), IngestionRun.id.desc()).limit(limit)
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def running(self, source: str | None = None) -> list[IngestionRun]:
+        """Runs marked running (of one source, or of all), oldest first."""
+        stmt = sa.select(IngestionRun).where(IngestionRun.status == RunStatus.RUNNING)
+        if source is not None:
+            stmt = stmt.where(IngestionRun.source == source)
+        stmt = stmt.order_by(IngestionRun.started_at)
         return list((await self.session.execute(stmt)).scalars())
 
     async def state(self, source: str) -> SourceState | None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,7 +18,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from aiqleads.ingest.connectors.base import RawRecord
 from aiqleads.ingest.connectors.http import SourceUnavailable
 from aiqleads.ingest.models import IngestionRun, RunStatus
-from aiqleads.ingest.pipeline import BatchCounts, LeadPipeline
+from aiqleads.ingest.pipeline import (
+    BatchCounts,
+    LeadPipeline,
+    Prepared,
+    Preparer,
+    prepare_off_loop,
+)
 from aiqleads.ingest.registry import wire
 from aiqleads.ingest.repository import IngestRepository
 from aiqleads.ingest.sources import SourceConfig
@@ -32,6 +38,8 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 BATCH_SIZE = 500
+# A running run that has written no batch for this long lost its process (a crash, a kill).
+STALE_AFTER = timedelta(minutes=15)
 REPLAY_JOB = "ingest.replay"
 COUNT_KEYS = ("fetched", "accepted", "merged", "updated", "unchanged", "quarantined", "failed")
 Progress = Callable[[int], None]
@@ -79,6 +87,53 @@ async def _iterate(records: Iterable[RawRecord]) -> AsyncIterator[RawRecord]:
         yield record
 
 
+class SourceFailed(Exception):
+    """The source could not be reached or read (the run fails; what came before is kept)."""
+
+
+async def _guarded(stream: AsyncIterable[RawRecord]) -> AsyncIterator[RawRecord]:
+    try:
+        async for record in stream:
+            yield record
+    except (SourceUnavailable, ValueError, OSError) as exc:
+        raise SourceFailed(str(exc)) from exc
+
+
+def is_stale(run: IngestionRun, now: datetime) -> bool:
+    """A running run whose process stopped: no batch written for `STALE_AFTER`."""
+    last = run.heartbeat_at or run.started_at
+    return run.status is RunStatus.RUNNING and now - last > STALE_AFTER
+
+
+def abandon(run: IngestionRun, now: datetime) -> None:
+    last = run.heartbeat_at or run.started_at
+    run.status = RunStatus.FAILED
+    run.finished_at = now
+    run.errors = [
+        *run.errors,
+        f"abandoned: no progress since {last.isoformat()} (the process running it stopped)",
+    ]
+
+
+async def _claim(
+    session: AsyncSession, runtime: Runtime, source: SourceConfig, own: uuid.UUID | None
+) -> None:
+    """One live run per source: a stale one is closed as abandoned, a live one refuses."""
+    now = runtime.clock.now()
+    for other in await IngestRepository(session).running(source.slug):
+        if other.id == own:
+            continue
+        if is_stale(other, now):
+            abandon(other, now)
+            log.warning("ingestion_run_abandoned", source=source.slug, run=str(other.id))
+        else:
+            raise Conflict(
+                f"Source {source.slug} is being ingested by run {other.id} "
+                f"(started {other.started_at.isoformat()})",
+                code="run_in_progress",
+            )
+
+
 async def run_source(
     runtime: Runtime,
     source: SourceConfig,
@@ -93,13 +148,25 @@ async def run_source(
     run_id: uuid.UUID | None = None,
 ) -> IngestionRun:
     """Run one source end to end (pull sources fetch; `records` feeds given raw records).
-    `run_id` continues a run row created earlier (a replay an operator asked for)."""
+    `run_id` continues a run row created earlier (a replay an operator asked for).
+
+    Raises `Conflict` (run_in_progress) while another run of the source is alive; a replay
+    that meets one is closed as failed instead."""
     async with runtime.transaction() as session:
         repo = IngestRepository(session)
         existing = await repo.get_run(run_id) if run_id else None
+        try:
+            await _claim(session, runtime, source, existing.id if existing else None)
+        except Conflict as exc:
+            if existing is None:
+                raise
+            existing.status, existing.finished_at = RunStatus.FAILED, runtime.clock.now()
+            existing.errors = [*existing.errors, exc.message]
+            return existing
         run = existing or await repo.add_run(
             new_run(source.slug, trigger, runtime.clock.now(), replay_of)
         )
+        run.heartbeat_at = runtime.clock.now()
         state = await IngestRepository(session).state(source.slug)
         model = await active_fraud_model(session)
     since = state.high_water_mark if state else None
@@ -107,40 +174,59 @@ async def run_source(
     high_water = since
     own_http = http is None and records is None and source.type in ("reso", "listing_page")
     client = httpx.AsyncClient(timeout=30.0) if own_http else http
+
+    async def store(prepared: Prepared) -> None:
+        nonlocal high_water
+        async with runtime.transaction() as session:
+            pipeline = LeadPipeline(
+                session,
+                source=source,
+                parse=None,
+                markets=runtime.markets,
+                model=model,
+                clock=runtime.clock,
+                run_id=run.id,
+                replay=replay_of is not None,
+            )
+            counts = await pipeline.store(prepared)
+            if counts.high_water_mark and (
+                high_water is None or counts.high_water_mark > high_water
+            ):
+                high_water = counts.high_water_mark
+            _add(run, counts)
+            run.heartbeat_at = runtime.clock.now()
+            await _save_run(session, run)
+        if progress is not None:
+            progress(prepared.fetched)
+
     try:
         wired = wire(source, http=client, clock=runtime.clock, validators=validators, file=file)
+        preparer = Preparer(source, wired.parse, runtime.markets)
         if records is not None:
             stream: AsyncIterable[RawRecord] = _iterate(records)
         elif wired.fetch is not None:
             stream = wired.fetch(since)
         else:
-            raise ValueError(f"source {source.slug} is push-only: records arrive by webhook or API")
-        async for batch in _batches(stream, batch_size):
-            async with runtime.transaction() as session:
-                pipeline = LeadPipeline(
-                    session,
-                    source=source,
-                    parse=wired.parse,
-                    markets=runtime.markets,
-                    model=model,
-                    clock=runtime.clock,
-                    run_id=run.id,
-                    replay=replay_of is not None,
-                )
-                counts = await pipeline.process(batch)
-                if counts.high_water_mark and (
-                    high_water is None or counts.high_water_mark > high_water
-                ):
-                    high_water = counts.high_water_mark
-                _add(run, counts)
-                await _save_run(session, run)
-            if progress is not None:
-                progress(len(batch))
+            raise SourceFailed(
+                f"source {source.slug} is push-only: records arrive by webhook or API"
+            )
+        # Parsing and cleaning run before the batch's transaction opens, off the event loop.
+        async for batch in _batches(_guarded(stream), batch_size):
+            await store(await prepare_off_loop(preparer.prepare, batch))
         run.status = RunStatus.SUCCEEDED
-    except (SourceUnavailable, ValueError, OSError) as exc:
+    except SourceFailed as exc:
         log.warning("ingestion_failed", source=source.slug, error=str(exc))
         run.status = RunStatus.FAILED
         run.errors = [*run.errors, str(exc)]
+    except BaseException as exc:
+        # A crash (database gone, a bug): the run says so instead of staying "running".
+        log.exception("ingestion_crashed", source=source.slug, run=str(run.id))
+        run.status = RunStatus.FAILED
+        run.errors = [*run.errors, f"crashed: {type(exc).__name__}: {exc}"]
+        run.finished_at = runtime.clock.now()
+        async with runtime.transaction() as session:
+            await _save_run(session, run)
+        raise
     finally:
         if own_http and client is not None:
             await client.aclose()

@@ -6,12 +6,17 @@ import uuid
 from datetime import timedelta
 
 import sqlalchemy as sa
+import structlog
 
 from aiqleads.ingest.models import IngestionRun
-from aiqleads.ingest.service import REPLAY_JOB, execute_replay, run_source
+from aiqleads.ingest.repository import IngestRepository
+from aiqleads.ingest.service import REPLAY_JOB, abandon, execute_replay, is_stale, run_source
 from aiqleads.kit.db import defer_job
+from aiqleads.kit.errors import Conflict
 from aiqleads.kit.jobs import job
 from aiqleads.runtime import JobContext
+
+log = structlog.get_logger(__name__)
 
 RUN_SOURCE = "ingest.run_source"
 PULL_TYPES = frozenset({"reso", "listing_page"})
@@ -22,7 +27,10 @@ async def run_source_job(ctx: JobContext, source: str) -> None:
     """One scheduled run of one source."""
     config = ctx.runtime.sources.get(source)
     if config is not None and config.enabled:
-        await run_source(ctx.runtime, config, trigger="schedule")
+        try:
+            await run_source(ctx.runtime, config, trigger="schedule")
+        except Conflict:
+            log.info("ingestion_skipped", source=source, reason="run_in_progress")
 
 
 @job(REPLAY_JOB)
@@ -33,16 +41,25 @@ async def replay_job(ctx: JobContext, run_id: str) -> None:
 
 @job("ingest.schedule", every=timedelta(minutes=1))
 async def schedule(ctx: JobContext) -> None:
-    """Start a run of every enabled pull source whose interval has passed since its last run."""
+    """Close runs whose process stopped; start a run of every enabled pull source whose
+    interval has passed since its last run and that is not running now."""
     now = ctx.runtime.clock.now()
     due = [
         s
         for s in ctx.runtime.sources.all()
         if s.enabled and s.schedule_seconds and s.type in PULL_TYPES
     ]
-    if not due:
-        return
     async with ctx.transaction() as session:
+        live = set()
+        for run in await IngestRepository(session).running():
+            if is_stale(run, now):
+                abandon(run, now)
+                log.warning("ingestion_run_abandoned", source=run.source, run=str(run.id))
+            else:
+                live.add(run.source)
+        due = [s for s in due if s.slug not in live]
+        if not due:
+            return
         rows = await session.execute(
             sa.select(IngestionRun.source, sa.func.max(IngestionRun.started_at))
             .where(IngestionRun.source.in_([s.slug for s in due]))

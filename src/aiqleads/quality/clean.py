@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiqleads.ingest.connectors.base import Candidate
-from aiqleads.leads.models import LEAD_KINDS
+from aiqleads.kit.bulk import string_limits
+from aiqleads.leads.models import LEAD_KINDS, Lead
 from aiqleads.markets.catalog import MarketCatalog
 from aiqleads.quality import normalise as n
 from aiqleads.quality.geocode import assign_market, check_place, geocode
@@ -33,6 +34,9 @@ _KIND_ALIASES = {
 }
 
 CURRENT_YEAR_LIMIT = 2100
+# The longest value each lead column holds: a longer one (a "first name" of 200 characters)
+# is quarantined with its field named, rather than failing the batch at INSERT.
+MAX_LENGTHS = string_limits(Lead.__table__)  # type: ignore[arg-type]
 
 
 @dataclass(slots=True)
@@ -180,8 +184,14 @@ def locate(cleaned: Cleaned, catalog: MarketCatalog) -> None:
 
 
 def validate(cleaned: Cleaned) -> None:
-    """Required fields per kind; each gap is a coded error (in place)."""
+    """Required fields per kind and column lengths; each gap is a coded error (in place)."""
     f = cleaned.fields
+    for name, value in f.items():
+        limit = MAX_LENGTHS.get(name)
+        if limit is not None and isinstance(value, str) and len(value) > limit:
+            cleaned.problems.append(
+                error("value_too_long", f"{len(value)} characters; at most {limit}", name)
+            )
     for need in REQUIRED.get(f["kind"], ()):
         if need == "contact" and not (f.get("phone") or f.get("email")):
             cleaned.problems.append(

@@ -1,0 +1,29 @@
+"""ingestion run heartbeat
+
+Revision ID: 0003
+Revises: 0002
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+from aiqleads.kit import dialect
+
+revision: str = "0003"
+down_revision: str | None = "0002"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("ingestion_runs") as batch:
+        batch.add_column(sa.Column("heartbeat_at", dialect.UTCDateTime(), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("ingestion_runs") as batch:
+        batch.drop_column("heartbeat_at")
