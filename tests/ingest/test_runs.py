@@ -1,0 +1,118 @@
+"""Run bookkeeping: one live run per source, abandoned and crashed runs closed, never left
+"running" for ever."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from aiqleads.ingest.models import IngestionRun, RunStatus
+from aiqleads.ingest.pipeline import LeadPipeline
+from aiqleads.ingest.repository import IngestRepository
+from aiqleads.ingest.service import new_run, run_source
+from aiqleads.ingest.sources import SourceCatalog, SourceConfig
+from aiqleads.ingest.tasks import schedule
+from aiqleads.kit.clock import FrozenClock
+from aiqleads.kit.errors import Conflict
+from aiqleads.runtime import JobContext, Runtime
+from tests.ingest.factories import seller
+
+MLS = SourceConfig(slug="test-mls", name="Test MLS", type="demo", trust=0.9)
+RESO = SourceConfig(
+    slug="test-reso",
+    name="Test RESO",
+    type="reso",
+    trust=0.9,
+    schedule_seconds=900,
+    options={"base_url": "http://127.0.0.1:9/reso"},
+)
+
+
+async def running_run(runtime: Runtime, source: str, **changes: object) -> IngestionRun:
+    """A run another process has under way (its heartbeat is now)."""
+    run = new_run(source, "cli", runtime.clock.now())
+    run.heartbeat_at = runtime.clock.now()
+    for name, value in changes.items():
+        setattr(run, name, value)
+    async with runtime.transaction() as session:
+        await IngestRepository(session).add_run(run)
+    return run
+
+
+async def get_run(runtime: Runtime, run: IngestionRun) -> IngestionRun:
+    async with runtime.transaction(write=False) as session:
+        found = await IngestRepository(session).get_run(run.id)
+    assert found is not None
+    return found
+
+
+async def test_a_source_runs_once_at_a_time(runtime: Runtime, clock: FrozenClock) -> None:
+    other = await running_run(runtime, MLS.slug)
+    with pytest.raises(Conflict) as refused:
+        await run_source(runtime, MLS, trigger="cli", records=[seller("L1")])
+    assert refused.value.code == "run_in_progress"
+    assert str(other.id) in refused.value.message
+
+    # The other process died: after 15 minutes without a batch its run is closed as abandoned.
+    clock.advance(timedelta(minutes=16))
+    run = await run_source(runtime, MLS, trigger="cli", records=[seller("L1")])
+    assert run.status is RunStatus.SUCCEEDED
+    assert run.counts["accepted"] == 1
+    abandoned = await get_run(runtime, other)
+    assert abandoned.status is RunStatus.FAILED
+    assert abandoned.finished_at == clock.now()
+    assert abandoned.errors[0].startswith("abandoned: no progress since")
+
+
+async def test_the_scheduler_closes_abandoned_runs_and_leaves_live_sources_alone(
+    runtime: Runtime, clock: FrozenClock
+) -> None:
+    runtime.sources = SourceCatalog([RESO])
+    live = await running_run(runtime, RESO.slug)
+    dead = await running_run(runtime, MLS.slug, heartbeat_at=clock.now() - timedelta(hours=2))
+    await schedule.fn(JobContext(runtime))
+    await runtime.jobs.wait_idle()
+    async with runtime.transaction(write=False) as session:
+        runs = list(await session.scalars(sa.select(IngestionRun)))
+    assert {r.id for r in runs} == {live.id, dead.id}  # no second run of the live source
+    assert (await get_run(runtime, live)).status is RunStatus.RUNNING
+    closed = await get_run(runtime, dead)
+    assert closed.status is RunStatus.FAILED
+    assert "abandoned" in closed.errors[0]
+
+
+async def test_a_crash_mid_run_is_recorded_on_the_run(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(self: LeadPipeline, prepared: object) -> None:
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(LeadPipeline, "store", broken)
+    with pytest.raises(RuntimeError):
+        await run_source(runtime, MLS, trigger="cli", records=[seller("L1")])
+    async with runtime.transaction(write=False) as session:
+        [run] = list(await session.scalars(sa.select(IngestionRun)))
+    assert run.status is RunStatus.FAILED
+    assert run.finished_at is not None
+    assert run.errors == ["crashed: RuntimeError: database went away"]
+    # The source is free again: the next run is not refused.
+    monkeypatch.undo()
+    again = await run_source(runtime, MLS, trigger="cli", records=[seller("L1")])
+    assert again.status is RunStatus.SUCCEEDED
+
+
+async def test_a_replay_that_meets_a_live_run_is_closed_not_left_running(
+    runtime: Runtime,
+) -> None:
+    first = await run_source(runtime, MLS, trigger="cli", records=[seller("L1")])
+    await running_run(runtime, MLS.slug)
+    replay = await running_run(runtime, MLS.slug, trigger="replay", replay_of=first.id)
+    result = await run_source(
+        runtime, MLS, trigger="replay", records=[], replay_of=first.id, run_id=replay.id
+    )
+    assert result.status is RunStatus.FAILED
+    stored = await get_run(runtime, replay)
+    assert stored.status is RunStatus.FAILED
+    assert "is being ingested by run" in stored.errors[0]
