@@ -17,7 +17,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from aiqleads.ingest.service import run_source
-from aiqleads.ingest.sources import SourceConfig
+from aiqleads.ingest.sources import SourceCatalog, SourceConfig
 from aiqleads.leads.models import Lead
 from aiqleads.quality.models import LeadReview
 from aiqleads.runtime import Runtime
@@ -381,7 +381,7 @@ async def test_lead_detail_merge_and_unmerge(api: Api, runtime: Runtime) -> None
     body = merged.json()
     assert body["source_count"] == 2
     assert len(body["records"]) == 2
-    assert body["possible_duplicates"] == []
+    assert [d["status"] for d in body["possible_duplicates"]] == ["merged"]
     gone = (await api.client.get(f"/api/v1/admin/leads/{second.id}", headers=admin.auth)).json()
     assert gone["status"] == "withdrawn"
     assert gone["merged_into_id"] == str(first.id)
@@ -398,6 +398,22 @@ async def test_lead_detail_merge_and_unmerge(api: Api, runtime: Runtime) -> None
     kept = (await api.client.get(f"/api/v1/admin/leads/{first.id}", headers=admin.auth)).json()
     assert kept["source_count"] == 1
     assert kept["last_name"] == "Johnson"
+    decision = next(
+        d for d in split.json()["possible_duplicates"] if d["other_lead_id"] == str(first.id)
+    )
+    assert (decision["status"], decision["reasons"]) == ("dismissed", ["unmerged by an operator"])
+    # The operator's split holds: the same input again, or a new version of the split record,
+    # does not fold the two leads back together.
+    await run_source(runtime, mls, trigger="test", records=[seller("L1"), other])
+    newer = lookalike()
+    newer = type(newer)(newer.source_key, {**newer.payload, "beds": "5"})
+    await run_source(runtime, mls, trigger="test", records=[newer])
+    after = await api.client.get(f"/api/v1/admin/leads/{split.json()['id']}", headers=admin.auth)
+    assert after.json()["status"] == "available"
+    assert after.json()["beds"] == 5
+    assert after.json()["source_count"] == 1
+    kept = (await api.client.get(f"/api/v1/admin/leads/{first.id}", headers=admin.auth)).json()
+    assert kept["source_count"] == 1
     again = await api.client.post(
         f"/api/v1/admin/leads/{first.id}/unmerge",
         json={"record_id": record["id"]},
@@ -406,3 +422,62 @@ async def test_lead_detail_merge_and_unmerge(api: Api, runtime: Runtime) -> None
     assert again.status_code == 404
     missing = await api.client.get(f"/api/v1/admin/leads/{CONSENT['ip']}", headers=admin.auth)
     assert missing.status_code == 422
+
+
+async def test_operators_dismiss_a_possible_duplicate(api: Api, runtime: Runtime) -> None:
+    admin = await api.admin()
+    agent = await api.signup("agent@example.com")
+    mls = SourceConfig(slug="demo-mls", name="MLS", type="demo", trust=0.9)
+    await run_source(runtime, mls, trigger="test", records=[seller("L1"), lookalike()])
+    async with runtime.transaction(write=False) as session:
+        first, second = list(await session.scalars(sa.select(Lead).order_by(Lead.first_name)))
+    url = f"/api/v1/admin/leads/{first.id}/dismiss-duplicate"
+    body = {"other_lead_id": str(second.id)}
+    assert (await api.client.post(url, json=body, headers=agent.auth)).status_code == 403
+
+    dismissed = await api.client.post(url, json=body, headers=admin.auth)
+    assert dismissed.status_code == 200, dismissed.text
+    [pair] = dismissed.json()["possible_duplicates"]
+    assert pair["status"] == "dismissed"
+    other_side = await api.client.get(f"/api/v1/admin/leads/{second.id}", headers=admin.auth)
+    assert [d["status"] for d in other_side.json()["possible_duplicates"]] == ["dismissed"]
+
+    again = await api.client.post(url, json=body, headers=admin.auth)
+    assert again.status_code == 404
+    assert again.json()["code"] == "possible_duplicate_not_found"
+
+
+async def test_a_merge_keeps_judging_consent_of_leads_from_consent_sources(
+    api: Api, runtime: Runtime
+) -> None:
+    admin = await api.admin()
+    mls = SourceConfig(slug="demo-mls", name="MLS", type="demo", trust=0.9)
+    form = SourceConfig(
+        slug="demo-webform",
+        name="Form",
+        type="demo",
+        trust=0.5,
+        options={"consent_required": True},
+    )
+    runtime.sources = SourceCatalog([mls, form])
+    await run_source(runtime, form, trigger="test", records=[seller("F1", consent=None)])
+    plain = lookalike("M1")  # an MLS record: no consent and none needed
+    plain = type(plain)(
+        plain.source_key, {k: v for k, v in plain.payload.items() if k != "consent"}
+    )
+    await run_source(runtime, mls, trigger="test", records=[plain])
+    async with runtime.transaction(write=False) as session:
+        from_form = await session.scalar(sa.select(Lead).where(Lead.source == "demo-webform"))
+        from_mls = await session.scalar(sa.select(Lead).where(Lead.source == "demo-mls"))
+    assert from_form is not None
+    assert from_mls is not None
+    assert "consent_missing" in {r["code"] for r in from_form.fraud_reasons}
+
+    merged = await api.client.post(
+        f"/api/v1/admin/leads/{from_mls.id}/merge",
+        json={"other_lead_id": str(from_form.id)},
+        headers=admin.auth,
+    )
+    assert merged.status_code == 200, merged.text
+    # The rebuilt lead still has a web-form record without consent: the signal stays.
+    assert "consent_missing" in {r["code"] for r in merged.json()["fraud_reasons"]}

@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from aiqleads.ingest.connectors.base import Candidate, ParseError, RawRecord
 from aiqleads.ingest.models import Outcome, SourceRecord
 from aiqleads.ingest.repository import IngestRepository
-from aiqleads.ingest.sources import SourceConfig
+from aiqleads.ingest.sources import SourceCatalog, SourceConfig
 from aiqleads.kit.clock import Clock
 from aiqleads.leads.lifecycle import LeadStatus, check_transition
 from aiqleads.leads.models import Exclusivity, MatchStatus
@@ -215,6 +215,7 @@ class LeadPipeline:
         clock: Clock,
         run_id: uuid.UUID | None = None,
         replay: bool = False,
+        sources: SourceCatalog | None = None,
     ) -> None:
         self.session = session
         # A pipeline without a source only rebuilds existing leads (operators' merges).
@@ -227,6 +228,13 @@ class LeadPipeline:
         self.replay = replay
         self.leads = LeadRepository(session)
         self.records = IngestRepository(session)
+        # Sources whose leads must carry consent (web forms, lead ads): a lead with a record
+        # from one of them is judged on its consent, whoever rebuilds it.
+        self.consent_sources = (
+            {s.slug for s in sources.all() if s.consent_required} if sources else set()
+        )
+        if source is not None and source.consent_required:
+            self.consent_sources.add(source.slug)
 
     @property
     def source(self) -> SourceConfig:
@@ -448,8 +456,6 @@ class LeadPipeline:
             for lead in leads.values()
             if lead.is_new and lead.fields.get("consent_ip")
         )
-        # Rebuilding merged leads has no source at hand: only ingestion judges consent.
-        consent_expected = self._source is not None and self._source.consent_required
         for lead in leads.values():
             f = lead.fields
             market = self.markets.get(f["market"]) if f.get("market") else None
@@ -457,7 +463,7 @@ class LeadPipeline:
             ctx = fraud.Context(
                 typical_price_cents=market.typical_list_price_cents if market else None,
                 same_ip_last_hour=(recent.get(ip, 0) + batch_ips.get(ip, 0)) if ip else 0,
-                consent_expected=consent_expected,
+                consent_expected=any(c.source in self.consent_sources for c in lead.contributions),
                 conflicting_duplicate=bool(dedup.conflicting_facts(lead.contributions)),
             )
             values = fraud.features(f, lead.problems, ctx)

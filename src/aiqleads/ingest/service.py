@@ -187,6 +187,7 @@ async def run_source(
                 clock=runtime.clock,
                 run_id=run.id,
                 replay=replay_of is not None,
+                sources=runtime.sources,
             )
             counts = await pipeline.store(prepared)
             if counts.high_water_mark and (
@@ -267,6 +268,7 @@ async def ingest_pushed(
         model=await active_fraud_model(session),
         clock=runtime.clock,
         run_id=run.id,
+        sources=runtime.sources,
     )
     counts = await pipeline.process(records)
     _add(run, counts)

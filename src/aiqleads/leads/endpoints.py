@@ -1,4 +1,5 @@
-"""Operators' lead endpoints: full detail, the review queue, merge and unmerge."""
+"""Operators' lead endpoints: full detail, the review queue, merge, unmerge and dismissing
+possible duplicates."""
 
 from __future__ import annotations
 
@@ -57,6 +58,16 @@ async def merge_leads(
     """Fold another lead into this one (both were the same person and property)."""
     service = LeadAdminService(session, runtime)
     await service.merge(lead_id, body.other_lead_id, admin)
+    return await service.detail(lead_id)
+
+
+@router.post("/leads/{lead_id}/dismiss-duplicate", response_model=LeadAdminOut)
+async def dismiss_duplicate(
+    lead_id: uuid.UUID, body: MergeIn, admin: AdminUser, session: SessionDep, runtime: RuntimeDep
+) -> LeadAdminOut:
+    """The two leads flagged as possible duplicates are different people: close the flag."""
+    service = LeadAdminService(session, runtime)
+    await service.dismiss_duplicate(lead_id, body.other_lead_id, admin)
     return await service.detail(lead_id)
 
 

@@ -48,7 +48,7 @@ class LeadAdminService:
         ]
         out.possible_duplicates = [
             PossibleDuplicateOut.model_validate(d)
-            for d in await self.leads.possible_duplicates(lead_id)
+            for d in await self.leads.possible_duplicates(lead_id, status=None)
         ]
         return out
 
@@ -104,6 +104,7 @@ class LeadAdminService:
             markets=self.runtime.markets,
             model=await active_fraud_model(self.session),
             clock=self.runtime.clock,
+            sources=self.runtime.sources,
         )
         await pipeline.rebuild(statuses)
 
@@ -136,6 +137,23 @@ class LeadAdminService:
         await self.session.refresh(lead)
         return lead
 
+    async def dismiss_duplicate(self, lead_id: uuid.UUID, other_id: uuid.UUID, by: User) -> None:
+        """The operator says two leads flagged as possible duplicates are different people."""
+        pair = {lead_id, other_id}
+        waiting = [
+            d
+            for d in await self.leads.possible_duplicates(lead_id)
+            if {d.lead_id, d.other_lead_id} == pair
+        ]
+        if not waiting:
+            raise NotFound(
+                "These leads are not waiting as possible duplicates",
+                code="possible_duplicate_not_found",
+            )
+        await self.leads.close_possible_duplicates(
+            lead_id, other_id, MatchStatus.DISMISSED, by.id, self.runtime.clock.now()
+        )
+
     async def unmerge(self, lead_id: uuid.UUID, record_id: uuid.UUID, by: User) -> Lead:
         """Split one source record off `lead` into a lead of its own; both are rebuilt."""
         lead = await self._lead(lead_id)
@@ -162,6 +180,23 @@ class LeadAdminService:
         self.session.add(split)
         await self.session.flush()
         await self.records.set_record_lead(record.id, split.id)
+        # The decision stays on record beside the pair (ingestion only ever attaches new
+        # records to leads; it never merges two existing leads, so the pair stays apart).
+        await self.leads.add_possible_duplicates(
+            [
+                {
+                    "id": uuid.uuid4(),
+                    "lead_id": split.id,
+                    "other_lead_id": lead.id,
+                    "score": 1.0,
+                    "reasons": ["unmerged by an operator"],
+                    "status": MatchStatus.DISMISSED,
+                    "created_at": now,
+                    "decided_by": by.id,
+                    "decided_at": now,
+                }
+            ]
+        )
         await self._rebuild({lead.id: lead.status, split.id: LeadStatus.AVAILABLE})
         await self.session.refresh(split)
         return split
