@@ -11,10 +11,11 @@ import sqlalchemy as sa
 from aiqleads.ingest.models import IngestionRun, RunStatus
 from aiqleads.ingest.pipeline import LeadPipeline
 from aiqleads.ingest.repository import IngestRepository
-from aiqleads.ingest.service import new_run, run_source
+from aiqleads.ingest.service import GROWING_TABLES, new_run, run_source
 from aiqleads.ingest.sources import SourceCatalog, SourceConfig
 from aiqleads.ingest.tasks import schedule
 from aiqleads.kit.clock import FrozenClock
+from aiqleads.kit.dialect import Statistics
 from aiqleads.kit.errors import Conflict
 from aiqleads.runtime import JobContext, Runtime
 from tests.ingest.factories import seller
@@ -116,3 +117,28 @@ async def test_a_replay_that_meets_a_live_run_is_closed_not_left_running(
     stored = await get_run(runtime, replay)
     assert stored.status is RunStatus.FAILED
     assert "is being ingested by run" in stored.errors[0]
+
+
+async def test_a_bulk_load_keeps_its_lookup_tables_analysed(runtime: Runtime) -> None:
+    # Without statistics PostgreSQL plans the per-batch key lookup as a scan of every record
+    # of the source; a run analyses the tables it grows (autovacuum may be late or off).
+    batch = [seller(f"L{i}", phone=None, email=f"owner{i}@example.com") for i in range(1_200)]
+    run = await run_source(runtime, MLS, trigger="test", records=batch)
+    assert run.counts["fetched"] == 1_200
+    async with runtime.transaction(write=False) as session:
+        if session.get_bind().dialect.name != "postgresql":
+            assert not await Statistics(GROWING_TABLES).wrote(session, 10_000)
+            return
+        analysed = await session.scalar(
+            sa.text("SELECT last_analyze FROM pg_stat_user_tables WHERE relname = 'source_records'")
+        )
+        plan = "\n".join(
+            await session.scalars(
+                sa.text(
+                    "EXPLAIN SELECT * FROM source_records WHERE source = 'test-mls' "
+                    "AND source_key IN ('L1', 'L2') AND current IS TRUE"
+                )
+            )
+        )
+    assert analysed is not None
+    assert "source_key" in plan.split("Index Cond", 1)[-1]

@@ -29,6 +29,7 @@ from aiqleads.ingest.registry import wire
 from aiqleads.ingest.repository import IngestRepository
 from aiqleads.ingest.sources import SourceConfig
 from aiqleads.kit.db import defer_job
+from aiqleads.kit.dialect import Statistics
 from aiqleads.kit.errors import Conflict, NotFound
 from aiqleads.quality.service import active_fraud_model
 
@@ -38,6 +39,8 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 BATCH_SIZE = 500
+# The tables a run's lookups probe; kept analysed while a bulk load makes them grow.
+GROWING_TABLES = ("source_records", "leads", "lead_match_keys")
 # A running run that has written no batch for this long lost its process (a crash, a kill).
 STALE_AFTER = timedelta(minutes=15)
 REPLAY_JOB = "ingest.replay"
@@ -175,6 +178,8 @@ async def run_source(
     own_http = http is None and records is None and source.type in ("reso", "listing_page")
     client = httpx.AsyncClient(timeout=30.0) if own_http else http
 
+    statistics = Statistics(GROWING_TABLES)
+
     async def store(prepared: Prepared) -> None:
         nonlocal high_water
         async with runtime.transaction() as session:
@@ -197,6 +202,7 @@ async def run_source(
             _add(run, counts)
             run.heartbeat_at = runtime.clock.now()
             await _save_run(session, run)
+            await statistics.wrote(session, prepared.fetched)
         if progress is not None:
             progress(prepared.fetched)
 
