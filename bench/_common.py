@@ -49,7 +49,7 @@ FrozenClock fixed at 2026-03-02 12:00 UTC so the generated records are the same 
 Run them with (each takes the options shown in its `--help`; `--no-docs` leaves this page alone):
 
     .venv/bin/python bench/dedup_quality.py --count 12000 --seed 7 --database sqlite
-    .venv/bin/python bench/pipeline_throughput.py --count 20000 --database postgresql
+    .venv/bin/python bench/pipeline_throughput.py --count 100000 --database postgresql
     .venv/bin/python bench/match_latency.py --stored 1000000 --database postgresql --samples 2000
 
 PostgreSQL runs create and drop their own database through
