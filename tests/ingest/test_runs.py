@@ -142,3 +142,11 @@ async def test_a_bulk_load_keeps_its_lookup_tables_analysed(runtime: Runtime) ->
         )
     assert analysed is not None
     assert "source_key" in plan.split("Index Cond", 1)[-1]
+
+
+async def test_a_source_its_connector_cannot_use_fails_the_run_cleanly(runtime: Runtime) -> None:
+    unmapped = SourceConfig(slug="test-csv", name="CSV without a mapping", type="csv", trust=0.5)
+    run = await run_source(runtime, unmapped, trigger="cli")
+    assert run.status is RunStatus.FAILED
+    assert run.finished_at is not None
+    assert "no column mapping" in run.errors[0]

@@ -90,15 +90,20 @@ async def _iterate(records: Iterable[RawRecord]) -> AsyncIterator[RawRecord]:
         yield record
 
 
+# What a source's configuration, connection or file can raise: the run fails, cleanly.
+_SOURCE_ERRORS = (SourceUnavailable, ValueError, OSError)
+
+
 class SourceFailed(Exception):
     """The source could not be reached or read (the run fails; what came before is kept)."""
 
 
 async def _guarded(stream: AsyncIterable[RawRecord]) -> AsyncIterator[RawRecord]:
+    """The source's records; its errors become `SourceFailed`, told apart from our own."""
     try:
         async for record in stream:
             yield record
-    except (SourceUnavailable, ValueError, OSError) as exc:
+    except _SOURCE_ERRORS as exc:
         raise SourceFailed(str(exc)) from exc
 
 
@@ -108,14 +113,15 @@ def is_stale(run: IngestionRun, now: datetime) -> bool:
     return run.status is RunStatus.RUNNING and now - last > STALE_AFTER
 
 
-def abandon(run: IngestionRun, now: datetime) -> None:
-    last = run.heartbeat_at or run.started_at
+def _fail(run: IngestionRun, now: datetime, error: str) -> None:
     run.status = RunStatus.FAILED
     run.finished_at = now
-    run.errors = [
-        *run.errors,
-        f"abandoned: no progress since {last.isoformat()} (the process running it stopped)",
-    ]
+    run.errors = [*run.errors, error]
+
+
+def abandon(run: IngestionRun, now: datetime) -> None:
+    last = run.heartbeat_at or run.started_at
+    _fail(run, now, f"abandoned: no progress since {last.isoformat()} (its process stopped)")
 
 
 async def _claim(
@@ -163,8 +169,7 @@ async def run_source(
         except Conflict as exc:
             if existing is None:
                 raise
-            existing.status, existing.finished_at = RunStatus.FAILED, runtime.clock.now()
-            existing.errors = [*existing.errors, exc.message]
+            _fail(existing, runtime.clock.now(), exc.message)
             return existing
         run = existing or await repo.add_run(
             new_run(source.slug, trigger, runtime.clock.now(), replay_of)
@@ -207,7 +212,10 @@ async def run_source(
             progress(prepared.fetched)
 
     try:
-        wired = wire(source, http=client, clock=runtime.clock, validators=validators, file=file)
+        try:
+            wired = wire(source, http=client, clock=runtime.clock, validators=validators, file=file)
+        except _SOURCE_ERRORS as exc:  # a configuration the connector cannot work with
+            raise SourceFailed(str(exc)) from exc
         preparer = Preparer(source, wired.parse, runtime.markets)
         if records is not None:
             stream: AsyncIterable[RawRecord] = _iterate(records)
@@ -223,14 +231,12 @@ async def run_source(
         run.status = RunStatus.SUCCEEDED
     except SourceFailed as exc:
         log.warning("ingestion_failed", source=source.slug, error=str(exc))
-        run.status = RunStatus.FAILED
-        run.errors = [*run.errors, str(exc)]
-    except BaseException as exc:
+        _fail(run, runtime.clock.now(), str(exc))
+    except Exception as exc:
         # A crash (database gone, a bug): the run says so instead of staying "running".
+        # (A cancelled task is left to the stale-run sweep.)
         log.exception("ingestion_crashed", source=source.slug, run=str(run.id))
-        run.status = RunStatus.FAILED
-        run.errors = [*run.errors, f"crashed: {type(exc).__name__}: {exc}"]
-        run.finished_at = runtime.clock.now()
+        _fail(run, runtime.clock.now(), f"crashed: {type(exc).__name__}: {exc}")
         async with runtime.transaction() as session:
             await _save_run(session, run)
         raise
