@@ -353,8 +353,13 @@ async def test_review_queue_decisions_become_labels(api: Api, runtime: Runtime) 
     assert bad.status_code == 422
     async with runtime.transaction(write=False) as session:
         [review] = list(await session.scalars(sa.select(LeadReview)))
+        scored = await session.get(Lead, review.lead_id)
     assert review.decision == "reject"
     assert review.features["name_gibberish"] == 1.0
+    # The label keeps exactly the signals the model scored, not a recomputation.
+    assert scored is not None
+    assert review.features == scored.fraud_features
+    assert review.features["consent_missing"] == 1.0
     assert (await api.client.get("/api/v1/admin/review-queue", headers=admin.auth)).json()[
         "items"
     ] == []

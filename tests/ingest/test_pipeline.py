@@ -146,6 +146,10 @@ async def test_a_value_the_field_cannot_hold_quarantines_only_its_record(
     assert ("value_too_long", "parcel_number") in {
         (p["code"], p["field"]) for p in quarantined.problems
     }
+    long_first_name = await run_source(
+        runtime, MLS, trigger="test", records=[seller("NAME", first_name="Robert" * 20)]
+    )
+    assert long_first_name.quarantined_by_reason["value_too_long"] == 1
     accepted = by_outcome[Outcome.ACCEPTED]
     assert len(accepted.source_key) == 300
     assert accepted.source_key.startswith("K" * 200)

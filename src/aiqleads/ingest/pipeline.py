@@ -86,8 +86,6 @@ class BatchCounts:
 
     outcomes: Counter[str] = field(default_factory=Counter)
     quarantined_by_reason: Counter[str] = field(default_factory=Counter)
-    lead_ids: list[uuid.UUID] = field(default_factory=list)
-    high_water_mark: datetime | None = None
     # Per record (in input order, unchanged ones left out): key, outcome, lead, problems.
     results: list[tuple[str, Outcome, uuid.UUID | None, list[Problem]]] = field(
         default_factory=list
@@ -121,8 +119,9 @@ class Prepared:
 
 
 # Parsing and cleaning run on one worker thread: off the event loop (requests keep being
-# served while a run cleans a batch), overlapping the database's work on the previous batch,
-# and never two at once (the address tagger is not meant to be shared between threads).
+# served while a run cleans a batch) and never two at once (the address tagger is not meant to
+# be shared between threads). Preparing the next batch while this one is written was measured
+# and gained nothing: both halves are Python and take turns on the GIL.
 _PREPARER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aiqleads-prepare")
 
 
@@ -157,8 +156,8 @@ class Preparer:
 
     def prepare(self, batch: Sequence[RawRecord]) -> Prepared:
         """The database-free half of a batch: hash, parse, normalise, geocode, validate and
-        blocking keys of every record. It touches no session, so a run prepares the next batch
-        while the database writes this one (see `prepare_off_loop`).."""
+        blocking keys of every record. It touches no session, so it runs off the event loop and
+        before the batch's transaction opens (see `prepare_off_loop`)."""
         prepared = Prepared()
         seen: dict[str, str] = {}
         for raw in batch:
@@ -251,7 +250,7 @@ class LeadPipeline:
     async def store(self, prepared: Prepared) -> BatchCounts:
         """The database half: match, score and persist a prepared batch in the caller's
         transaction."""
-        counts = BatchCounts(high_water_mark=prepared.high_water_mark)
+        counts = BatchCounts()
         counts.outcomes["fetched"] += prepared.fetched
         counts.outcomes[Outcome.UNCHANGED.value] += prepared.repeated
         now = self.clock.now()
@@ -271,14 +270,12 @@ class LeadPipeline:
                 for p in item.problems:
                     if p.severity == "error":
                         counts.quarantined_by_reason[p.code] += 1
-            if item.lead_id is not None:
-                counts.lead_ids.append(item.lead_id)
             counts.results.append((item.raw.source_key, item.outcome, item.lead_id, item.problems))
         return counts
 
-    async def rebuild(self, statuses: dict[uuid.UUID, LeadStatus]) -> dict[uuid.UUID, Fields]:
+    async def rebuild(self, statuses: dict[uuid.UUID, LeadStatus]) -> None:
         """Recompute golden records, keys and scores of existing leads from their current
-        records (after an operator merges or splits them). Returns the new golden fields."""
+        records (after an operator merges or splits them)."""
         now = self.clock.now()
         leads = {
             lead_id: _Lead(lead_id, False, status, [], []) for lead_id, status in statuses.items()
@@ -295,7 +292,6 @@ class LeadPipeline:
         for lead in leads.values():
             keys = set().union(*(dedup.match_keys(c.fields) for c in lead.contributions))
             await self.leads.replace_keys(lead.id, keys)
-        return {lead_id: lead.fields for lead_id, lead in leads.items()}
 
     async def _new_items(self, prepared: list[_Item], counts: BatchCounts) -> list[_Item]:
         """Drop the records we already hold byte for byte; link new versions to the old."""
@@ -489,7 +485,7 @@ class LeadPipeline:
 
     def _lead_values(self, lead: _Lead, now: datetime) -> dict[str, Any]:
         f = lead.fields
-        values = {k: v for k, v in f.items() if k not in _NOT_COLUMNS and k != "fraud_features"}
+        values = {k: v for k, v in f.items() if k not in _NOT_COLUMNS}
         unique: dict[str, dict[str, Any]] = {}
         for p in lead.problems:
             unique.setdefault(p.code, p.as_dict())
@@ -537,7 +533,7 @@ class LeadPipeline:
             (key, item.lead_id) for item in items if item.lead_id for key in item.keys
         )
         await self.records.supersede([i.previous.id for i in items if i.previous is not None])
-        record_rows = []
+        record_rows, replayed_rows = [], []
         for item in items:
             row = {
                 "id": item.record_id,
@@ -560,10 +556,11 @@ class LeadPipeline:
             if item.reuse_row:
                 # A replayed record stays listed under the run that brought it in.
                 row.pop("run_id")
-                await self.records.update_record(item.record_id, row)
+                replayed_rows.append(row)
             else:
                 record_rows.append(row)
         await self.records.insert_records(record_rows)
+        await self.records.update_records(replayed_rows)
         possible = []
         for item in items:
             for match in item.possible:

@@ -13,8 +13,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from aiqleads.ingest.models import IngestionRun, Outcome, RunStatus, SourceRecord, SourceState
 from aiqleads.kit import bulk
 
-_CHUNK = 2_000
-
 
 class IngestRepository:
     def __init__(self, session: AsyncSession) -> None:
@@ -26,11 +24,11 @@ class IngestRepository:
         """The current version of each of `source_keys` we already hold."""
         found: dict[str, SourceRecord] = {}
         keys = sorted(set(source_keys))
-        for start in range(0, len(keys), _CHUNK):
+        for chunk in bulk.chunks(keys):
             rows = await self.session.execute(
                 sa.select(SourceRecord).where(
                     SourceRecord.source == source,
-                    SourceRecord.source_key.in_(keys[start : start + _CHUNK]),
+                    SourceRecord.source_key.in_(chunk),
                     SourceRecord.current.is_(True),
                 )
             )
@@ -42,10 +40,10 @@ class IngestRepository:
         """Every current record that feeds one of `lead_ids` (for survivorship)."""
         ids = sorted(set(lead_ids))
         records: list[SourceRecord] = []
-        for start in range(0, len(ids), _CHUNK):
+        for chunk in bulk.chunks(ids):
             rows = await self.session.execute(
                 sa.select(SourceRecord).where(
-                    SourceRecord.lead_id.in_(ids[start : start + _CHUNK]),
+                    SourceRecord.lead_id.in_(chunk),
                     SourceRecord.current.is_(True),
                 )
             )
@@ -55,11 +53,9 @@ class IngestRepository:
     async def insert_records(self, rows: Sequence[dict[str, Any]]) -> None:
         await bulk.insert_rows(self.session, SourceRecord.__table__, rows)  # type: ignore[arg-type]
 
-    async def update_record(self, record_id: uuid.UUID, values: dict[str, Any]) -> None:
-        values = {k: v for k, v in values.items() if k != "id"}
-        await self.session.execute(
-            sa.update(SourceRecord).where(SourceRecord.id == record_id).values(values)
-        )
+    async def update_records(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Update records by id (each row has "id")."""
+        await bulk.update_rows(self.session, SourceRecord.__table__, rows)  # type: ignore[arg-type]
 
     async def supersede(self, record_ids: Sequence[uuid.UUID]) -> None:
         if record_ids:
@@ -68,9 +64,6 @@ class IngestRepository:
                 .where(SourceRecord.id.in_(list(record_ids)))
                 .values(current=False)
             )
-
-    async def get_record(self, record_id: uuid.UUID) -> SourceRecord | None:
-        return await self.session.get(SourceRecord, record_id)
 
     async def set_record_lead(self, record_id: uuid.UUID, lead_id: uuid.UUID | None) -> None:
         await self.session.execute(

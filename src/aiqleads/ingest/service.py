@@ -199,12 +199,10 @@ async def run_source(
                 replay=replay_of is not None,
                 sources=runtime.sources,
             )
-            counts = await pipeline.store(prepared)
-            if counts.high_water_mark and (
-                high_water is None or counts.high_water_mark > high_water
-            ):
-                high_water = counts.high_water_mark
-            _add(run, counts)
+            _add(run, await pipeline.store(prepared))
+            newest = prepared.high_water_mark
+            if newest and (high_water is None or newest > high_water):
+                high_water = newest
             run.heartbeat_at = runtime.clock.now()
             await _save_run(session, run)
             await statistics.wrote(session, prepared.fetched)

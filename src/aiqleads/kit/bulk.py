@@ -47,7 +47,12 @@ def uniform(table: sa.Table, rows: Sequence[dict[str, Any]]) -> list[dict[str, A
     return out
 
 
-def _chunks(rows: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+# SQLite allows 32,766 bound parameters per statement; IN lists stay well below it.
+IN_LIST = 2_000
+
+
+def chunks(rows: Sequence[Any], size: int = IN_LIST) -> Iterable[Sequence[Any]]:
+    """`rows` in slices of at most `size` (for IN lists and executemany batches)."""
     for start in range(0, len(rows), size):
         yield rows[start : start + size]
 
@@ -67,7 +72,7 @@ async def insert_rows(
         stmt: Any = upsert(session.get_bind().dialect.name, table).on_conflict_do_nothing()
     else:
         stmt = sa.insert(table)
-    for part in _chunks(uniform(table, rows), chunk):
+    for part in chunks(uniform(table, rows), chunk):
         await session.execute(stmt, list(part))
 
 
@@ -87,7 +92,7 @@ async def update_rows(
         .values({name: sa.bindparam(_VALUE + name) for name in names})
     )
     params = [{(_PK if k in pk else _VALUE) + k: v for k, v in row.items()} for row in full]
-    for part in _chunks(params, chunk):
+    for part in chunks(params, chunk):
         await session.execute(stmt, list(part))
 
 

@@ -107,6 +107,8 @@ class Lead(UuidPk, Timestamped, Base):
         JSONType, nullable=False, default=list
     )
     fraud_model_version: Mapped[int | None] = mapped_column(sa.Integer)
+    # The signals the model scored, kept so a review decision trains on exactly these.
+    fraud_features: Mapped[dict[str, float]] = mapped_column(JSONType, nullable=False, default=dict)
     # Quarantine reasons and data-quality flags, coded (see quality.problems).
     problems: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, nullable=False, default=list)
 

@@ -19,9 +19,6 @@ _LEADS: sa.Table = Lead.__table__  # type: ignore[assignment]
 _KEYS: sa.Table = LeadMatchKey.__table__  # type: ignore[assignment]
 _POSSIBLE: sa.Table = PossibleDuplicate.__table__  # type: ignore[assignment]
 
-# SQLite allows 32k bound parameters per statement; stay well below it.
-_CHUNK = 5_000
-
 # What entity resolution compares; loading only these keeps a match lookup cheap.
 COMPARE_COLUMNS = (
     "id",
@@ -41,11 +38,6 @@ COMPARE_COLUMNS = (
 )
 
 
-def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
 class LeadRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -63,7 +55,7 @@ class LeadRepository:
     async def leads_by_keys(self, keys: Sequence[str]) -> dict[str, set[uuid.UUID]]:
         """Which leads carry each of `keys`."""
         found: dict[str, set[uuid.UUID]] = defaultdict(set)
-        for chunk in _chunks(sorted(set(keys))):
+        for chunk in bulk.chunks(sorted(set(keys))):
             rows = await self.session.execute(
                 sa.select(LeadMatchKey.key, LeadMatchKey.lead_id).where(LeadMatchKey.key.in_(chunk))
             )
@@ -78,7 +70,7 @@ class LeadRepository:
         ids = list(set(lead_ids))
         columns = [getattr(Lead, c) for c in COMPARE_COLUMNS]
         result: dict[uuid.UUID, dict[str, Any]] = {}
-        for chunk in _chunks(ids):
+        for chunk in bulk.chunks(ids):
             rows = await self.session.execute(sa.select(*columns).where(Lead.id.in_(chunk)))
             for row in rows.mappings():
                 result[row["id"]] = dict(row)
@@ -96,7 +88,7 @@ class LeadRepository:
         await bulk.insert_rows(self.session, _KEYS, rows, ignore_conflicts=True)
 
     async def replace_keys(self, lead_id: uuid.UUID, keys: Iterable[str]) -> None:
-        await self.session.execute(sa.delete(LeadMatchKey).where(LeadMatchKey.lead_id == lead_id))
+        await self.delete_keys(lead_id)
         await self.add_keys((k, lead_id) for k in keys)
 
     async def delete_keys(self, lead_id: uuid.UUID) -> None:
@@ -133,8 +125,9 @@ class LeadRepository:
 
     async def close_possible_duplicates(
         self, a: uuid.UUID, b: uuid.UUID, status: MatchStatus, by: uuid.UUID | None, at: datetime
-    ) -> None:
-        await self.session.execute(
+    ) -> int:
+        """Close the open pairs between `a` and `b`; how many there were."""
+        result = await self.session.execute(
             sa.update(PossibleDuplicate)
             .where(
                 sa.or_(
@@ -145,6 +138,7 @@ class LeadRepository:
             )
             .values(status=status, decided_by=by, decided_at=at)
         )
+        return int(result.rowcount)  # type: ignore[attr-defined]
 
     async def review_queue(
         self, *, market: str | None, after: tuple[datetime, uuid.UUID] | None, limit: int

@@ -8,14 +8,13 @@ from typing import TYPE_CHECKING
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aiqleads.accounts.models import User
-from aiqleads.ingest.pipeline import LeadPipeline, problems_from_json
+from aiqleads.ingest.pipeline import LeadPipeline
 from aiqleads.ingest.repository import IngestRepository
 from aiqleads.kit.errors import Conflict, NotFound
 from aiqleads.leads.lifecycle import LeadStatus, check_transition
 from aiqleads.leads.models import Lead, MatchStatus
 from aiqleads.leads.repository import LeadRepository
 from aiqleads.leads.schemas import LeadAdminOut, PossibleDuplicateOut, SourceRecordOut
-from aiqleads.quality import fraud
 from aiqleads.quality.models import LeadReview
 from aiqleads.quality.service import active_fraud_model
 
@@ -32,16 +31,14 @@ class LeadAdminService:
         self.leads = LeadRepository(session)
         self.records = IngestRepository(session)
 
-    async def _lead(self, lead_id: uuid.UUID) -> Lead:
-        lead = await self.leads.get(lead_id, for_update=True)
+    async def _lead(self, lead_id: uuid.UUID, *, for_update: bool = True) -> Lead:
+        lead = await self.leads.get(lead_id, for_update=for_update)
         if lead is None:
             raise NotFound("No such lead", code="lead_not_found")
         return lead
 
     async def detail(self, lead_id: uuid.UUID) -> LeadAdminOut:
-        lead = await self.leads.get(lead_id)
-        if lead is None:
-            raise NotFound("No such lead", code="lead_not_found")
+        lead = await self._lead(lead_id, for_update=False)
         out = LeadAdminOut.model_validate(lead)
         out.records = [
             SourceRecordOut.model_validate(r) for r in await self.records.records_of_lead(lead_id)
@@ -63,7 +60,6 @@ class LeadAdminService:
             raise Conflict("A lead outside every market cannot go on sale", code="no_market")
         check_transition(lead.status, target)
         now = self.runtime.clock.now()
-        features = await self._features(lead)
         self.session.add(
             LeadReview(
                 id=uuid.uuid4(),
@@ -71,7 +67,7 @@ class LeadAdminService:
                 decision=decision,
                 reason=reason,
                 reviewer_id=by.id,
-                features=features,
+                features=dict(lead.fraud_features),  # what the model scored
                 fraud_score=lead.fraud_score,
                 created_at=now,
             )
@@ -81,20 +77,6 @@ class LeadAdminService:
         lead.updated_at = now
         await self.session.flush()
         return lead
-
-    async def _features(self, lead: Lead) -> dict[str, float]:
-        """The fraud signals of the lead as it stands (the label trains on these)."""
-        records = await self.records.records_of_lead(lead.id)
-        problems = [p for r in records if r.current for p in problems_from_json(r.problems)]
-        fields = {c.key: getattr(lead, c.key) for c in Lead.__table__.columns}
-        fields["email_disposable"] = any(p.code == "email_disposable" for p in problems)
-        market = self.runtime.markets.get(lead.market or "")
-        source = self.runtime.sources.get(lead.source)
-        ctx = fraud.Context(
-            typical_price_cents=market.typical_list_price_cents if market else None,
-            consent_expected=bool(source and source.consent_required),
-        )
-        return fraud.features(fields, problems, ctx)
 
     async def _rebuild(self, statuses: dict[uuid.UUID, LeadStatus]) -> None:
         pipeline = LeadPipeline(
@@ -139,28 +121,22 @@ class LeadAdminService:
 
     async def dismiss_duplicate(self, lead_id: uuid.UUID, other_id: uuid.UUID, by: User) -> None:
         """The operator says two leads flagged as possible duplicates are different people."""
-        pair = {lead_id, other_id}
-        waiting = [
-            d
-            for d in await self.leads.possible_duplicates(lead_id)
-            if {d.lead_id, d.other_lead_id} == pair
-        ]
-        if not waiting:
+        closed = await self.leads.close_possible_duplicates(
+            lead_id, other_id, MatchStatus.DISMISSED, by.id, self.runtime.clock.now()
+        )
+        if not closed:
             raise NotFound(
                 "These leads are not waiting as possible duplicates",
                 code="possible_duplicate_not_found",
             )
-        await self.leads.close_possible_duplicates(
-            lead_id, other_id, MatchStatus.DISMISSED, by.id, self.runtime.clock.now()
-        )
 
     async def unmerge(self, lead_id: uuid.UUID, record_id: uuid.UUID, by: User) -> Lead:
         """Split one source record off `lead` into a lead of its own; both are rebuilt."""
         lead = await self._lead(lead_id)
-        record = await self.records.get_record(record_id)
-        if record is None or record.lead_id != lead.id or not record.current:
-            raise NotFound("That record is not part of this lead", code="record_not_found")
         current = [r for r in await self.records.records_of_lead(lead.id) if r.current]
+        record = next((r for r in current if r.id == record_id), None)
+        if record is None:
+            raise NotFound("That record is not part of this lead", code="record_not_found")
         if len(current) < 2:
             raise Conflict("The lead has only this record", code="nothing_to_unmerge")
         now = self.runtime.clock.now()

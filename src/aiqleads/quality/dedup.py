@@ -109,28 +109,20 @@ def first_name_similarity(a: str | None, b: str | None) -> float | None:
 
 def name_similarity(a: Fields, b: Fields) -> float | None:
     """How alike two people's names are, 0..1, forgiving typos, nicknames and swapped order."""
-    af, al, bf, bl = (
-        a.get("first_name"),
-        a.get("last_name"),
-        b.get("first_name"),
-        b.get("last_name"),
-    )
-    if not (af or al) or not (bf or bl):
+    return _overall(a, b, *oriented_similarity(a, b))
+
+
+def _overall(a: Fields, b: Fields, first: float | None, last: float | None) -> float | None:
+    """One figure from the two halves: their mean, and one missing half counts as doubtful
+    (x 0.9), not as agreement. None when either side has no name at all."""
+    if not (a.get("first_name") or a.get("last_name")):
         return None
-
-    def pair(
-        first_a: str | None, last_a: str | None, first_b: str | None, last_b: str | None
-    ) -> float:
-        fs, ls = first_name_similarity(first_a, first_b), _sim(last_a, last_b)
-        scores = [s for s in (fs, ls) if s is not None]
-        if not scores:
-            return 0.0
-        # One missing half counts as doubtful, not as agreement.
-        return sum(scores) / len(scores) * (1.0 if len(scores) == 2 else 0.9)
-
-    straight = pair(af, al, bf, bl)
-    swapped = pair(al, af, bf, bl) if af and al and bf and bl else 0.0
-    return max(straight, swapped)
+    if not (b.get("first_name") or b.get("last_name")):
+        return None
+    halves = [x for x in (first, last) if x is not None]
+    if not halves:
+        return 0.0
+    return sum(halves) / len(halves) * (1.0 if len(halves) == 2 else 0.9)
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,7 +163,8 @@ def compare(a: Fields, b: Fields, shared: Iterable[str] = ()) -> Comparison:
         )
         if hit
     ]
-    names = name_similarity(a, b)
+    first, last = oriented_similarity(a, b)
+    names = _overall(a, b, first, last)
     contact = bool(phone or email)
     if names is None:
         # No people to compare (MLS listings without owner details): the property decides.
@@ -181,7 +174,6 @@ def compare(a: Fields, b: Fields, shared: Iterable[str] = ()) -> Comparison:
             return Comparison(Decision.POSSIBLE, 0.6, tuple(reasons))
         return Comparison(Decision.NON_MATCH, 0.0, tuple(reasons))
     reasons.append(f"name_similarity={names:.2f}")
-    first, last = oriented_similarity(a, b)
     evidence = sum((bool(phone), bool(email), same_address, parcel))
     halves = [x for x in (first, last) if x is not None]
     # Both halves must agree: a nickname or a typo is forgiven, a different surname is not.

@@ -1,4 +1,4 @@
-"""ingestion run heartbeat
+"""ingestion run heartbeat, the fraud features a lead was scored on
 
 Revision ID: 0003
 Revises: 0002
@@ -22,8 +22,14 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table("ingestion_runs") as batch:
         batch.add_column(sa.Column("heartbeat_at", dialect.UTCDateTime(), nullable=True))
+    with op.batch_alter_table("leads") as batch:
+        batch.add_column(
+            sa.Column("fraud_features", dialect.JSONType, nullable=False, server_default="{}")
+        )
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("leads") as batch:
+        batch.drop_column("fraud_features")
     with op.batch_alter_table("ingestion_runs") as batch:
         batch.drop_column("heartbeat_at")
