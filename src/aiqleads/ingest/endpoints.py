@@ -7,7 +7,6 @@ import hmac
 import json
 import secrets
 import uuid
-from datetime import datetime
 from typing import Annotated, Any
 
 import httpx
@@ -15,9 +14,8 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import ValidationError
 
 from aiqleads.accounts.deps import AdminUser
-from aiqleads.ingest.connectors.base import RawRecord
+from aiqleads.ingest.connectors.base import RawRecord, content_hash
 from aiqleads.ingest.connectors.http import SourceUnavailable, send_with_retry
-from aiqleads.ingest.pipeline import content_hash
 from aiqleads.ingest.repository import IngestRepository
 from aiqleads.ingest.schemas import (
     IntakeIn,
@@ -32,6 +30,7 @@ from aiqleads.ingest.sources import SourceConfig
 from aiqleads.kit.deps import RuntimeDep, SessionDep
 from aiqleads.kit.errors import AppError, Forbidden, Invalid, NotFound, Unauthorized
 from aiqleads.kit.pagination import Page, decode_cursor, page_of
+from aiqleads.quality.normalise import parse_datetime
 from aiqleads.runtime import Runtime
 
 webhooks = APIRouter(prefix="/webhooks", tags=["webhooks"])
@@ -126,28 +125,28 @@ async def facebook_webhook(
     if not lead_ids:
         return WebhookAck(received=0)
     source = _source_of_type(runtime, "facebook")
-    records = [await _graph_lead(runtime, lead_id) for lead_id in lead_ids]
+    async with httpx.AsyncClient(timeout=10.0) as client:  # one connection for every lead
+        records = [await _graph_lead(runtime, client, lead_id) for lead_id in lead_ids]
     run, _ = await ingest_pushed(session, runtime, source, records, trigger="webhook")
     return WebhookAck(received=len(records), run_id=run.id)
 
 
-async def _graph_lead(runtime: Runtime, leadgen_id: str) -> RawRecord:
+async def _graph_lead(runtime: Runtime, client: httpx.AsyncClient, leadgen_id: str) -> RawRecord:
     token = runtime.settings.facebook_access_token
     if token is None:
         raise AppError(
             "No Graph API access token is configured", code="graph_unavailable", status=502
         )
     url = f"{runtime.settings.facebook_graph_url.rstrip('/')}/{leadgen_id}"
-    async with httpx.AsyncClient(timeout=10.0) as client:
-        request = client.build_request(
-            "GET", url, params={"fields": GRAPH_FIELDS, "access_token": token.get_secret_value()}
-        )
-        try:
-            response = await send_with_retry(client, request, max_attempts=3, base_delay=0.2)
-        except SourceUnavailable as exc:
-            raise AppError(
-                "The Graph API is unavailable; retry later", code="graph_unavailable", status=502
-            ) from exc
+    request = client.build_request(
+        "GET", url, params={"fields": GRAPH_FIELDS, "access_token": token.get_secret_value()}
+    )
+    try:
+        response = await send_with_retry(client, request, max_attempts=3, base_delay=0.2)
+    except SourceUnavailable as exc:
+        raise AppError(
+            "The Graph API is unavailable; retry later", code="graph_unavailable", status=502
+        ) from exc
     if response.status_code != 200:
         raise AppError(
             f"The Graph API answered {response.status_code} for lead {leadgen_id}",
@@ -160,13 +159,7 @@ async def _graph_lead(runtime: Runtime, leadgen_id: str) -> RawRecord:
         raise AppError("The Graph API sent no JSON", code="graph_error", status=502) from exc
     if not isinstance(lead, dict):
         raise AppError("The Graph API sent no lead object", code="graph_error", status=502)
-    created = lead.get("created_time")
-    try:
-        updated = (
-            datetime.fromisoformat(str(created).replace("+0000", "+00:00")) if created else None
-        )
-    except ValueError:
-        updated = None
+    updated, _ = parse_datetime(lead.get("created_time"), "created_time")
     return RawRecord(
         source_key=str(lead.get("id") or leadgen_id), payload=lead, source_updated_at=updated
     )

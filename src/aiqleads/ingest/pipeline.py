@@ -14,7 +14,6 @@ import asyncio
 import contextvars
 import dataclasses
 import hashlib
-import json
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
@@ -26,7 +25,7 @@ from typing import Any
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from aiqleads.ingest.connectors.base import Candidate, ParseError, RawRecord
+from aiqleads.ingest.connectors.base import Candidate, ParseError, RawRecord, content_hash
 from aiqleads.ingest.models import Outcome, SourceRecord
 from aiqleads.ingest.repository import IngestRepository
 from aiqleads.ingest.sources import SourceCatalog, SourceConfig
@@ -48,12 +47,6 @@ _DATETIME_FIELDS = ("consent_captured_at",)
 # Normalised values that are working state, not lead columns.
 _NOT_COLUMNS = frozenset({"email_disposable", "market_hint", "attributes"})
 MAX_SOURCE_KEY: int = SourceRecord.__table__.c.source_key.type.length  # type: ignore[attr-defined]
-
-
-def content_hash(payload: dict[str, Any]) -> str:
-    """A stable hash of a payload: key order and whitespace do not change it."""
-    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def stored_key(source_key: str) -> str:

@@ -63,7 +63,10 @@ def wire(
         reso: PullConnector = ResoConnector(source, http, clock=clock)
         return Wired(reso.parse, reso.fetch)
     if source.type == "listing_page":
-        site = LISTING_SITES[str(source.options.get("site") or "fsbo")]
+        site_name = str(source.options.get("site") or "fsbo")
+        if site_name not in LISTING_SITES:
+            raise ValueError(f"source {source.slug}: unknown listing site {site_name!r}")
+        site = LISTING_SITES[site_name]
         fetcher = PoliteFetcher(
             http,
             user_agent=USER_AGENT,

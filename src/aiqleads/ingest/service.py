@@ -27,7 +27,7 @@ from aiqleads.ingest.pipeline import (
 )
 from aiqleads.ingest.registry import wire
 from aiqleads.ingest.repository import IngestRepository
-from aiqleads.ingest.sources import SourceConfig
+from aiqleads.ingest.sources import PULL_SOURCE_TYPES, SourceConfig
 from aiqleads.kit.db import defer_job
 from aiqleads.kit.dialect import Statistics
 from aiqleads.kit.errors import Conflict, NotFound
@@ -122,6 +122,7 @@ def _fail(run: IngestionRun, now: datetime, error: str) -> None:
 def abandon(run: IngestionRun, now: datetime) -> None:
     last = run.heartbeat_at or run.started_at
     _fail(run, now, f"abandoned: no progress since {last.isoformat()} (its process stopped)")
+    log.warning("ingestion_run_abandoned", source=run.source, run=str(run.id))
 
 
 async def _claim(
@@ -134,7 +135,6 @@ async def _claim(
             continue
         if is_stale(other, now):
             abandon(other, now)
-            log.warning("ingestion_run_abandoned", source=source.slug, run=str(other.id))
         else:
             raise Conflict(
                 f"Source {source.slug} is being ingested by run {other.id} "
@@ -180,7 +180,7 @@ async def run_source(
     since = state.high_water_mark if state else None
     validators = dict(state.validators) if state else {}
     high_water = since
-    own_http = http is None and records is None and source.type in ("reso", "listing_page")
+    own_http = http is None and records is None and source.type in PULL_SOURCE_TYPES
     client = httpx.AsyncClient(timeout=30.0) if own_http else http
 
     statistics = Statistics(GROWING_TABLES)

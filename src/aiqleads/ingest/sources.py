@@ -16,6 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 # Sources where a consumer opts in directly (the form shows the consent text).
 CONSENT_SOURCE_TYPES = frozenset({"webform", "facebook", "linkedin"})
+# Sources we fetch from (over HTTP, on a schedule); the others push records to us.
+PULL_SOURCE_TYPES = frozenset({"reso", "listing_page"})
 
 SourceType = Literal["reso", "csv", "listing_page", "facebook", "linkedin", "webform", "demo"]
 

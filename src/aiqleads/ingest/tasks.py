@@ -11,6 +11,7 @@ import structlog
 from aiqleads.ingest.models import IngestionRun
 from aiqleads.ingest.repository import IngestRepository
 from aiqleads.ingest.service import REPLAY_JOB, abandon, execute_replay, is_stale, run_source
+from aiqleads.ingest.sources import PULL_SOURCE_TYPES
 from aiqleads.kit.db import defer_job
 from aiqleads.kit.errors import Conflict
 from aiqleads.kit.jobs import job
@@ -19,7 +20,6 @@ from aiqleads.runtime import JobContext
 log = structlog.get_logger(__name__)
 
 RUN_SOURCE = "ingest.run_source"
-PULL_TYPES = frozenset({"reso", "listing_page"})
 
 
 @job(RUN_SOURCE)
@@ -47,14 +47,13 @@ async def schedule(ctx: JobContext) -> None:
     due = [
         s
         for s in ctx.runtime.sources.all()
-        if s.enabled and s.schedule_seconds and s.type in PULL_TYPES
+        if s.enabled and s.schedule_seconds and s.type in PULL_SOURCE_TYPES
     ]
     async with ctx.transaction() as session:
         live = set()
         for run in await IngestRepository(session).running():
             if is_stale(run, now):
                 abandon(run, now)
-                log.warning("ingestion_run_abandoned", source=run.source, run=str(run.id))
             else:
                 live.add(run.source)
         due = [s for s in due if s.slug not in live]

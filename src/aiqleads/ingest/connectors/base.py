@@ -8,6 +8,8 @@ connector's, so every source gets the same normalisation, validation and quarant
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,6 +27,12 @@ class ParseError(Exception):
         self.code = code
         self.message = message
         self.field = field
+
+
+def content_hash(payload: Any) -> str:
+    """A stable hash of a payload: key order and whitespace do not change it."""
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)

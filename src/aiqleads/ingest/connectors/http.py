@@ -5,16 +5,24 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 
 import httpx
 import structlog
 
+from aiqleads.kit.retry import backoff
+
 log = structlog.get_logger(__name__)
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_RETRY_AFTER_SECONDS = 300.0
+
+
+def _backoff_seconds(attempt: int, base_delay: float) -> float:
+    cap = timedelta(seconds=MAX_RETRY_AFTER_SECONDS)
+    return backoff(attempt, timedelta(seconds=base_delay), cap).total_seconds()
+
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -56,7 +64,7 @@ async def send_with_retry(
         except httpx.TransportError as exc:
             if attempt == max_attempts:
                 raise SourceUnavailable(f"{request.url.host}: {exc!r}") from exc
-            delay = base_delay * 2 ** (attempt - 1)
+            delay = _backoff_seconds(attempt, base_delay)
             log.warning("source_retry", host=request.url.host, error=repr(exc), delay=delay)
             await sleep(delay)
             continue
@@ -67,7 +75,7 @@ async def send_with_retry(
             raise SourceUnavailable(
                 f"{request.url.host} answered {response.status_code} {max_attempts} times"
             )
-        delay = retry_after_seconds(response) or base_delay * 2 ** (attempt - 1)
+        delay = retry_after_seconds(response) or _backoff_seconds(attempt, base_delay)
         log.warning("source_retry", host=request.url.host, status=response.status_code, delay=delay)
         await sleep(delay)
     raise AssertionError("unreachable")  # the loop always returns or raises

@@ -24,6 +24,7 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 from aiqleads.ingest.connectors.base import Candidate, ParseError, RawRecord
 from aiqleads.ingest.connectors.fetcher import Disallowed, FetchResult, PoliteFetcher
 from aiqleads.ingest.sources import SourceConfig
+from aiqleads.quality.normalise import parse_datetime
 
 log = structlog.get_logger(__name__)
 
@@ -197,7 +198,7 @@ class ClassifiedsConnector(_ListingSite):
             yield RawRecord(
                 source_key=ad_id,
                 payload={"url": page.url, "html": ad.html},
-                source_updated_at=_iso_time(ad.attributes.get("data-posted")),
+                source_updated_at=parse_datetime(ad.attributes.get("data-posted"), "posted")[0],
             )
 
     def parse(self, record: RawRecord) -> Candidate:
@@ -329,13 +330,6 @@ def _http_date(value: str | None) -> datetime | None:
     try:
         return _utc(parsedate_to_datetime(value)) if value else None
     except (TypeError, ValueError):
-        return None
-
-
-def _iso_time(value: str | None) -> datetime | None:
-    try:
-        return _utc(datetime.fromisoformat(value)) if value else None
-    except ValueError:
         return None
 
 

@@ -128,6 +128,7 @@ class CsvConnector:
         if header is None:
             return
         header = [h.strip() for h in header]
+        key_at = header.index(self.key_column) if self.key_column in header else None
         for number, row in enumerate(reader, start=2):
             if not any(cell.strip() for cell in row):
                 continue
@@ -137,11 +138,7 @@ class CsvConnector:
                 payload["_cells"] = row
             else:
                 payload.update(zip(header, row, strict=True))
-            key = (
-                row[header.index(self.key_column)]
-                if self.key_column in header and len(row) == len(header)
-                else ""
-            ).strip()
+            key = (row[key_at] if key_at is not None and len(row) == len(header) else "").strip()
             if not key:
                 key = "sha256:" + hashlib.sha256("\x1f".join(row).encode()).hexdigest()[:32]
             yield RawRecord(source_key=key, payload=payload)
@@ -193,7 +190,7 @@ class FacebookLeadConnector:
         created = payload.get("created_time")
         if config.get("consent_text"):
             candidate.consent = Consent(
-                captured_at=str(created).replace("+0000", "+00:00") if created else None,
+                captured_at=str(created) if created else None,  # parse_datetime reads +0000
                 text=str(config["consent_text"]),
                 url=config.get("privacy_policy_url"),
             )

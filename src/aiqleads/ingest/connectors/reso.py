@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import hashlib
-import json
 import re
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -17,10 +15,17 @@ from urllib.parse import quote, quote_plus
 import httpx
 import structlog
 
-from aiqleads.ingest.connectors.base import Candidate, ParseError, RawRecord, RawValue
+from aiqleads.ingest.connectors.base import (
+    Candidate,
+    ParseError,
+    RawRecord,
+    RawValue,
+    content_hash,
+)
 from aiqleads.ingest.connectors.http import Sleep, SourceUnavailable, send_with_retry
 from aiqleads.ingest.sources import SourceConfig
 from aiqleads.kit.clock import Clock
+from aiqleads.quality.normalise import parse_datetime
 
 log = structlog.get_logger(__name__)
 
@@ -321,24 +326,15 @@ def _raw_record(item: Any) -> RawRecord:
     key = item.get("ListingKey") if isinstance(item, dict) else None
     if key is None or key == "":
         # Still yielded so parse can quarantine it; the hash keeps the key stable across runs.
-        canonical = json.dumps(item, sort_keys=True, separators=(",", ":"), default=str)
-        source_key = "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+        source_key = "sha256:" + content_hash(item)
     else:
         source_key = str(key)
     updated = item.get("ModificationTimestamp") if isinstance(item, dict) else None
     return RawRecord(
-        source_key=source_key, payload=item, source_updated_at=_parse_timestamp(updated)
+        source_key=source_key,
+        payload=item,
+        source_updated_at=parse_datetime(updated, "ModificationTimestamp")[0],
     )
-
-
-def _parse_timestamp(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _key(value: str | None) -> str | None:
