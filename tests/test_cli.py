@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from pathlib import Path
 
 import httpx
@@ -13,11 +14,15 @@ from click.testing import Result
 from typer.testing import CliRunner
 
 from aiqleads.cli import app
+from aiqleads.ingest.models import SourceRecord
+from aiqleads.ingest.service import run_source
+from aiqleads.ingest.sources import SourceConfig
 from aiqleads.leads.lifecycle import LeadStatus
 from aiqleads.leads.models import Lead
-from aiqleads.quality.models import ModelVersion
+from aiqleads.quality.models import LeadReview, ModelVersion
 from aiqleads.runtime import Runtime
 from tests.conftest import PASSWORD, TEST_SECRET, Api
+from tests.ingest.factories import fake_lead
 
 runner = CliRunner()
 
@@ -170,6 +175,9 @@ async def test_ingest_a_csv_export_with_a_mapping_file(
     assert again.exit_code == 0
     async with runtime.transaction(write=False) as session:
         assert await session.scalar(sa.select(sa.func.count()).select_from(Lead)) == 2
+        # Nothing new stored either: the file's four rows once each, no second versions.
+        stored = sa.select(sa.func.count()).select_from(SourceRecord)
+        assert await session.scalar(stored) == 4
 
     unknown = await invoke(["ingest", "nope"])
     assert unknown.exit_code == 2
@@ -185,3 +193,32 @@ async def test_fraud_train_stores_a_new_active_version(env: None, runtime: Runti
     assert model.active
     assert model.metrics["roc_auc"] > 0.9
     assert model.features[0] == "phone_invalid"
+
+
+async def test_fraud_train_learns_from_operators_review_decisions(
+    env: None, runtime: Runtime
+) -> None:
+    form = SourceConfig(
+        slug="demo-webform", name="Form", type="demo", options={"consent_required": True}
+    )
+    await run_source(runtime, form, trigger="test", records=[fake_lead()])
+    async with runtime.transaction() as session:
+        lead = await session.scalar(sa.select(Lead))
+        assert lead is not None
+        session.add(
+            LeadReview(
+                id=uuid.uuid4(),
+                lead_id=lead.id,
+                decision="reject",
+                reason="test entry",
+                features=dict(lead.fraud_features),
+                fraud_score=lead.fraud_score,
+                created_at=runtime.clock.now(),
+            )
+        )
+    result = await invoke(["fraud", "train", "--synthetic", "3000"])
+    assert result.exit_code == 0, result.output
+    async with runtime.transaction(write=False) as session:
+        [model] = list(await session.scalars(sa.select(ModelVersion)))
+    assert model.metrics["training_source"] == "1 reviewed + 3000 generated"
+    assert model.training_rows == 3001

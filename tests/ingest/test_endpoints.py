@@ -376,6 +376,8 @@ async def test_lead_detail_merge_and_unmerge(api: Api, runtime: Runtime) -> None
     assert detail["provenance"]["phone"]["source"] == "demo-mls"
     assert detail["records"][0]["payload"]["phone"]
     assert detail["possible_duplicates"][0]["other_lead_id"] in {str(first.id), str(second.id)}
+    pair = detail["possible_duplicates"][0]
+    assert {pair["lead_id"], pair["other_lead_id"]} == {str(first.id), str(second.id)}
 
     merged = await api.client.post(
         f"/api/v1/admin/leads/{first.id}/merge",

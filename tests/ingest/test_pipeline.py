@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import h3
 import sqlalchemy as sa
 
 from aiqleads.ingest.models import Outcome, RunStatus, SourceRecord
@@ -47,6 +48,10 @@ async def test_a_clean_record_becomes_an_available_lead(runtime: Runtime) -> Non
     assert lead.geocode_precision == "zip"
     assert lead.h3_r7
     assert lead.h3_r9
+    assert lead.latitude is not None
+    assert lead.longitude is not None
+    assert h3.get_resolution(lead.h3_r7) == 7
+    assert lead.h3_r9 == h3.latlng_to_cell(lead.latitude, lead.longitude, 9)
     assert lead.consent_captured_at is not None
     assert lead.consent_ip == "73.12.44.10"
     assert lead.provenance["phone"]["source"] == "test-mls"
@@ -95,7 +100,6 @@ async def test_bad_records_are_quarantined_with_reasons_and_payload(runtime: Run
 
 
 async def test_duplicates_across_sources_merge_into_one_golden_record(runtime: Runtime) -> None:
-    await run_source(runtime, FORM, trigger="test", records=[seller("F1", beds="4")])
     variant = seller(
         "M1",
         first_name="Bob",
@@ -106,7 +110,9 @@ async def test_duplicates_across_sources_merge_into_one_golden_record(runtime: R
         beds="3",
         year_built="1998",
     )
-    run = await run_source(runtime, MLS, trigger="test", records=[variant])
+    # The MLS record arrives first: the form's is fresher, yet trust decides.
+    await run_source(runtime, MLS, trigger="test", records=[variant])
+    run = await run_source(runtime, FORM, trigger="test", records=[seller("F1", beds="4")])
     assert run.counts["merged"] == 1
     [lead] = await leads(runtime)
     assert lead.source_count == 2

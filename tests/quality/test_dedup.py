@@ -83,13 +83,23 @@ def test_survivorship_prefers_trust_then_freshness_and_records_provenance() -> N
     now = datetime(2026, 3, 1, tzinfo=UTC)
     mls = Contribution("r1", "mls", "L1", 0.9, now - timedelta(days=10), person(beds=3))
     form = Contribution(
-        "r2", "form", "F1", 0.6, now, person(phone="+17025550999", beds=4, year_built=1999)
+        "r2",
+        "form",
+        "F1",
+        0.6,
+        now,
+        person(phone="+17025550999", beds=4, year_built=1999, living_area_sqft=1800),
     )
-    newer_form = Contribution("r3", "form", "F2", 0.6, now + timedelta(days=1), person(beds=5))
+    newer_form = Contribution(
+        "r3", "form", "F2", 0.6, now + timedelta(days=1), person(beds=5, living_area_sqft=1900)
+    )
     golden, provenance = survive([form, mls, newer_form])
     assert golden["phone"] == "+17025550143"  # the MLS is trusted most
     assert provenance["phone"]["source"] == "mls"
     assert golden["beds"] == 3
     assert golden["year_built"] == 1999  # only the form has it
     assert provenance["year_built"]["record_id"] == "r2"
+    # Between equally trusted records the fresher one wins (the MLS has no living area).
+    assert golden["living_area_sqft"] == 1900
+    assert provenance["living_area_sqft"]["record_id"] == "r3"
     assert conflicting_facts([mls, form]) == ["beds"]
