@@ -227,7 +227,9 @@ def code_version() -> str:
     return f"`{head}` + uncommitted changes in " + ", ".join(f"`{d}`" for d in dirty[:6])
 
 
-def environment_lines(db: BenchDatabase | None, extra: Sequence[tuple[str, str]] = ()) -> list[str]:
+def environment_lines(extra: Sequence[tuple[str, str]] = ()) -> list[str]:
+    """The machine, code and command behind a figure (the database is named in `extra`: it is
+    dropped by the time the figures are written)."""
     m = machine()
     lines = [
         f"- Machine: `{m['uname']}`",
@@ -236,8 +238,6 @@ def environment_lines(db: BenchDatabase | None, extra: Sequence[tuple[str, str]]
         f"- Date: {m['date']}",
         f"- Code: {code_version()}",
     ]
-    if db is not None:
-        lines.append(f"- Database: {database_version(db)}")
     lines += [f"- {k}: {v}" for k, v in extra]
     lines.append(f"- Command: `{command_line()}`")
     return lines

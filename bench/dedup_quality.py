@@ -461,7 +461,7 @@ def main() -> None:
 
     if args.no_docs:
         return
-    lines = c.environment_lines(None, [("Database", db_version)])
+    lines = c.environment_lines([("Database", db_version)])
     lines += [
         "",
         f"Labelled set: `synthetic.generate({args.count}, seed={args.seed}, fraud_rate=0)` (default "

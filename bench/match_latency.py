@@ -793,7 +793,6 @@ def main() -> None:
         return
     note = "" if n_stored >= args.stored else f" (asked for {args.stored:,})"
     lines = c.environment_lines(
-        None,
         [
             ("Database", db_version),
             ("Load", f"`--rows {args.rows}`, {args.workers} worker process(es)"),

@@ -350,7 +350,7 @@ def main() -> None:
 
     if args.no_docs:
         return
-    lines = c.environment_lines(None, [("Database", db_version)])
+    lines = c.environment_lines([("Database", db_version)])
     lines += [
         "",
         f"{args.count:,} records from `synthetic.generate({args.count}, seed={args.seed})` "
