@@ -20,6 +20,7 @@ from aiqleads.mail import endpoints as mail
 from aiqleads.markets import endpoints as markets
 from aiqleads.ops import endpoints as ops
 from aiqleads.runtime import Runtime
+from aiqleads.search import endpoints as search
 from aiqleads.settings import Settings
 
 API_PREFIX = "/api/v1"
@@ -77,6 +78,7 @@ def create_app(
         ingest.intake,
         ingest.runs,
         leads.router,
+        search.router,
     ):
         api.include_router(router)
     app.include_router(api)

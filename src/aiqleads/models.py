@@ -10,6 +10,8 @@ MODEL_MODULES = (
     "aiqleads.leads.models",
     "aiqleads.ingest.models",
     "aiqleads.quality.models",
+    "aiqleads.checkout.models",
+    "aiqleads.demand.models",
 )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import importlib
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -11,6 +13,7 @@ import structlog
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from aiqleads.demand.recorder import DemandRecorder
 from aiqleads.ingest.sources import SourceCatalog, load_sources
 from aiqleads.kit.clock import Clock, SystemClock
 from aiqleads.kit.db import Database, create_engine
@@ -40,11 +43,22 @@ class Runtime:
         self.redis: Redis | None = (
             Redis.from_url(settings.redis_url) if settings.redis_url else None
         )
+        self.demand = DemandRecorder(self.db, self.clock)
+        self._demand_task: asyncio.Task[None] | None = None
 
     async def startup(self) -> None:
         await self.jobs.startup()
+        self._demand_task = asyncio.create_task(self.demand.run())
 
     async def shutdown(self) -> None:
+        if self._demand_task is not None:
+            self._demand_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._demand_task
+            try:
+                await self.demand.flush()
+            except Exception as exc:
+                log.warning("demand_flush_failed", error=repr(exc))
         await self.jobs.shutdown()
         if self.redis is not None:
             await self.redis.aclose()

@@ -214,16 +214,25 @@ async def test_blocking_keys_are_stored_for_incremental_matching(runtime: Runtim
     assert any(k.startswith("n:") and k.endswith("|89102") for k in keys)
 
 
-async def test_postgis_geography_follows_the_coordinates(runtime: Runtime) -> None:
+async def test_the_public_point_is_the_location_rounded_to_about_a_kilometre(
+    runtime: Runtime,
+) -> None:
     await run_source(runtime, MLS, trigger="test", records=[seller("L1")])
+    lead = (await leads(runtime))[0]
+    assert lead.latitude is not None
+    assert lead.longitude is not None
+    assert (lead.public_latitude, lead.public_longitude) == (
+        round(lead.latitude, 2),
+        round(lead.longitude, 2),
+    )
     async with runtime.transaction(write=False) as session:
         if session.get_bind().dialect.name != "postgresql":
-            lead = (await leads(runtime))[0]
-            assert lead.latitude is not None
             return
+        # PostGIS's point, which search uses, follows the public point.
         distance = await session.scalar(
             sa.text(
-                "SELECT ST_Distance(geog, ST_MakePoint(longitude, latitude)::geography) FROM leads"
+                "SELECT ST_Distance(geog, ST_MakePoint(public_longitude, public_latitude)"
+                "::geography) FROM leads"
             )
         )
     assert distance == 0

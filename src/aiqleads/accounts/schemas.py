@@ -23,6 +23,7 @@ class Scope(enum.StrEnum):
     ACCOUNT_READ = "account:read"
     ACCOUNT_WRITE = "account:write"
     ADMIN_READ = "admin:read"
+    LEADS_READ = "leads:read"
 
 
 class RegisterIn(BaseModel):

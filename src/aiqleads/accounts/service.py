@@ -47,7 +47,7 @@ from aiqleads.mail.service import queue_email
 from aiqleads.runtime import Runtime
 
 ROLE_SCOPES: dict[Role, frozenset[Scope]] = {
-    Role.AGENT: frozenset({Scope.ACCOUNT_READ, Scope.ACCOUNT_WRITE}),
+    Role.AGENT: frozenset({Scope.ACCOUNT_READ, Scope.ACCOUNT_WRITE, Scope.LEADS_READ}),
     Role.ADMIN: frozenset(Scope),
 }
 API_KEY_TOUCH_INTERVAL = timedelta(minutes=1)

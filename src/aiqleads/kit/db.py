@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.pool import NullPool
 
+from aiqleads.kit import dialect
 from aiqleads.kit.dialect import UTCDateTime, UuidType
 from aiqleads.kit.errors import AppError
 
@@ -99,6 +100,9 @@ def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
+        dbapi_connection.create_function(
+            dialect.SQLITE_COVERS, 3, dialect.sqlite_covers, deterministic=True
+        )
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: sa.Connection) -> None:

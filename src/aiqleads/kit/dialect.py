@@ -7,10 +7,18 @@ the SQLite path sits next to each PostgreSQL specific so both stay visible toget
 from __future__ import annotations
 
 import enum
+import math
+import re
+from abc import ABC, abstractmethod
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
+import orjson
+import shapely
+import shapely.geometry
 import sqlalchemy as sa
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection, Dialect
@@ -66,8 +74,14 @@ def create_extensions(bind: Connection) -> None:
             bind.execute(sa.text(f'CREATE EXTENSION IF NOT EXISTS "{name}"'))
 
 
-# Tables that extensions own (PostGIS's SRID catalogue); migrations must never touch them.
+# Tables that extensions own (PostGIS's SRID catalogue) and SQLite's full-text index with its
+# shadow tables (created by migrations, unknown to the models); schema comparison skips them.
 EXTENSION_TABLES = frozenset({"spatial_ref_sys"})
+SQLITE_FTS_TABLE = "leads_fts"
+
+
+def _unmodelled_table(name: str | None) -> bool:
+    return name in EXTENSION_TABLES or bool(name and name.startswith(SQLITE_FTS_TABLE))
 
 
 def include_object(
@@ -75,7 +89,7 @@ def include_object(
 ) -> bool:
     """Alembic filter: leave extension-owned and PostgreSQL-computed objects out of comparison."""
     if type_ == "table":
-        return name not in EXTENSION_TABLES
+        return not _unmodelled_table(name)
     if reflected and type_ == "column":
         return name not in PG_GENERATED_COLUMNS.get(obj.table.name, frozenset())
     if reflected and type_ == "index":
@@ -92,8 +106,69 @@ def str_enum(cls: type[enum.StrEnum], length: int = 16) -> sa.Enum:
 
 # Columns PostgreSQL computes itself (PostGIS geography); the ORM never writes them, so they
 # live in migrations only and schema comparison leaves them out.
-PG_GENERATED_COLUMNS = {"leads": frozenset({"geog"})}
-PG_ONLY_INDEXES = frozenset({"ix_leads_geog"})
+PG_GENERATED_COLUMNS = {"leads": frozenset({"geog", "search_tsv"})}
+PG_ONLY_INDEXES = frozenset({"ix_leads_geog", "ix_leads_search_tsv"})
+
+# What text search looks at. PostgreSQL: a generated tsvector with a GIN index, English
+# stemming. SQLite: an FTS5 index over the same columns with the Porter stemmer, kept in step
+# by triggers. FTS5 reads the leads table itself (external content) and joins it by rowid;
+# VACUUM may renumber rowids of a table without an INTEGER PRIMARY KEY, so after a VACUUM the
+# index is rebuilt: INSERT INTO leads_fts(leads_fts) VALUES('rebuild').
+TEXT_COLUMNS = ("street_name", "city", "description")
+TEXT_CONFIG = "english"
+
+
+def create_lead_search(bind: Connection) -> None:
+    """The geography point and the text index of leads, each dialect its own way."""
+    if is_postgres(bind):
+        bind.execute(
+            sa.text(
+                "ALTER TABLE leads ADD COLUMN geog geography(Point, 4326) GENERATED ALWAYS AS "
+                "(CASE WHEN public_latitude IS NULL OR public_longitude IS NULL THEN NULL ELSE "
+                "ST_SetSRID(ST_MakePoint(public_longitude, public_latitude), 4326)::geography "
+                "END) STORED"
+            )
+        )
+        bind.execute(sa.text("CREATE INDEX ix_leads_geog ON leads USING GIST (geog)"))
+        document = " || ' ' || ".join(f"coalesce({c}, '')" for c in TEXT_COLUMNS)
+        bind.execute(
+            sa.text(
+                "ALTER TABLE leads ADD COLUMN search_tsv tsvector GENERATED ALWAYS AS "
+                f"(to_tsvector('{TEXT_CONFIG}', {document})) STORED"
+            )
+        )
+        bind.execute(sa.text("CREATE INDEX ix_leads_search_tsv ON leads USING GIN (search_tsv)"))
+        return
+    columns = ", ".join(TEXT_COLUMNS)
+    new = ", ".join(f"new.{c}" for c in TEXT_COLUMNS)
+    old = ", ".join(f"old.{c}" for c in TEXT_COLUMNS)
+    fts = SQLITE_FTS_TABLE
+    bind.execute(
+        sa.text(
+            f"CREATE VIRTUAL TABLE {fts} USING fts5({columns}, content='leads', "
+            "content_rowid='rowid', tokenize='porter unicode61')"
+        )
+    )
+    insert = f"INSERT INTO {fts}(rowid, {columns}) VALUES (new.rowid, {new});"
+    delete = f"INSERT INTO {fts}({fts}, rowid, {columns}) VALUES ('delete', old.rowid, {old});"
+    for statement in (
+        f"CREATE TRIGGER leads_fts_insert AFTER INSERT ON leads BEGIN {insert} END",
+        f"CREATE TRIGGER leads_fts_delete AFTER DELETE ON leads BEGIN {delete} END",
+        f"CREATE TRIGGER leads_fts_update AFTER UPDATE OF {columns} ON leads "
+        f"BEGIN {delete} {insert} END",
+        f"INSERT INTO {fts}({fts}) VALUES ('rebuild')",
+    ):
+        bind.execute(sa.text(statement))
+
+
+def drop_lead_search(bind: Connection) -> None:
+    if is_postgres(bind):
+        bind.execute(sa.text("ALTER TABLE leads DROP COLUMN search_tsv"))
+        bind.execute(sa.text("ALTER TABLE leads DROP COLUMN geog"))
+        return
+    for trigger in ("leads_fts_insert", "leads_fts_delete", "leads_fts_update"):
+        bind.execute(sa.text(f"DROP TRIGGER {trigger}"))
+    bind.execute(sa.text(f"DROP TABLE {SQLITE_FTS_TABLE}"))
 
 
 class Statistics:
@@ -133,3 +208,162 @@ class Statistics:
             await session.execute(sa.text(f'ANALYZE "{name}"'))
         self.known, self.written = await self._rows(session), 0
         return True
+
+
+# Search components: the same questions answered by PostGIS and full-text search on
+# PostgreSQL, and by plain SQL, FTS5 and one registered function on SQLite.
+
+# PostGIS measures geography on a sphere of the WGS 84 mean radius when asked not to use the
+# spheroid; the SQLite path uses the same sphere, so both agree on who is inside a radius.
+EARTH_RADIUS_M = 6_371_008.771415
+METERS_PER_DEGREE_LAT = math.pi * EARTH_RADIUS_M / 180
+SQLITE_COVERS = "aiq_covers"
+
+
+class _Geography(sa.types.UserDefinedType[Any]):
+    cache_ok = True
+
+    def get_col_spec(self, **kw: Any) -> str:
+        return "geography"
+
+
+# PostgreSQL's English configuration drops stop words from documents and queries; FTS5 keeps
+# them. Queries leave them out on both, so "homes with a pool" means the same everywhere:
+# scikit-learn's list plus the few words of PostgreSQL's (Snowball) list it lacks.
+STOP_WORDS = ENGLISH_STOP_WORDS | {
+    "did",
+    "does",
+    "doing",
+    "don",
+    "having",
+    "just",
+    "s",
+    "t",
+    "theirs",
+}
+
+
+def text_terms(q: str, limit: int = 12) -> list[str]:
+    """The words of a free-text query, stop words left out (both engines AND the same terms;
+    quotes and operators are not syntax)."""
+    words = [w for w in re.findall(r"\w+", q.lower()) if w not in STOP_WORDS]
+    return words[:limit]
+
+
+def bounding_box(lat: float, lon: float, meters: float) -> tuple[float, float, float, float]:
+    """(south, north, west, east) of a circle: the index prefilter of a radius query."""
+    dlat = meters / METERS_PER_DEGREE_LAT
+    dlon = dlat / max(math.cos(math.radians(min(abs(lat) + dlat, 89.9))), 1e-6)
+    return lat - dlat, lat + dlat, lon - dlon, lon + dlon
+
+
+class SearchComponents(ABC):
+    """Where-clauses and expressions over a point column pair and the text index."""
+
+    def __init__(self, lat: Any, lon: Any) -> None:
+        self.lat, self.lon = lat, lon
+
+    def box(self, south: float, north: float, west: float, east: float) -> Any:
+        return sa.and_(self.lat.between(south, north), self.lon.between(west, east))
+
+    @abstractmethod
+    def within(self, lat: float, lon: float, meters: float) -> Any:
+        """Rows whose point lies within `meters` of (lat, lon)."""
+
+    @abstractmethod
+    def distance(self, lat: float, lon: float) -> Any:
+        """Metres from (lat, lon) to each row's point."""
+
+    @abstractmethod
+    def covers(self, polygon: str) -> Any:
+        """Rows whose point lies inside or on the GeoJSON polygon."""
+
+    @abstractmethod
+    def text(self, query: Any, terms: list[str]) -> tuple[Any, Any]:
+        """`query` restricted to rows matching every term, and an expression ranking them
+        (higher is better)."""
+
+
+class PostgresSearch(SearchComponents):
+    geog: Any = sa.literal_column("leads.geog")
+    tsv: Any = sa.literal_column("leads.search_tsv")
+
+    @staticmethod
+    def _point(lat: float, lon: float) -> Any:
+        point = sa.func.ST_SetSRID(sa.func.ST_MakePoint(lon, lat), 4326)
+        return sa.cast(point, _Geography())
+
+    def within(self, lat: float, lon: float, meters: float) -> Any:
+        return sa.func.ST_DWithin(self.geog, self._point(lat, lon), meters, False)
+
+    def distance(self, lat: float, lon: float) -> Any:
+        return sa.func.ST_Distance(self.geog, self._point(lat, lon), False)
+
+    def covers(self, polygon: str) -> Any:
+        # Planar on longitude/latitude, as the SQLite path (shapely) and a map draw it.
+        shape = sa.func.ST_SetSRID(sa.func.ST_GeomFromGeoJSON(polygon), 4326)
+        return sa.func.ST_Covers(
+            shape, sa.func.ST_SetSRID(sa.func.ST_MakePoint(self.lon, self.lat), 4326)
+        )
+
+    def text(self, query: Any, terms: list[str]) -> tuple[Any, Any]:
+        tsquery = sa.func.plainto_tsquery(
+            sa.literal_column(f"'{TEXT_CONFIG}'::regconfig"), " ".join(terms)
+        )
+        return query.where(self.tsv.bool_op("@@")(tsquery)), sa.func.ts_rank_cd(self.tsv, tsquery)
+
+
+class SqliteSearch(SearchComponents):
+    def _haversine(self, lat: float, lon: float) -> Any:
+        f = sa.func
+        dlat = f.radians(self.lat - lat) / 2
+        dlon = f.radians(self.lon - lon) / 2
+        a = f.pow(f.sin(dlat), 2) + math.cos(math.radians(lat)) * f.cos(
+            f.radians(self.lat)
+        ) * f.pow(f.sin(dlon), 2)
+        return 2 * EARTH_RADIUS_M * f.asin(f.min(1.0, f.sqrt(a)))
+
+    def within(self, lat: float, lon: float, meters: float) -> Any:
+        return sa.and_(
+            self.box(*bounding_box(lat, lon, meters)), self._haversine(lat, lon) <= meters
+        )
+
+    def distance(self, lat: float, lon: float) -> Any:
+        return self._haversine(lat, lon)
+
+    def covers(self, polygon: str) -> Any:
+        return sa.func.aiq_covers(polygon, self.lon, self.lat) == 1
+
+    def text(self, query: Any, terms: list[str]) -> tuple[Any, Any]:
+        match = " AND ".join(f'"{t}"' for t in terms)
+        hits = (
+            sa.select(
+                sa.literal_column("rowid").label("rid"),
+                sa.literal_column(f"bm25({SQLITE_FTS_TABLE})").label("score"),
+            )
+            .select_from(sa.table(SQLITE_FTS_TABLE))
+            .where(sa.literal_column(SQLITE_FTS_TABLE).op("MATCH")(match))
+            .subquery("text_hits")
+        )
+        query = query.join(hits, hits.c.rid == sa.literal_column("leads.rowid"))
+        return query, -hits.c.score  # bm25: lower is better
+
+
+@lru_cache(maxsize=64)
+def _prepared(polygon: str) -> Any:
+    shape = shapely.geometry.shape(orjson.loads(polygon))
+    shapely.prepare(shape)
+    return shape
+
+
+def sqlite_covers(polygon: str, lon: float | None, lat: float | None) -> int:
+    """SQLite's `aiq_covers(polygon, lon, lat)`: 1 when the point is inside or on the polygon
+    (for a point, intersecting the polygon is being covered by it, as ST_Covers answers)."""
+    if lon is None or lat is None:
+        return 0
+    return int(shapely.intersects_xy(_prepared(polygon), lon, lat))
+
+
+def search_components(dialect_name: str, lat: Any, lon: Any) -> SearchComponents:
+    cls = PostgresSearch if dialect_name == "postgresql" else SqliteSearch
+    return cls(lat, lon)

@@ -30,6 +30,7 @@ class Lead(UuidPk, Timestamped, Base):
     __table_args__ = (
         sa.Index("ix_leads_market_status", "market", "status"),
         sa.Index("ix_leads_lat_lon", "latitude", "longitude"),
+        sa.Index("ix_leads_public_point", "public_latitude", "public_longitude"),
         sa.CheckConstraint("max_sales >= 1", name="max_sales_positive"),
         sa.CheckConstraint("sales_count >= 0 AND sales_count <= max_sales", name="sales_bounded"),
         sa.CheckConstraint("fraud_score >= 0 AND fraud_score <= 1", name="fraud_score_range"),
@@ -71,9 +72,13 @@ class Lead(UuidPk, Timestamped, Base):
     zip4: Mapped[str | None] = mapped_column(sa.String(4))
     address: Mapped[str | None] = mapped_column(sa.String(300))
 
-    # Location (a PostGIS geography column `geog` is computed from these on PostgreSQL)
+    # Location. The public point is the exact one rounded to ~1 km (quality.geocode.public_point):
+    # what anyone who has not bought the lead sees, and what geographic search runs on. On
+    # PostgreSQL a PostGIS geography column `geog` is computed from it (kit.dialect).
     latitude: Mapped[float | None] = mapped_column(sa.Float)
     longitude: Mapped[float | None] = mapped_column(sa.Float)
+    public_latitude: Mapped[float | None] = mapped_column(sa.Float)
+    public_longitude: Mapped[float | None] = mapped_column(sa.Float)
     geocode_precision: Mapped[str | None] = mapped_column(sa.String(10))
     h3_r7: Mapped[str | None] = mapped_column(sa.String(16), index=True)
     h3_r9: Mapped[str | None] = mapped_column(sa.String(16))

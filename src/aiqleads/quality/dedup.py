@@ -21,6 +21,8 @@ import jellyfish
 from nicknames import NickNamer
 from rapidfuzz.distance import JaroWinkler
 
+from aiqleads.quality.geocode import public_point
+
 Fields = dict[str, Any]
 
 PHONE, EMAIL, ADDRESS, PARCEL, NAME = "p", "e", "a", "parcel", "n"
@@ -301,6 +303,9 @@ def survive(records: Sequence[Contribution]) -> tuple[Fields, dict[str, Any]]:
         if chosen is not None:
             provenance[name] = origin(chosen)
     golden["email_disposable"] = bool(golden.get("email_disposable"))
+    golden["public_latitude"], golden["public_longitude"] = public_point(
+        golden.get("latitude"), golden.get("longitude")
+    )
     attributes: dict[str, Any] = {}
     for r in reversed(ranked):
         attributes.update(r.fields.get("attributes") or {})

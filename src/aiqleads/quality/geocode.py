@@ -23,6 +23,9 @@ H3_COARSE = 7  # ~5 km² hexagons: heatmaps and demand
 H3_FINE = 9  # ~0.1 km² hexagons: neighbourhood search and blocking
 # A source point further than this from its ZIP centroid is distrusted.
 MAX_ZIP_DISTANCE_KM = 40.0
+# Decimal places of the public point: 0.01 degree is about 1.1 km north-south (0.9 km east-west
+# at 36 degrees north).
+PUBLIC_DECIMALS = 2
 
 
 class Place(NamedTuple):
@@ -176,3 +179,15 @@ def assign_market(
         if _inside(market, lat, lon) and (state is None or state in market.states):
             return market
     return None
+
+
+def public_point(lat: float | None, lon: float | None) -> tuple[float | None, float | None]:
+    """Where a lead is shown, and searched, before it is bought: its point rounded to ~1 km.
+
+    Geographic search runs on this point rather than the exact one, so a radius query answers
+    only what the rounded map shows: shrinking circles around chosen centres cannot trilaterate
+    a house that the masked listing hides.
+    """
+    if lat is None or lon is None:
+        return None, None
+    return round(lat, PUBLIC_DECIMALS), round(lon, PUBLIC_DECIMALS)

@@ -1,0 +1,1 @@
+"""Checkout: what each buyer has bought."""

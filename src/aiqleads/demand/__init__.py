@@ -1,0 +1,1 @@
+"""Demand signals: what agents search, view and put in their carts."""

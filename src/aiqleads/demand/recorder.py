@@ -1,0 +1,95 @@
+"""Demand events are buffered in memory and written in batches, never inside a request.
+
+A search or a lead view only appends to a list; a background task writes the list every
+second in one INSERT. A read request therefore never takes a write transaction (on SQLite that
+would queue every search behind the single writer). The price of this: events of the last
+second are lost if the process dies. They are signals for pricing and insights, not records
+anyone is owed, so that trade is the right one; purchases are recorded with the sale itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import structlog
+
+from aiqleads.demand.models import DemandEvent, DemandKind
+from aiqleads.kit.bulk import insert_rows
+from aiqleads.kit.clock import Clock
+from aiqleads.kit.db import Database
+
+log = structlog.get_logger(__name__)
+
+
+class DemandRecorder:
+    """Collects demand events and writes them in batches."""
+
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        *,
+        interval_seconds: float = 1.0,
+        max_buffered: int = 50_000,
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.interval = interval_seconds
+        self.max_buffered = max_buffered
+        self._buffer: list[dict[str, Any]] = []
+        self.dropped = 0
+
+    def record(
+        self,
+        kind: DemandKind,
+        *,
+        user_id: uuid.UUID | None,
+        lead_id: uuid.UUID | None = None,
+        market: str | None = None,
+        lead_kind: str | None = None,
+        property_type: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        """Remember one event; it reaches the database within `interval_seconds`."""
+        if len(self._buffer) >= self.max_buffered:
+            # The database has been unreachable for a while: keep the newest signals.
+            self._buffer.pop(0)
+            self.dropped += 1
+        self._buffer.append(
+            {
+                "id": uuid.uuid4(),
+                "kind": kind,
+                "user_id": user_id,
+                "lead_id": lead_id,
+                "market": market,
+                "lead_kind": lead_kind,
+                "property_type": property_type,
+                "detail": detail or {},
+                "created_at": self.clock.now(),
+            }
+        )
+
+    async def flush(self) -> int:
+        """Write everything buffered so far; returns how many events were written."""
+        batch, self._buffer = self._buffer, []
+        if not batch:
+            return 0
+        try:
+            async with self.db.unit_of_work() as session:
+                await insert_rows(session, DemandEvent.__table__, batch)  # type: ignore[arg-type]
+        except Exception:
+            self._buffer[:0] = batch  # try again next time
+            del self._buffer[: max(0, len(self._buffer) - self.max_buffered)]
+            raise
+        return len(batch)
+
+    async def run(self) -> None:
+        """Flush every `interval_seconds` until cancelled."""
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                await self.flush()
+            except Exception as exc:  # a database hiccup must not stop the loop
+                log.warning("demand_flush_failed", error=repr(exc), buffered=len(self._buffer))

@@ -1,0 +1,1 @@
+"""Marketplace search: agents find available leads and see them masked until bought."""

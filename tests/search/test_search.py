@@ -1,0 +1,362 @@
+"""Marketplace search on both dialects with the same fixtures: every expectation below is
+computed in Python, so SQLite and PostgreSQL+PostGIS are each held to the same answer."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from aiqleads.kit.clock import FrozenClock
+from aiqleads.leads.lifecycle import LeadStatus
+from aiqleads.leads.models import Exclusivity, Lead
+from aiqleads.runtime import Runtime
+from tests.conftest import Account, Api
+from tests.search.factories import CENTER, add_leads, lead_row, miles_between
+
+SEARCH = "/api/v1/leads/search"
+STEP = 0.01  # one step of the public grid, in degrees
+
+
+async def search(api: Api, agent: Account, **params: Any) -> dict[str, Any]:
+    response = await api.client.get(SEARCH, params=params, headers=agent.auth)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def search_shape(api: Api, agent: Account, **body: Any) -> dict[str, Any]:
+    response = await api.client.post(SEARCH, json=body, headers=agent.auth)
+    assert response.status_code == 200, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+def ids(body: dict[str, Any]) -> list[str]:
+    return [item["id"] for item in body["items"]]
+
+
+@pytest.fixture
+async def agent(api: Api) -> Account:
+    return await api.signup("agent@realty.example.com")
+
+
+async def test_radius_includes_a_lead_just_inside_and_not_one_just_outside(
+    api: Api, agent: Account, runtime: Runtime, clock: FrozenClock
+) -> None:
+    now = clock.now()
+    north = lead_row(now, latitude=CENTER[0] + 14 * STEP, longitude=CENTER[1])
+    east = lead_row(now, latitude=CENTER[0], longitude=CENTER[1] + 18 * STEP)
+    await add_leads(runtime, north, east)
+    d_north = miles_between(CENTER, (north.public_latitude, north.public_longitude))
+    d_east = miles_between(CENTER, (east.public_latitude, east.public_longitude))
+    assert d_north < d_east
+
+    lat, lon = CENTER
+    # About a metre either side of the northern lead.
+    inside = await search(api, agent, lat=lat, lon=lon, radius_mi=d_north + 0.0007)
+    outside = await search(api, agent, lat=lat, lon=lon, radius_mi=d_north - 0.0007)
+    both = await search(api, agent, lat=lat, lon=lon, radius_mi=d_east + 0.0007, sort="distance")
+
+    assert ids(inside) == [str(north.id)]
+    assert ids(outside) == []
+    assert ids(both) == [str(north.id), str(east.id)]
+    assert [i["distance_mi"] for i in both["items"]] == [round(d_north, 1), round(d_east, 1)]
+
+
+async def test_bounding_box_and_polygon(
+    api: Api, agent: Account, runtime: Runtime, clock: FrozenClock
+) -> None:
+    now = clock.now()
+    lat, lon = CENTER
+    inside = lead_row(now, latitude=lat + 0.02, longitude=lon + 0.02)
+    # Inside the triangle's bounding box but outside the triangle.
+    corner = lead_row(now, latitude=lat + 0.09, longitude=lon + 0.01)
+    on_edge = lead_row(now, latitude=lat, longitude=lon + 0.05)
+    far = lead_row(now, latitude=lat + 0.5, longitude=lon + 0.5)
+    await add_leads(runtime, inside, corner, on_edge, far)
+    triangle = {
+        "type": "Polygon",
+        "coordinates": [[[lon, lat], [lon + 0.1, lat], [lon + 0.1, lat + 0.1], [lon, lat]]],
+    }
+
+    boxed = await search(api, agent, bbox=f"{lon - 0.01},{lat - 0.01},{lon + 0.11},{lat + 0.11}")
+    shaped = await search_shape(api, agent, polygon=triangle)
+    nowhere = await search_shape(
+        api,
+        agent,
+        polygon={
+            "type": "Polygon",
+            "coordinates": [[[-100, 40], [-99.9, 40], [-99.9, 40.1], [-100, 40]]],
+        },
+    )
+
+    assert set(ids(boxed)) == {str(inside.id), str(corner.id), str(on_edge.id)}
+    assert set(ids(shaped)) == {str(inside.id), str(on_edge.id)}
+    assert nowhere == {"items": [], "next_cursor": None, "facets": None}
+
+
+async def test_every_filter_narrows_to_the_matching_leads(
+    api: Api, agent: Account, runtime: Runtime, clock: FrozenClock
+) -> None:
+    now = clock.now()
+    base = lead_row(now)
+    cases: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+        "kind": ({"kind": "buyer"}, {"kind": "buyer"}),
+        "property_type": ({"property_type": "condo"}, {"property_type": "condo"}),
+        "price": ({"list_price_cents": 95_000_000}, {"min_price_cents": 90_000_000}),
+        "cheap": ({"list_price_cents": 15_000_000}, {"max_price_cents": 20_000_000}),
+        "beds": ({"beds": 6}, {"min_beds": 5}),
+        "baths": ({"baths": 4.5}, {"min_baths": 4}),
+        "area": ({"living_area_sqft": 5200}, {"min_living_area_sqft": 5000}),
+        "small": ({"living_area_sqft": 600}, {"max_living_area_sqft": 700}),
+        "new_build": ({"year_built": 2024}, {"min_year_built": 2020}),
+        "old": ({"year_built": 1925}, {"max_year_built": 1950}),
+        "dom": ({"days_on_market": 400}, {"max_days_on_market": 100}),
+        "quality": ({"quality_score": 97}, {"min_quality": 95}),
+        "fraud": ({"fraud_score": 0.01}, {"max_fraud": 0.02}),
+        "shared": ({"exclusivity": Exclusivity.SHARED, "max_sales": 3}, {"exclusivity": "shared"}),
+        "phoenix": (
+            {"market": "phoenix", "latitude": 33.45, "longitude": -112.07},
+            {"market": "phoenix"},
+        ),
+        "reso": ({"source": "lv-mls-reso"}, {"source_type": "reso"}),
+    }
+    special = {name: lead_row(now, **values) for name, (values, _) in cases.items()}
+    stale = lead_row(now - timedelta(days=40), created_at=now - timedelta(days=40))
+    hidden = [
+        lead_row(now, status=LeadStatus.QUARANTINED, kind="buyer"),
+        lead_row(now, status=LeadStatus.SOLD, kind="buyer"),
+    ]
+    await add_leads(runtime, base, stale, *special.values(), *hidden)
+
+    for name, (_, params) in cases.items():
+        found = set(ids(await search(api, agent, limit=100, **params)))
+        if name == "dom":  # every lead but the one 400 days on market
+            assert str(special[name].id) not in found
+            assert len(found) == len(special) + 1
+            continue
+        assert found == {str(special[name].id)}, name
+    fresh = set(ids(await search(api, agent, fresh_within_days=30, limit=100)))
+    assert str(stale.id) not in fresh
+    assert len(fresh) == len(special) + 1
+    everything = ids(await search(api, agent, limit=100))
+    assert not {str(h.id) for h in hidden} & set(everything)
+
+
+async def test_sorts_put_leads_in_the_promised_order(
+    api: Api, agent: Account, runtime: Runtime, clock: FrozenClock
+) -> None:
+    now = clock.now()
+    lat, lon = CENTER
+    leads = [
+        lead_row(
+            now - timedelta(hours=i),
+            created_at=now - timedelta(hours=i),
+            list_price_cents=price,
+            quality_score=quality,
+            latitude=lat + i * STEP,
+            longitude=lon,
+        )
+        for i, (price, quality) in enumerate(
+            [(30_000_000, 50), (None, 90), (55_000_000, 70), (12_000_000, 60)]
+        )
+    ]
+    await add_leads(runtime, *leads)
+    by = {
+        "price": sorted(leads, key=lambda x: (x.list_price_cents is None, x.list_price_cents or 0)),
+        "price_desc": sorted(
+            leads, key=lambda x: (x.list_price_cents is None, -(x.list_price_cents or 0))
+        ),
+        "newest": sorted(leads, key=lambda x: x.created_at, reverse=True),
+        "quality": sorted(leads, key=lambda x: x.quality_score, reverse=True),
+        "distance": sorted(
+            leads, key=lambda x: miles_between(CENTER, (x.public_latitude, x.public_longitude))
+        ),
+    }
+    for sort, expected in by.items():
+        body = await search(api, agent, sort=sort, lat=lat, lon=lon)
+        assert ids(body) == [str(x.id) for x in expected], sort
+
+
+async def test_words_find_descriptions_streets_and_cities_ranked_by_relevance(
+    api: Api, agent: Account, runtime: Runtime, clock: FrozenClock
+) -> None:
+    now = clock.now()
+    pool = lead_row(now, description="Remodeled kitchen and a heated pool")
+    pools = lead_row(now, description="Two pools, pool house, pool table: a pool lover's home")
+    street = lead_row(now, street_name="POOL VIEW", description="Corner lot")
+    henderson = lead_row(now, city="HENDERSON", description="Quiet street")
+    await add_leads(runtime, pool, pools, street, henderson)
+
+    found = await search(api, agent, q="pools")
+    relevant = await search(api, agent, q="pool", sort="relevance")
+    city = await search(api, agent, q="Henderson")
+    both = await search(api, agent, q="heated pool")
+    none = await search(api, agent, q="helicopter")
+    punctuation = await search(api, agent, q='"pool" OR -(kitchen*')
+
+    assert set(ids(found)) == {str(pool.id), str(pools.id), str(street.id)}  # stemmed
+    assert ids(relevant)[0] == str(pools.id)  # four mentions beat one
+    assert ids(city) == [str(henderson.id)]
+    assert ids(both) == [str(pool.id)]
+    assert ids(none) == []
+    assert ids(punctuation) == [str(pool.id)]  # words only; operators are not syntax
+
+
+async def test_cursor_pages_cover_every_lead_once_while_new_leads_arrive(
+    api: Api, agent: Account, runtime: Runtime, clock: FrozenClock
+) -> None:
+    now = clock.now()
+    prices = [20_000_000, 20_000_000, 35_000_000, None, 50_000_000, 20_000_000, 80_000_000]
+    original = [
+        lead_row(
+            now - timedelta(minutes=i), created_at=now - timedelta(minutes=i), list_price_cents=p
+        )
+        for i, p in enumerate(prices)
+    ]
+    await add_leads(runtime, *original)
+    for sort in ("price", "newest", "quality", "price_desc"):
+        seen: list[str] = []
+        cursor = None
+        for page in range(10):
+            params: dict[str, Any] = {"sort": sort, "limit": 2}
+            if cursor:
+                params["cursor"] = cursor
+            body = await search(api, agent, **params)
+            seen += ids(body)
+            cursor = body["next_cursor"]
+            if page == 1:  # newcomers arrive mid-way, some sorting before, some after
+                await add_leads(
+                    runtime,
+                    lead_row(now + timedelta(minutes=1), list_price_cents=10_000_000),
+                    lead_row(now + timedelta(minutes=1), list_price_cents=90_000_000),
+                )
+            if cursor is None:
+                break
+        assert len(seen) == len(set(seen)), sort
+        assert {str(x.id) for x in original} <= set(seen), sort
+
+
+async def test_facets_count_matches_by_kind_type_price_band_and_market(
+    api: Api, agent: Account, runtime: Runtime, clock: FrozenClock
+) -> None:
+    now = clock.now()
+    await add_leads(
+        runtime,
+        lead_row(now, kind="buyer", list_price_cents=15_000_000),
+        lead_row(now, kind="seller", property_type="condo", list_price_cents=45_000_000),
+        lead_row(now, kind="seller", list_price_cents=None),
+        lead_row(now, market="phoenix", latitude=33.45, longitude=-112.07),
+    )
+
+    body = await search(api, agent, facets="true", limit=1)
+    local = await search(api, agent, facets="true", market="las-vegas")
+
+    assert body["facets"] == {
+        "kind": [{"value": "seller", "count": 3}, {"value": "buyer", "count": 1}],
+        "property_type": [
+            {"value": "single_family", "count": 3},
+            {"value": "condo", "count": 1},
+        ],
+        "price_band": [
+            {"value": "400k_600k", "count": 2},
+            {"value": "under_200k", "count": 1},
+            {"value": "unknown", "count": 1},
+        ],
+        "market": [{"value": "las-vegas", "count": 3}, {"value": "phoenix", "count": 1}],
+    }
+    assert len(body["items"]) == 1  # facets count every match, not the page
+    assert local["facets"]["market"] == [{"value": "las-vegas", "count": 3}]
+
+
+@pytest.mark.parametrize(
+    ("params", "code"),
+    [
+        ({"sort": "distance"}, "validation_error"),
+        ({"radius_mi": 5}, "validation_error"),
+        ({"lat": 36.1}, "validation_error"),
+        ({"radius_mi": 500, "lat": 36.1, "lon": -115.1}, "validation_error"),
+        ({"bbox": "-115,36,-116,37"}, "validation_error"),
+        ({"bbox": "a,b,c,d"}, "validation_error"),
+        ({"kind": "landlord"}, "validation_error"),
+        ({"min_price_cents": 5, "max_price_cents": 1}, "validation_error"),
+        ({"limit": 101}, "validation_error"),
+        ({"colour": "red"}, "validation_error"),
+        ({"market": "atlantis"}, "unknown_market"),
+        ({"cursor": "not-a-cursor"}, "invalid_cursor"),
+    ],
+)
+async def test_bad_searches_get_a_clear_problem(
+    api: Api, agent: Account, params: dict[str, Any], code: str
+) -> None:
+    response = await api.client.get(SEARCH, params=params, headers=agent.auth)
+
+    assert response.status_code in {400, 422}
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["code"] == code
+
+
+async def test_a_cursor_from_another_sort_and_a_bad_polygon_are_refused(
+    api: Api, agent: Account, runtime: Runtime, clock: FrozenClock
+) -> None:
+    now = clock.now()
+    await add_leads(runtime, *(lead_row(now) for _ in range(3)))
+    cursor = (await search(api, agent, sort="price", limit=1))["next_cursor"]
+    bowtie = {
+        "type": "Polygon",
+        "coordinates": [[[-115, 36], [-114, 37], [-114, 36], [-115, 37], [-115, 36]]],
+    }
+
+    mixed = await api.client.get(
+        SEARCH, params={"sort": "newest", "cursor": cursor}, headers=agent.auth
+    )
+    crossed = await api.client.post(SEARCH, json={"polygon": bowtie}, headers=agent.auth)
+    open_ring = await api.client.post(
+        SEARCH,
+        json={
+            "polygon": {"type": "Polygon", "coordinates": [[[-115, 36], [-114, 37], [-114, 36]]]}
+        },
+        headers=agent.auth,
+    )
+
+    assert mixed.json()["code"] == "invalid_cursor"
+    assert crossed.status_code == 422
+    assert "crosses itself" in crossed.text
+    assert open_ring.status_code == 422
+
+
+async def test_search_needs_a_signed_in_agent(client: httpx.AsyncClient) -> None:
+    response = await client.get(SEARCH)
+
+    assert response.status_code == 401
+    assert response.json()["code"] == "not_authenticated"
+
+
+async def test_searches_and_views_are_recorded_as_demand_after_the_request(
+    api: Api, agent: Account, runtime: Runtime, clock: FrozenClock
+) -> None:
+    from sqlalchemy import select
+
+    from aiqleads.demand.models import DemandEvent
+
+    lead: Lead = (await add_leads(runtime, lead_row(clock.now())))[0]
+    await search(api, agent, market="las-vegas", kind="seller")
+    await api.client.get(f"/api/v1/leads/{lead.id}", headers=agent.auth)
+
+    async with runtime.transaction(write=False) as session:
+        before = list(await session.scalars(select(DemandEvent)))
+    written = await runtime.demand.flush()
+    async with runtime.transaction(write=False) as session:
+        events = list(await session.scalars(select(DemandEvent).order_by(DemandEvent.kind)))
+
+    assert before == []  # nothing written inside the requests
+    assert written == 2
+    assert [(e.kind.value, e.market, e.lead_kind) for e in events] == [
+        ("search", "las-vegas", "seller"),
+        ("view", "las-vegas", "seller"),
+    ]
+    assert events[0].detail["filters"] == {"market": "las-vegas", "kind": ["seller"]}
+    assert events[1].lead_id == lead.id
