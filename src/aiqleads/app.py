@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 
 from aiqleads.accounts import endpoints as accounts
+from aiqleads.audit import endpoints as audit
 from aiqleads.ingest import endpoints as ingest
 from aiqleads.kit.clock import Clock
 from aiqleads.kit.docs import install_docs
@@ -19,6 +20,7 @@ from aiqleads.leads import endpoints as leads
 from aiqleads.mail import endpoints as mail
 from aiqleads.markets import endpoints as markets
 from aiqleads.ops import endpoints as ops
+from aiqleads.pricing import endpoints as pricing
 from aiqleads.runtime import Runtime
 from aiqleads.search import endpoints as search
 from aiqleads.settings import Settings
@@ -79,6 +81,9 @@ def create_app(
         ingest.runs,
         leads.router,
         search.router,
+        pricing.router,
+        pricing.admin,
+        audit.router,
     ):
         api.include_router(router)
     app.include_router(api)

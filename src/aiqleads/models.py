@@ -12,6 +12,8 @@ MODEL_MODULES = (
     "aiqleads.quality.models",
     "aiqleads.checkout.models",
     "aiqleads.demand.models",
+    "aiqleads.audit.models",
+    "aiqleads.pricing.models",
 )
 
 

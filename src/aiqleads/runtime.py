@@ -24,7 +24,12 @@ from aiqleads.settings import Settings
 log = structlog.get_logger(__name__)
 
 # Each domain with background jobs lists its tasks module here so they register.
-TASK_MODULES = ("aiqleads.accounts.tasks", "aiqleads.mail.tasks", "aiqleads.ingest.tasks")
+TASK_MODULES = (
+    "aiqleads.accounts.tasks",
+    "aiqleads.mail.tasks",
+    "aiqleads.ingest.tasks",
+    "aiqleads.pricing.tasks",
+)
 
 
 class Runtime:
@@ -43,7 +48,10 @@ class Runtime:
         self.redis: Redis | None = (
             Redis.from_url(settings.redis_url) if settings.redis_url else None
         )
-        self.demand = DemandRecorder(self.db, self.clock)
+        # Cart adds and purchases reprice their market (pricing.tasks).
+        self.demand = DemandRecorder(
+            self.db, self.clock, dispatch=self.jobs.dispatch, signal_job="pricing.recompute"
+        )
         self._demand_task: asyncio.Task[None] | None = None
 
     async def startup(self) -> None:

@@ -26,6 +26,8 @@ class User(UuidPk, Timestamped, Base):
     password_hash: Mapped[str] = mapped_column(sa.String(200), nullable=False)
     name: Mapped[str] = mapped_column(sa.String(200), nullable=False)
     role: Mapped[Role] = mapped_column(str_enum(Role), nullable=False, default=Role.AGENT)
+    # Subscription plan (basic, pro, enterprise): prices carry its discount.
+    plan: Mapped[str] = mapped_column(sa.String(20), nullable=False, default="basic")
     email_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     phone: Mapped[str | None] = mapped_column(sa.String(20))
     preferred_markets: Mapped[list[str]] = mapped_column(JSONType, nullable=False, default=list)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -21,6 +23,12 @@ from aiqleads.kit.clock import Clock
 from aiqleads.kit.db import Database
 
 log = structlog.get_logger(__name__)
+
+# Cart adds and purchases move prices; a flush that carries one asks for a recompute of the
+# market (at most once per market per SIGNAL_EVERY: a busy market must not reprice nonstop).
+STRONG_SIGNALS = frozenset({DemandKind.CART_ADD, DemandKind.PURCHASE})
+SIGNAL_EVERY = timedelta(minutes=5)
+Dispatch = Callable[[list[tuple[str, dict[str, Any]]]], Awaitable[None]]
 
 
 class DemandRecorder:
@@ -33,12 +41,17 @@ class DemandRecorder:
         *,
         interval_seconds: float = 1.0,
         max_buffered: int = 50_000,
+        dispatch: Dispatch | None = None,
+        signal_job: str | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
         self.interval = interval_seconds
         self.max_buffered = max_buffered
+        self.dispatch = dispatch
+        self.signal_job = signal_job
         self._buffer: list[dict[str, Any]] = []
+        self._signalled: dict[str, datetime] = {}
         self.dropped = 0
 
     def record(
@@ -83,7 +96,23 @@ class DemandRecorder:
             self._buffer[:0] = batch  # try again next time
             del self._buffer[: max(0, len(self._buffer) - self.max_buffered)]
             raise
+        await self._signal(batch)
         return len(batch)
+
+    async def _signal(self, batch: list[dict[str, Any]]) -> None:
+        if self.dispatch is None or self.signal_job is None:
+            return
+        now = self.clock.now()
+        markets = {e["market"] for e in batch if e["kind"] in STRONG_SIGNALS and e["market"]}
+        due = [
+            m
+            for m in sorted(markets)
+            if now - self._signalled.get(m, now - SIGNAL_EVERY) >= SIGNAL_EVERY
+        ]
+        for market in due:
+            self._signalled[market] = now
+        if due:
+            await self.dispatch([(self.signal_job, {"market": m}) for m in due])
 
     async def run(self) -> None:
         """Flush every `interval_seconds` until cancelled."""

@@ -1,0 +1,174 @@
+"""The pricing engine: pure functions from a lead's facts and its segment's demand and supply
+to a price in cents and the contribution of every factor.
+
+The price is a waterfall. It starts at the market's base price for the lead's kind; each
+factor multiplies the running price and its contribution is the change it made, in whole
+cents (rounded half up at each step); the buyer's plan discount comes next; the floor or
+ceiling last, so the bounds always hold. The contributions therefore add up exactly to the
+final price, and the same inputs always give the same price.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+
+from aiqleads.leads.models import Exclusivity
+from aiqleads.pricing.config import PricingConfig
+
+TIERS = ("basic", "pro", "enterprise")
+# Weighted demand: a cart add says more than a view, a purchase more than both.
+DEMAND_WEIGHTS = {"view": 1, "cart_add": 3, "purchase": 5}
+
+
+@dataclass(frozen=True, slots=True)
+class LeadFacts:
+    kind: str
+    quality_score: int
+    fraud_score: float
+    created_at: datetime
+    exclusivity: Exclusivity
+    sales_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """Similar leads: the same market and kind."""
+
+    demand: float  # weighted demand events over the last 7 days
+    available: int  # leads on sale now
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    name: str
+    multiplier: float | None
+    contribution_cents: int
+    price_after_cents: int
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    base_cents: int
+    steps: tuple[Step, ...]
+    final_cents: int
+
+
+FACTORS = ("quality", "fraud", "demand", "supply", "freshness", "exclusivity")
+
+
+def _clamp(value: float, low: float = -1.0, high: float = 1.0) -> float:
+    return max(low, min(high, value))
+
+
+def _cents(value: float) -> int:
+    return math.floor(value + 0.5)  # half up; prices are never negative
+
+
+def _age_days(facts: LeadFacts, as_of: datetime) -> float:
+    return max((as_of - facts.created_at).total_seconds() / 86_400, 0.0)
+
+
+def multipliers(
+    facts: LeadFacts, segment: Segment, config: PricingConfig, as_of: datetime
+) -> tuple[float, ...]:
+    """Each factor's multiplier (in FACTORS order) for this lead as of `as_of`."""
+    w = config.weights
+    interest = segment.demand / max(segment.available, 1)
+    if facts.exclusivity is Exclusivity.EXCLUSIVE:
+        exclusivity = 1 + config.exclusive_premium
+    else:
+        exclusivity = (1 - config.shared_sale_discount) ** facts.sales_count
+    return (
+        1 + w.quality * _clamp((facts.quality_score - 50) / 50),
+        1 - w.fraud * _clamp(facts.fraud_score, 0, 1),
+        1 + w.demand * _clamp(interest / config.demand_reference - 1),
+        1 + w.supply * _clamp(1 - segment.available / config.supply_reference),
+        max(
+            config.freshness_min,
+            0.5 ** (_age_days(facts, as_of) / config.freshness_half_life_days),
+        ),
+        exclusivity,
+    )
+
+
+def _plural(n: float, word: str) -> str:
+    return f"{n:.0f} {word}{'' if round(n) == 1 else 's'}"
+
+
+def describe(
+    facts: LeadFacts, segment: Segment, config: PricingConfig, as_of: datetime
+) -> tuple[str, ...]:
+    """Why each factor is what it is, in words (FACTORS order)."""
+    interest = segment.demand / max(segment.available, 1)
+    exclusivity = (
+        "exclusive: sold to one buyer only"
+        if facts.exclusivity is Exclusivity.EXCLUSIVE
+        else f"shared: sold {_plural(facts.sales_count, 'time')} so far"
+    )
+    return (
+        f"quality score {facts.quality_score}/100 (50 is neutral)",
+        f"fraud score {facts.fraud_score:.2f}",
+        f"{interest:.2f} weighted views, cart adds and purchases per similar lead in the last "
+        f"7 days (normal: {config.demand_reference:g})",
+        f"{_plural(segment.available, 'similar lead')} on sale in this market "
+        f"(normal: {config.supply_reference})",
+        f"on sale for {_plural(_age_days(facts, as_of), 'day')} "
+        f"(price halves every {config.freshness_half_life_days:g} days, to at most "
+        f"{1 - config.freshness_min:.0%} off)",
+        exclusivity,
+    )
+
+
+def _waterfall(base_cents: int, factors: tuple[float, ...], discount: float) -> list[int]:
+    """The running price after each factor and, last, after the plan discount."""
+    running, out = base_cents, []
+    for multiplier in (*factors, 1 - discount):
+        running = _cents(running * multiplier)
+        out.append(running)
+    return out
+
+
+def final_cents(
+    base_cents: int, factors: tuple[float, ...], config: PricingConfig, tier: str
+) -> int:
+    """The price alone (the recompute's fast path; the same arithmetic as `price`)."""
+    running = _waterfall(base_cents, factors, getattr(config.tier_discounts, tier))[-1]
+    return min(max(running, config.floor_cents), config.ceiling_cents)
+
+
+def price(
+    facts: LeadFacts,
+    segment: Segment,
+    config: PricingConfig,
+    as_of: datetime,
+    tier: str = "basic",
+) -> Price:
+    """A lead's price for a buyer on `tier`, with every step of the waterfall explained."""
+    # Every kind has a base price (PricingConfig refuses a config without one).
+    base = config.base_cents[facts.kind]
+    factors = multipliers(facts, segment, config, as_of)
+    details = describe(facts, segment, config, as_of)
+    discount = getattr(config.tier_discounts, tier)
+    running = _waterfall(base, factors, discount)
+    steps: list[Step] = []
+    before = base
+    for name, multiplier, detail, after in zip(FACTORS, factors, details, running, strict=False):
+        steps.append(Step(name, multiplier, after - before, after, detail))
+        before = after
+    if discount:
+        after = running[-1]
+        detail = f"{tier} plan: {discount:.0%} off"
+        steps.append(Step("plan", 1 - discount, after - before, after, detail))
+        before = after
+    bounded = min(max(before, config.floor_cents), config.ceiling_cents)
+    if bounded != before:
+        name, detail = (
+            ("floor", f"market floor ${config.floor_cents / 100:,.2f}")
+            if bounded > before
+            else ("ceiling", f"market ceiling ${config.ceiling_cents / 100:,.2f}")
+        )
+        steps.append(Step(name, None, bounded - before, bounded, detail))
+    return Price(base, tuple(steps), bounded)

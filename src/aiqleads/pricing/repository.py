@@ -1,0 +1,161 @@
+"""The SQL of pricing: configurations, segment statistics, snapshots and stored prices."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from aiqleads.demand.models import DemandEvent, DemandKind
+from aiqleads.kit.bulk import chunks, insert_rows
+from aiqleads.kit.dialect import upsert
+from aiqleads.leads.lifecycle import LeadStatus
+from aiqleads.leads.models import Lead
+from aiqleads.pricing.engine import DEMAND_WEIGHTS
+from aiqleads.pricing.models import LeadPrice, PriceChange, PriceSnapshot, PricingConfigVersion
+
+# What a price needs to know about a lead.
+FACT_COLUMNS = (
+    Lead.id,
+    Lead.market,
+    Lead.kind,
+    Lead.quality_score,
+    Lead.fraud_score,
+    Lead.created_at,
+    Lead.exclusivity,
+    Lead.sales_count,
+)
+
+
+class PricingRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    @property
+    def _dialect(self) -> str:
+        return self.session.get_bind().dialect.name
+
+    async def latest_config(self, market: str) -> PricingConfigVersion | None:
+        return await self.session.scalar(
+            sa.select(PricingConfigVersion)
+            .where(PricingConfigVersion.market == market)
+            .order_by(PricingConfigVersion.version.desc())
+            .limit(1)
+        )
+
+    async def config_version(self, market: str, version: int) -> PricingConfigVersion | None:
+        return await self.session.get(PricingConfigVersion, (market, version))
+
+    def add_config(self, row: PricingConfigVersion) -> None:
+        self.session.add(row)
+
+    async def demand(self, since: datetime) -> dict[tuple[str, str], float]:
+        """Weighted views, cart adds and purchases per (market, kind) since `since`."""
+        weight = sa.case(
+            *((DemandEvent.kind == DemandKind(k), w) for k, w in DEMAND_WEIGHTS.items()),
+            else_=0,
+        )
+        rows = await self.session.execute(
+            sa.select(DemandEvent.market, DemandEvent.lead_kind, sa.func.sum(weight))
+            .where(
+                DemandEvent.created_at >= since,
+                DemandEvent.kind.in_([DemandKind(k) for k in DEMAND_WEIGHTS]),
+                DemandEvent.market.is_not(None),
+                DemandEvent.lead_kind.is_not(None),
+            )
+            .group_by(DemandEvent.market, DemandEvent.lead_kind)
+        )
+        return {(m, k): float(total or 0) for m, k, total in rows.all()}
+
+    async def supply(self) -> dict[tuple[str, str], int]:
+        """Leads on sale per (market, kind)."""
+        rows = await self.session.execute(
+            sa.select(Lead.market, Lead.kind, sa.func.count())
+            .where(Lead.status == LeadStatus.AVAILABLE, Lead.market.is_not(None))
+            .group_by(Lead.market, Lead.kind)
+        )
+        return {(str(m), k): int(n) for m, k, n in rows.all()}
+
+    async def snapshots(self, market: str | None = None) -> dict[tuple[str, str], PriceSnapshot]:
+        query = sa.select(PriceSnapshot)
+        if market is not None:
+            query = query.where(PriceSnapshot.market == market)
+        return {(s.market, s.kind): s for s in await self.session.scalars(query)}
+
+    async def save_snapshots(self, rows: Sequence[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        stmt = upsert(self._dialect, PriceSnapshot.__table__)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["market", "kind"],
+            set_={c: stmt.excluded[c] for c in ("demand", "available", "config_version", "as_of")},
+        )
+        await self.session.execute(stmt, list(rows))
+
+    async def lead_facts(
+        self,
+        *,
+        market: str | None = None,
+        lead_ids: Sequence[uuid.UUID] | None = None,
+        after: uuid.UUID | None = None,
+        limit: int = 10_000,
+    ) -> list[Any]:
+        """Facts of available leads, by id (a keyset page over a market, or the given ids)."""
+        query = sa.select(*FACT_COLUMNS).where(
+            Lead.status == LeadStatus.AVAILABLE, Lead.market.is_not(None)
+        )
+        if market is not None:
+            query = query.where(Lead.market == market)
+        if lead_ids is not None:
+            query = query.where(Lead.id.in_(lead_ids))
+        if after is not None:
+            query = query.where(Lead.id > after)
+        return list((await self.session.execute(query.order_by(Lead.id).limit(limit))).all())
+
+    async def prices(self, lead_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, int]:
+        out: dict[uuid.UUID, int] = {}
+        for part in chunks(lead_ids):
+            rows = await self.session.execute(
+                sa.select(LeadPrice.lead_id, LeadPrice.price_cents).where(
+                    LeadPrice.lead_id.in_(part)
+                )
+            )
+            out.update({lead_id: cents for lead_id, cents in rows.all()})
+        return out
+
+    async def save_prices(self, rows: Sequence[dict[str, Any]], at: datetime) -> None:
+        """Store new prices and a history row for each."""
+        if not rows:
+            return
+        stmt = upsert(self._dialect, LeadPrice.__table__)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["lead_id"],
+            set_={c: stmt.excluded[c] for c in ("price_cents", "config_version", "computed_at")},
+        )
+        for part in chunks(rows, 1_000):
+            await self.session.execute(stmt, list(part))
+        history = [
+            {
+                "id": uuid.uuid4(),
+                "lead_id": row["lead_id"],
+                "price_cents": row["price_cents"],
+                "config_version": row["config_version"],
+                "computed_at": at,
+            }
+            for row in rows
+        ]
+        await insert_rows(self.session, PriceChange.__table__, history)  # type: ignore[arg-type]
+
+    async def history(self, lead_id: uuid.UUID, limit: int = 50) -> list[PriceChange]:
+        return list(
+            await self.session.scalars(
+                sa.select(PriceChange)
+                .where(PriceChange.lead_id == lead_id)
+                .order_by(PriceChange.computed_at.desc())
+                .limit(limit)
+            )
+        )

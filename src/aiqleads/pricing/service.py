@@ -1,0 +1,356 @@
+"""Pricing rules around the engine: configurations and their versions, snapshots of demand and
+supply, recomputing stored prices, explaining a price and simulating a configuration."""
+
+from __future__ import annotations
+
+import statistics
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from aiqleads.accounts.models import User
+from aiqleads.audit.service import record as audit
+from aiqleads.kit.errors import NotFound
+from aiqleads.leads.lifecycle import LeadStatus
+from aiqleads.leads.models import LEAD_KINDS, Lead
+from aiqleads.pricing.config import PricingConfig
+from aiqleads.pricing.engine import (
+    LeadFacts,
+    Price,
+    Segment,
+    final_cents,
+    multipliers,
+    price,
+)
+from aiqleads.pricing.models import PriceSnapshot, PricingConfigVersion
+from aiqleads.pricing.repository import PricingRepository
+from aiqleads.pricing.schemas import (
+    PriceOut,
+    PriceStats,
+    PriceStepOut,
+    PricingConfigOut,
+    SimulatedLead,
+    SimulationOut,
+)
+from aiqleads.runtime import Runtime
+
+log = structlog.get_logger(__name__)
+
+DEMAND_WINDOW = timedelta(days=7)
+RECOMPUTE_CHUNK = 10_000
+DEFAULT_CONFIG = PricingConfig()
+
+
+def facts_of(row: Any) -> LeadFacts:
+    """The pricing facts of a Lead or of a row with the repository's FACT_COLUMNS."""
+    return LeadFacts(
+        kind=row.kind,
+        quality_score=row.quality_score,
+        fraud_score=row.fraud_score,
+        created_at=row.created_at,
+        exclusivity=row.exclusivity,
+        sales_count=row.sales_count,
+    )
+
+
+def segment_of(snapshot: PriceSnapshot) -> Segment:
+    return Segment(demand=snapshot.demand, available=snapshot.available)
+
+
+def _stats(values: Sequence[int]) -> PriceStats | None:
+    if not values:
+        return None
+    return PriceStats(
+        mean_cents=round(statistics.fmean(values)),
+        median_cents=round(statistics.median(values)),
+        min_cents=min(values),
+        max_cents=max(values),
+    )
+
+
+def _changes(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"weights.demand": [0.25, 0.4], ...}: what a configuration update changed."""
+    out: dict[str, Any] = {}
+    for key in sorted(set(old) | set(new)):
+        before, after = old.get(key), new.get(key)
+        if isinstance(before, dict) and isinstance(after, dict):
+            out.update(_changes(before, after, f"{prefix}{key}."))
+        elif before != after:
+            out[f"{prefix}{key}"] = [before, after]
+    return out
+
+
+class Configs:
+    """Configuration versions, loaded once each (a recompute meets a handful)."""
+
+    def __init__(self, repo: PricingRepository) -> None:
+        self.repo = repo
+        self._cache: dict[tuple[str, int], PricingConfig] = {}
+
+    async def latest(self, market: str) -> tuple[int, PricingConfig]:
+        row = await self.repo.latest_config(market)
+        if row is None:
+            return 0, DEFAULT_CONFIG
+        config = PricingConfig.model_validate(row.config)
+        self._cache[(market, row.version)] = config
+        return row.version, config
+
+    async def at(self, market: str, version: int) -> PricingConfig:
+        if version == 0:
+            return DEFAULT_CONFIG
+        key = (market, version)
+        if key not in self._cache:
+            row = await self.repo.config_version(market, version)
+            self._cache[key] = (
+                PricingConfig.model_validate(row.config) if row is not None else DEFAULT_CONFIG
+            )
+        return self._cache[key]
+
+
+class PricingService:
+    """Pricing inside one transaction (a request or one step of a job)."""
+
+    def __init__(self, session: AsyncSession, runtime: Runtime) -> None:
+        self.session = session
+        self.runtime = runtime
+        self.repo = PricingRepository(session)
+        self.configs = Configs(self.repo)
+
+    def _market(self, market: str) -> str:
+        if market not in self.runtime.markets:
+            raise NotFound(f"No market {market!r}", code="unknown_market")
+        return market
+
+    # configuration
+
+    async def config(self, market: str) -> PricingConfigOut:
+        row = await self.repo.latest_config(self._market(market))
+        if row is None:
+            return PricingConfigOut(
+                market=market, version=0, config=DEFAULT_CONFIG, created_at=None, created_by=None
+            )
+        return PricingConfigOut(
+            market=market,
+            version=row.version,
+            config=PricingConfig.model_validate(row.config),
+            created_at=row.created_at,
+            created_by=row.created_by,
+        )
+
+    async def save_config(
+        self, market: str, config: PricingConfig, admin: User
+    ) -> PricingConfigOut:
+        """Save a new version; prices follow it at the next recompute. Audited."""
+        current = await self.config(market)
+        now = self.runtime.clock.now()
+        new = config.model_dump(mode="json")
+        row = PricingConfigVersion(
+            market=market,
+            version=current.version + 1,
+            config=new,
+            created_at=now,
+            created_by=admin.id,
+        )
+        self.repo.add_config(row)
+        audit(
+            self.session,
+            actor_id=admin.id,
+            action="pricing.config_saved",
+            subject_type="pricing_config",
+            subject_id=market,
+            at=now,
+            detail={
+                "version": row.version,
+                "changes": _changes(current.config.model_dump(mode="json"), new),
+            },
+        )
+        await self.session.flush()
+        return PricingConfigOut(
+            market=market, version=row.version, config=config, created_at=now, created_by=admin.id
+        )
+
+    # demand and supply
+
+    async def measure(self, now: datetime) -> list[dict[str, Any]]:
+        """Demand and supply of every segment now, with each market's configuration in force."""
+        demand = await self.repo.demand(now - DEMAND_WINDOW)
+        supply = await self.repo.supply()
+        rows = []
+        for market in self.runtime.markets.all():
+            version, _ = await self.configs.latest(market.slug)
+            for kind in LEAD_KINDS:
+                rows.append(
+                    {
+                        "market": market.slug,
+                        "kind": kind,
+                        "demand": demand.get((market.slug, kind), 0.0),
+                        "available": supply.get((market.slug, kind), 0),
+                        "config_version": version,
+                        "as_of": now,
+                    }
+                )
+        return rows
+
+    async def snapshot_for(self, market: str, kind: str) -> PriceSnapshot:
+        """The segment's snapshot; before the first recompute, one measured now (not saved)."""
+        snapshots = await self.repo.snapshots(market)
+        if (market, kind) in snapshots:
+            return snapshots[(market, kind)]
+        now = self.runtime.clock.now()
+        row = next(
+            r for r in await self.measure(now) if r["market"] == market and r["kind"] == kind
+        )
+        return PriceSnapshot(**row)
+
+    # one lead
+
+    async def quote(self, lead: Lead, plan: str) -> tuple[Price, PriceSnapshot, PricingConfig]:
+        """What `lead` costs a buyer on `plan` now: the number shown, explained and locked
+        into a cart hold."""
+        if lead.market is None:
+            raise NotFound("This lead has no market, so no price", code="lead_not_priced")
+        snapshot = await self.snapshot_for(lead.market, lead.kind)
+        config = await self.configs.at(lead.market, snapshot.config_version)
+        quoted = price(facts_of(lead), segment_of(snapshot), config, snapshot.as_of, plan)
+        return quoted, snapshot, config
+
+    async def explain(self, lead_id: uuid.UUID, viewer: User) -> PriceOut:
+        lead = await self.session.get(Lead, lead_id)
+        if lead is None or lead.status is not LeadStatus.AVAILABLE:
+            raise NotFound("No such lead on sale", code="lead_not_found")
+        quoted, snapshot, config = await self.quote(lead, viewer.plan)
+        return PriceOut(
+            lead_id=lead.id,
+            market=snapshot.market,
+            plan=viewer.plan,
+            base_cents=quoted.base_cents,
+            price_cents=quoted.final_cents,
+            steps=[
+                PriceStepOut(
+                    factor=s.name,
+                    multiplier=round(s.multiplier, 4) if s.multiplier is not None else None,
+                    contribution_cents=s.contribution_cents,
+                    price_after_cents=s.price_after_cents,
+                    detail=s.detail,
+                )
+                for s in quoted.steps
+            ],
+            floor_cents=config.floor_cents,
+            ceiling_cents=config.ceiling_cents,
+            config_version=snapshot.config_version,
+            as_of=snapshot.as_of,
+        )
+
+    # what-if
+
+    async def simulate(self, market: str, proposed: PricingConfig, sample: int) -> SimulationOut:
+        """Prices of up to `sample` leads on sale in `market` now and under `proposed`."""
+        self._market(market)
+        snapshots = await self.repo.snapshots(market)
+        rows = await self.repo.lead_facts(market=market, limit=sample)
+        current: list[int] = []
+        new: list[int] = []
+        examples: list[SimulatedLead] = []
+        for row in rows:
+            snapshot = snapshots.get((market, row.kind)) or await self.snapshot_for(
+                market, row.kind
+            )
+            snapshots[(market, row.kind)] = snapshot
+            facts, segment = facts_of(row), segment_of(snapshot)
+            config = await self.configs.at(market, snapshot.config_version)
+            before = price(facts, segment, config, snapshot.as_of).final_cents
+            after = price(facts, segment, proposed, snapshot.as_of).final_cents
+            current.append(before)
+            new.append(after)
+            if len(examples) < 20:
+                examples.append(
+                    SimulatedLead(
+                        lead_id=row.id, kind=row.kind, current_cents=before, proposed_cents=after
+                    )
+                )
+        return SimulationOut(
+            market=market,
+            leads=len(rows),
+            changed=sum(a != b for a, b in zip(current, new, strict=True)),
+            current=_stats(current),
+            proposed=_stats(new),
+            examples=examples,
+        )
+
+
+@dataclass(frozen=True)
+class RecomputeResult:
+    priced: int
+    changed: int
+
+
+async def recompute(
+    runtime: Runtime,
+    *,
+    market: str | None = None,
+    lead_ids: Sequence[uuid.UUID] | None = None,
+) -> RecomputeResult:
+    """Store the price of every lead on sale (in `market`, or only `lead_ids`), with a history
+    row where it changed. A full recompute first measures demand and supply again (a new
+    snapshot, which also brings in a newly saved configuration); a recompute of some leads
+    (after ingestion changed them) prices them against the snapshot in force. Each chunk of
+    leads is its own transaction, so SQLite's writer is never held for long."""
+    now = runtime.clock.now()
+    async with runtime.transaction() as session:
+        service = PricingService(session, runtime)
+        if lead_ids is None:
+            await service.repo.save_snapshots(
+                [r for r in await service.measure(now) if market is None or r["market"] == market]
+            )
+        snapshots = await service.repo.snapshots(market)
+    priced = changed = 0
+    after: uuid.UUID | None = None
+    remaining = list(lead_ids) if lead_ids is not None else None
+    while True:
+        async with runtime.transaction() as session:
+            service = PricingService(session, runtime)
+            if remaining is not None:
+                batch, remaining = remaining[:RECOMPUTE_CHUNK], remaining[RECOMPUTE_CHUNK:]
+                rows = await service.repo.lead_facts(lead_ids=batch) if batch else []
+            else:
+                rows = await service.repo.lead_facts(
+                    market=market, after=after, limit=RECOMPUTE_CHUNK
+                )
+            if not rows:
+                break
+            after = rows[-1].id
+            stored = await service.repo.prices([r.id for r in rows])
+            updates = []
+            for row in rows:
+                snapshot = snapshots.get((row.market, row.kind))
+                if snapshot is None:
+                    snapshot = await service.snapshot_for(row.market, row.kind)
+                    snapshots[(row.market, row.kind)] = snapshot
+                config = await service.configs.at(row.market, snapshot.config_version)
+                cents = final_cents(
+                    config.base_cents[row.kind],
+                    multipliers(facts_of(row), segment_of(snapshot), config, snapshot.as_of),
+                    config,
+                    "basic",
+                )
+                if stored.get(row.id) != cents:
+                    updates.append(
+                        {
+                            "lead_id": row.id,
+                            "price_cents": cents,
+                            "config_version": snapshot.config_version,
+                            "computed_at": now,
+                        }
+                    )
+            await service.repo.save_prices(updates, now)
+            priced += len(rows)
+            changed += len(updates)
+        if remaining is not None and not remaining:
+            break
+    log.info("prices_recomputed", market=market, priced=priced, changed=changed)
+    return RecomputeResult(priced, changed)

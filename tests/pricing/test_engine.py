@@ -1,0 +1,123 @@
+"""The pricing engine alone: each factor moves the price the right way, the bounds hold, the
+explanation adds up, the same inputs give the same price."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from aiqleads.leads.models import Exclusivity
+from aiqleads.pricing.config import PricingConfig
+from aiqleads.pricing.engine import LeadFacts, Segment, final_cents, multipliers, price
+
+NOW = datetime(2026, 3, 2, 12, tzinfo=UTC)
+CONFIG = PricingConfig()
+FACTS = LeadFacts(
+    kind="seller",
+    quality_score=60,
+    fraud_score=0.1,
+    created_at=NOW - timedelta(days=3),
+    exclusivity=Exclusivity.EXCLUSIVE,
+    sales_count=0,
+)
+SEGMENT = Segment(demand=800.0, available=400)
+
+
+def cents(facts: LeadFacts = FACTS, segment: Segment = SEGMENT, tier: str = "basic") -> int:
+    return price(facts, segment, CONFIG, NOW, tier).final_cents
+
+
+def test_each_factor_moves_the_price_the_right_way() -> None:
+    assert (
+        cents(replace(FACTS, quality_score=90)) > cents() > cents(replace(FACTS, quality_score=20))
+    )
+    assert cents(replace(FACTS, fraud_score=0.0)) > cents() > cents(replace(FACTS, fraud_score=0.6))
+    assert cents(segment=Segment(4_000, 400)) > cents() > cents(segment=Segment(50, 400))
+    # Scarce: fewer similar leads on sale (same demand per lead) costs more.
+    assert cents(segment=Segment(200, 100)) > cents() > cents(segment=Segment(1_800, 900))
+    fresh, old = replace(FACTS, created_at=NOW), replace(FACTS, created_at=NOW - timedelta(days=45))
+    assert cents(fresh) > cents() > cents(old)
+    shared = replace(FACTS, exclusivity=Exclusivity.SHARED)
+    assert cents() > cents(shared) > cents(replace(shared, sales_count=1))
+    assert cents(replace(shared, sales_count=1)) > cents(replace(shared, sales_count=2))
+    assert cents(tier="basic") > cents(tier="pro") > cents(tier="enterprise")
+
+
+def test_the_explanation_adds_up_to_the_price() -> None:
+    quoted = price(replace(FACTS, quality_score=80), SEGMENT, CONFIG, NOW, "pro")
+
+    assert [s.name for s in quoted.steps] == [
+        "quality",
+        "fraud",
+        "demand",
+        "supply",
+        "freshness",
+        "exclusivity",
+        "plan",
+    ]
+    assert quoted.base_cents == 12_500
+    assert quoted.base_cents + sum(s.contribution_cents for s in quoted.steps) == quoted.final_cents
+    assert quoted.steps[0].detail == "quality score 80/100 (50 is neutral)"
+    assert quoted.steps[-1].detail == "pro plan: 10% off"
+
+
+def test_the_floor_and_ceiling_hold_and_say_so() -> None:
+    junk = replace(FACTS, quality_score=0, fraud_score=1.0, created_at=NOW - timedelta(days=900))
+    gold = replace(FACTS, quality_score=100, fraud_score=0.0, created_at=NOW)
+    tight = CONFIG.model_copy(update={"floor_cents": 9_000, "ceiling_cents": 15_000})
+
+    low = price(junk, SEGMENT, tight, NOW)
+    high = price(gold, Segment(10_000, 10), tight, NOW)
+
+    assert low.final_cents == 9_000
+    assert low.steps[-1].name == "floor"
+    assert high.final_cents == 15_000
+    assert high.steps[-1].name == "ceiling"
+
+
+@given(
+    quality=st.integers(0, 100),
+    fraud=st.floats(0, 1),
+    age_days=st.floats(0, 3_000),
+    sales=st.integers(0, 9),
+    exclusive=st.booleans(),
+    demand=st.floats(0, 1e6),
+    available=st.integers(0, 10**6),
+    tier=st.sampled_from(["basic", "pro", "enterprise"]),
+    floor=st.integers(1, 20_000),
+    span=st.integers(0, 100_000),
+)
+def test_any_inputs_give_a_bounded_deterministic_price_that_adds_up(
+    quality: int,
+    fraud: float,
+    age_days: float,
+    sales: int,
+    exclusive: bool,
+    demand: float,
+    available: int,
+    tier: str,
+    floor: int,
+    span: int,
+) -> None:
+    config = CONFIG.model_copy(update={"floor_cents": floor, "ceiling_cents": floor + span})
+    facts = LeadFacts(
+        kind="buyer",
+        quality_score=quality,
+        fraud_score=fraud,
+        created_at=NOW - timedelta(days=age_days),
+        exclusivity=Exclusivity.EXCLUSIVE if exclusive else Exclusivity.SHARED,
+        sales_count=sales,
+    )
+    segment = Segment(demand, available)
+
+    quoted = price(facts, segment, config, NOW, tier)
+
+    assert config.floor_cents <= quoted.final_cents <= config.ceiling_cents
+    assert quoted.base_cents + sum(s.contribution_cents for s in quoted.steps) == quoted.final_cents
+    assert quoted == price(facts, segment, config, NOW, tier)
+    # The recompute's fast path is the same arithmetic.
+    fast = final_cents(7_500, multipliers(facts, segment, config, NOW), config, tier)
+    assert fast == quoted.final_cents
