@@ -160,8 +160,13 @@ def settings(database_url: str) -> Settings:
 
 
 @pytest.fixture
-async def app(settings: Settings, clock: FrozenClock) -> AsyncIterator[FastAPI]:
-    app = create_app(settings, clock)
+async def app(
+    settings: Settings, clock: FrozenClock, request: pytest.FixtureRequest
+) -> AsyncIterator[FastAPI]:
+    # Tests marked `no_scheduler` run every periodic job themselves, so none runs between
+    # their steps (a moved FrozenClock would make them due).
+    scheduler = request.node.get_closest_marker("no_scheduler") is None
+    app = create_app(settings, clock, run_scheduler=scheduler)
     async with LifespanManager(app):
         yield app
 

@@ -19,6 +19,7 @@ from aiqleads.kit.observability import HttpMetrics, RequestContextMiddleware, co
 from aiqleads.leads import endpoints as leads
 from aiqleads.mail import endpoints as mail
 from aiqleads.markets import endpoints as markets
+from aiqleads.notifications import endpoints as notifications
 from aiqleads.ops import endpoints as ops
 from aiqleads.pricing import endpoints as pricing
 from aiqleads.runtime import Runtime
@@ -81,6 +82,8 @@ def create_app(
         ingest.runs,
         leads.router,
         search.router,
+        search.saved,
+        notifications.router,
         pricing.router,
         pricing.admin,
         audit.router,

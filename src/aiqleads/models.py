@@ -14,6 +14,8 @@ MODEL_MODULES = (
     "aiqleads.demand.models",
     "aiqleads.audit.models",
     "aiqleads.pricing.models",
+    "aiqleads.search.models",
+    "aiqleads.notifications.models",
 )
 
 

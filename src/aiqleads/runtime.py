@@ -29,6 +29,7 @@ TASK_MODULES = (
     "aiqleads.mail.tasks",
     "aiqleads.ingest.tasks",
     "aiqleads.pricing.tasks",
+    "aiqleads.search.tasks",
 )
 
 

@@ -8,6 +8,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
 from aiqleads.accounts.models import User
@@ -21,6 +22,7 @@ from tests.conftest import Account, Api
 from tests.search.factories import add_leads, lead_row
 
 ADMIN_PRICING = "/api/v1/admin/pricing"
+pytestmark = pytest.mark.no_scheduler  # the tests run every recompute themselves
 
 
 async def price_of(api: Api, account: Account, lead_id: uuid.UUID) -> dict[str, Any]:

@@ -4,13 +4,23 @@ lead's page."""
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, status
 
 from aiqleads.accounts.deps import LeadReader
 from aiqleads.kit.deps import RuntimeDep, SessionDep
-from aiqleads.search.schemas import LeadView, SearchPage, SearchQuery, SearchRequest
+from aiqleads.search.saved import SavedSearchService
+from aiqleads.search.schemas import (
+    LeadView,
+    SavedSearchIn,
+    SavedSearchOut,
+    SavedSearchPatch,
+    SearchPage,
+    SearchPaging,
+    SearchQuery,
+    SearchRequest,
+)
 from aiqleads.search.service import SearchService
 
 router = APIRouter(prefix="/leads", tags=["marketplace"])
@@ -43,3 +53,59 @@ async def lead_page(
 ) -> LeadView:
     """One lead: in full if you bought it, masked while it is on sale, 404 otherwise."""
     return await SearchService(session, runtime, viewer).lead(lead_id)
+
+
+saved = APIRouter(prefix="/saved-searches", tags=["saved searches"])
+
+
+@saved.get("", response_model=list[SavedSearchOut])
+async def list_saved(viewer: LeadReader, session: SessionDep, runtime: RuntimeDep) -> Any:
+    return await SavedSearchService(session, runtime, viewer).list()
+
+
+@saved.post("", response_model=SavedSearchOut, status_code=status.HTTP_201_CREATED)
+async def save_search(
+    body: SavedSearchIn, viewer: LeadReader, session: SessionDep, runtime: RuntimeDep
+) -> Any:
+    """Keep these filters; with `notify`, new matching leads are announced in the app and by
+    e-mail, as your notification preferences say."""
+    return await SavedSearchService(session, runtime, viewer).create(body)
+
+
+@saved.get("/{search_id}", response_model=SavedSearchOut)
+async def get_saved(
+    search_id: uuid.UUID, viewer: LeadReader, session: SessionDep, runtime: RuntimeDep
+) -> Any:
+    return await SavedSearchService(session, runtime, viewer).get(search_id)
+
+
+@saved.patch("/{search_id}", response_model=SavedSearchOut)
+async def update_saved(
+    search_id: uuid.UUID,
+    body: SavedSearchPatch,
+    viewer: LeadReader,
+    session: SessionDep,
+    runtime: RuntimeDep,
+) -> Any:
+    return await SavedSearchService(session, runtime, viewer).update(search_id, body)
+
+
+@saved.delete("/{search_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_saved(
+    search_id: uuid.UUID, viewer: LeadReader, session: SessionDep, runtime: RuntimeDep
+) -> None:
+    await SavedSearchService(session, runtime, viewer).delete(search_id)
+
+
+@saved.get("/{search_id}/results", response_model=SearchPage)
+async def saved_results(
+    search_id: uuid.UUID,
+    paging: Annotated[SearchPaging, Query()],
+    viewer: LeadReader,
+    session: SessionDep,
+    runtime: RuntimeDep,
+) -> SearchPage:
+    """The saved search run now (sort, cursor, limit and facets from the query string)."""
+    kept = await SavedSearchService(session, runtime, viewer).get(search_id)
+    request = SearchRequest.model_validate(kept.filters | paging.model_dump())
+    return await SearchService(session, runtime, viewer).search(request)

@@ -60,9 +60,17 @@ class SearchRepository:
             bind.dialect.name, Lead.public_latitude, Lead.public_longitude
         )
 
-    def _plan(self, f: SearchFilters, source_slugs: Sequence[str] | None, now: datetime) -> _Plan:
+    def _plan(
+        self,
+        f: SearchFilters,
+        source_slugs: Sequence[str] | None,
+        now: datetime,
+        on_sale_since: datetime | None = None,
+    ) -> _Plan:
         c = self.components
         where: list[Any] = [Lead.status == LeadStatus.AVAILABLE]
+        if on_sale_since is not None:
+            where.append(Lead.status_changed_at > on_sale_since)
         if f.market:
             where.append(Lead.market == f.market)
         distance = None
@@ -132,9 +140,11 @@ class SearchRepository:
         now: datetime,
         after: tuple[Any, uuid.UUID] | None,
         limit: int,
+        on_sale_since: datetime | None = None,
     ) -> list[Hit]:
-        """Up to `limit` matches after the `after` position, in the requested order."""
-        plan = self._plan(request, source_slugs, now)
+        """Up to `limit` matches after the `after` position, in the requested order (only
+        leads that went on sale after `on_sale_since`, if given)."""
+        plan = self._plan(request, source_slugs, now, on_sale_since)
         key, descending = self._order(plan, request.sort)
         columns = [key.label("sort_key")]
         if plan.distance is not None:

@@ -143,19 +143,23 @@ class SearchFilters(_Where):
     polygon: GeoJsonPolygon | None = None
 
 
-class _Paging(BaseModel):
+class SearchPaging(BaseModel):
+    """Sort and page of a search."""
+
+    model_config = ConfigDict(extra="forbid")
+
     sort: SortKey = SortKey.RELEVANCE
     cursor: str | None = Field(default=None, max_length=500)
     limit: int = Field(default=20, ge=1, le=MAX_PAGE)
     facets: bool = Field(default=False, description="Also count matches by kind, type, price")
 
 
-def _sortable(request: _Paging, point: tuple[float, float] | None) -> None:
+def _sortable(request: SearchPaging, point: tuple[float, float] | None) -> None:
     if request.sort is SortKey.DISTANCE and point is None:
         raise ValueError("sort=distance needs lat and lon")
 
 
-class SearchQuery(_Paging, _Where):
+class SearchQuery(SearchPaging, _Where):
     """`GET /leads/search` query parameters."""
 
     @model_validator(mode="after")
@@ -164,7 +168,7 @@ class SearchQuery(_Paging, _Where):
         return self
 
 
-class SearchRequest(_Paging, SearchFilters):
+class SearchRequest(SearchPaging, SearchFilters):
     """`POST /leads/search` body."""
 
     @model_validator(mode="after")
@@ -258,3 +262,31 @@ class SearchPage(BaseModel):
     items: list[LeadView]
     next_cursor: str | None = None
     facets: Facets | None = None
+
+
+class SavedSearchIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=100)
+    filters: SearchFilters
+    notify: bool = Field(default=True, description="Tell me when new leads match")
+
+
+class SavedSearchPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=100)
+    filters: SearchFilters | None = None
+    notify: bool | None = None
+
+
+class SavedSearchOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    name: str
+    filters: SearchFilters
+    notify: bool
+    checked_at: datetime
+    created_at: datetime
+    updated_at: datetime

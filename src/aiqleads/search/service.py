@@ -175,6 +175,14 @@ def decode_cursor(cursor: str, sort: SortKey) -> tuple[Any, uuid.UUID]:
         ) from exc
 
 
+def source_slugs(runtime: Runtime, request: SearchRequest) -> list[str] | None:
+    """The configured sources of the requested source types (None: any source)."""
+    if not request.source_type:
+        return None
+    wanted = set(request.source_type)
+    return [s.slug for s in runtime.sources.all() if s.type in wanted]
+
+
 class SearchService:
     """What one signed-in viewer may find and see."""
 
@@ -192,18 +200,12 @@ class SearchService:
             return {lead.id for lead in leads}
         return await self.repo.bought(self.viewer.id, [lead.id for lead in leads])
 
-    def _source_slugs(self, request: SearchRequest) -> list[str] | None:
-        if not request.source_type:
-            return None
-        wanted = set(request.source_type)
-        return [s.slug for s in self.runtime.sources.all() if s.type in wanted]
-
     async def search(self, request: SearchRequest) -> SearchPage:
         if request.market and request.market not in self.runtime.markets:
             raise Invalid(f"No market {request.market!r}", code="unknown_market")
         after = decode_cursor(request.cursor, request.sort) if request.cursor else None
         now = self.runtime.clock.now()
-        slugs = self._source_slugs(request)
+        slugs = source_slugs(self.runtime, request)
         hits = await self.repo.page(request, slugs, now, after, request.limit + 1)
         more = len(hits) > request.limit
         hits = hits[: request.limit]
