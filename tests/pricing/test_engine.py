@@ -23,7 +23,8 @@ FACTS = LeadFacts(
     exclusivity=Exclusivity.EXCLUSIVE,
     sales_count=0,
 )
-SEGMENT = Segment(demand=800.0, available=400)
+SEGMENT = Segment(demand=800.0, available=400, market_demand=5_000.0)
+BUSY = 5_000.0  # demand recorded across the market
 
 
 def cents(facts: LeadFacts = FACTS, segment: Segment = SEGMENT, tier: str = "basic") -> int:
@@ -35,15 +36,28 @@ def test_each_factor_moves_the_price_the_right_way() -> None:
         cents(replace(FACTS, quality_score=90)) > cents() > cents(replace(FACTS, quality_score=20))
     )
     assert cents(replace(FACTS, fraud_score=0.0)) > cents() > cents(replace(FACTS, fraud_score=0.6))
-    assert cents(segment=Segment(4_000, 400)) > cents() > cents(segment=Segment(50, 400))
+    assert (
+        cents(segment=Segment(4_000, 400, BUSY)) > cents() > cents(segment=Segment(50, 400, BUSY))
+    )
     # Scarce: fewer similar leads on sale (same demand per lead) costs more.
-    assert cents(segment=Segment(200, 100)) > cents() > cents(segment=Segment(1_800, 900))
+    assert (
+        cents(segment=Segment(200, 100, BUSY)) > cents() > cents(segment=Segment(1_800, 900, BUSY))
+    )
     fresh, old = replace(FACTS, created_at=NOW), replace(FACTS, created_at=NOW - timedelta(days=45))
     assert cents(fresh) > cents() > cents(old)
     shared = replace(FACTS, exclusivity=Exclusivity.SHARED)
     assert cents() > cents(shared) > cents(replace(shared, sales_count=1))
     assert cents(replace(shared, sales_count=1)) > cents(replace(shared, sales_count=2))
     assert cents(tier="basic") > cents(tier="pro") > cents(tier="enterprise")
+
+
+def test_a_market_with_no_demand_recorded_yet_is_neutral_not_cheap() -> None:
+    quiet = price(FACTS, Segment(0, 400, 0), CONFIG, NOW)
+    cold = price(FACTS, Segment(0, 400, BUSY), CONFIG, NOW)
+
+    assert quiet.steps[2].multiplier == 1.0
+    assert quiet.steps[2].detail.startswith("no demand recorded")
+    assert cold.steps[2].multiplier == 0.75  # others in the market sell; these do not
 
 
 def test_the_explanation_adds_up_to_the_price() -> None:
@@ -70,7 +84,7 @@ def test_the_floor_and_ceiling_hold_and_say_so() -> None:
     tight = CONFIG.model_copy(update={"floor_cents": 9_000, "ceiling_cents": 15_000})
 
     low = price(junk, SEGMENT, tight, NOW)
-    high = price(gold, Segment(10_000, 10), tight, NOW)
+    high = price(gold, Segment(10_000, 10, BUSY), tight, NOW)
 
     assert low.final_cents == 9_000
     assert low.steps[-1].name == "floor"
@@ -111,7 +125,7 @@ def test_any_inputs_give_a_bounded_deterministic_price_that_adds_up(
         exclusivity=Exclusivity.EXCLUSIVE if exclusive else Exclusivity.SHARED,
         sales_count=sales,
     )
-    segment = Segment(demand, available)
+    segment = Segment(demand, available, demand)
 
     quoted = price(facts, segment, config, NOW, tier)
 

@@ -38,6 +38,9 @@ class Segment:
 
     demand: float  # weighted demand events over the last 7 days
     available: int  # leads on sale now
+    # Weighted demand events of the whole market: none at all means no signal yet (a new
+    # market), which must not read as "nobody wants these leads".
+    market_demand: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +80,7 @@ def multipliers(
     """Each factor's multiplier (in FACTORS order) for this lead as of `as_of`."""
     w = config.weights
     interest = segment.demand / max(segment.available, 1)
+    demand = _clamp(interest / config.demand_reference - 1) if segment.market_demand else 0.0
     if facts.exclusivity is Exclusivity.EXCLUSIVE:
         exclusivity = 1 + config.exclusive_premium
     else:
@@ -84,7 +88,7 @@ def multipliers(
     return (
         1 + w.quality * _clamp((facts.quality_score - 50) / 50),
         1 - w.fraud * _clamp(facts.fraud_score, 0, 1),
-        1 + w.demand * _clamp(interest / config.demand_reference - 1),
+        1 + w.demand * demand,
         1 + w.supply * _clamp(1 - segment.available / config.supply_reference),
         max(
             config.freshness_min,
@@ -108,11 +112,16 @@ def describe(
         if facts.exclusivity is Exclusivity.EXCLUSIVE
         else f"shared: sold {_plural(facts.sales_count, 'time')} so far"
     )
+    demand = (
+        f"{interest:.2f} weighted views, cart adds and purchases per similar lead in the last "
+        f"7 days (normal: {config.demand_reference:g})"
+        if segment.market_demand
+        else "no demand recorded in this market in the last 7 days yet: neutral"
+    )
     return (
         f"quality score {facts.quality_score}/100 (50 is neutral)",
         f"fraud score {facts.fraud_score:.2f}",
-        f"{interest:.2f} weighted views, cart adds and purchases per similar lead in the last "
-        f"7 days (normal: {config.demand_reference:g})",
+        demand,
         f"{_plural(segment.available, 'similar lead')} on sale in this market "
         f"(normal: {config.supply_reference})",
         f"on sale for {_plural(_age_days(facts, as_of), 'day')} "
@@ -120,6 +129,12 @@ def describe(
         f"{1 - config.freshness_min:.0%} off)",
         exclusivity,
     )
+
+
+def plan_discount(config: PricingConfig, tier: str) -> float:
+    """The plan's discount; a plan the configuration does not name gets none."""
+    discount: float = getattr(config.tier_discounts, tier, 0.0)
+    return discount
 
 
 def _waterfall(base_cents: int, factors: tuple[float, ...], discount: float) -> list[int]:
@@ -135,7 +150,7 @@ def final_cents(
     base_cents: int, factors: tuple[float, ...], config: PricingConfig, tier: str
 ) -> int:
     """The price alone (the recompute's fast path; the same arithmetic as `price`)."""
-    running = _waterfall(base_cents, factors, getattr(config.tier_discounts, tier))[-1]
+    running = _waterfall(base_cents, factors, plan_discount(config, tier))[-1]
     return min(max(running, config.floor_cents), config.ceiling_cents)
 
 
@@ -151,7 +166,7 @@ def price(
     base = config.base_cents[facts.kind]
     factors = multipliers(facts, segment, config, as_of)
     details = describe(facts, segment, config, as_of)
-    discount = getattr(config.tier_discounts, tier)
+    discount = plan_discount(config, tier)
     running = _waterfall(base, factors, discount)
     steps: list[Step] = []
     before = base

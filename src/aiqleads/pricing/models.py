@@ -39,6 +39,7 @@ class PriceSnapshot(Base):
     market: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
     kind: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
     demand: Mapped[float] = mapped_column(sa.Float, nullable=False)
+    market_demand: Mapped[float] = mapped_column(sa.Float, nullable=False)
     available: Mapped[int] = mapped_column(sa.Integer, nullable=False)
     config_version: Mapped[int] = mapped_column(sa.Integer, nullable=False)
     as_of: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)

@@ -92,7 +92,10 @@ class PricingRepository:
         stmt = upsert(self._dialect, PriceSnapshot.__table__)
         stmt = stmt.on_conflict_do_update(
             index_elements=["market", "kind"],
-            set_={c: stmt.excluded[c] for c in ("demand", "available", "config_version", "as_of")},
+            set_={
+                c: stmt.excluded[c]
+                for c in ("demand", "market_demand", "available", "config_version", "as_of")
+            },
         )
         await self.session.execute(stmt, list(rows))
 

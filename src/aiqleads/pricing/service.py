@@ -59,7 +59,7 @@ def facts_of(row: Any) -> LeadFacts:
 
 
 def segment_of(snapshot: PriceSnapshot) -> Segment:
-    return Segment(demand=snapshot.demand, available=snapshot.available)
+    return Segment(snapshot.demand, snapshot.available, snapshot.market_demand)
 
 
 def _stats(values: Sequence[int]) -> PriceStats | None:
@@ -183,12 +183,14 @@ class PricingService:
         rows = []
         for market in self.runtime.markets.all():
             version, _ = await self.configs.latest(market.slug)
+            market_demand = sum(v for (m, _), v in demand.items() if m == market.slug)
             for kind in LEAD_KINDS:
                 rows.append(
                     {
                         "market": market.slug,
                         "kind": kind,
                         "demand": demand.get((market.slug, kind), 0.0),
+                        "market_demand": market_demand,
                         "available": supply.get((market.slug, kind), 0),
                         "config_version": version,
                         "as_of": now,

@@ -230,8 +230,11 @@ class SearchService:
                 ),
                 detail={
                     "filters": request.model_dump(
-                        mode="json", exclude_defaults=True, exclude={"cursor", "limit", "facets"}
-                    ),
+                        mode="json",
+                        exclude_defaults=True,
+                        exclude={"cursor", "limit", "facets", "polygon"},
+                    )
+                    | ({"polygon": True} if request.polygon else {}),
                     "first_page": len(hits),
                 },
             )

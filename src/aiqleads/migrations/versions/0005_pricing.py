@@ -46,6 +46,7 @@ def upgrade() -> None:
         sa.Column("market", sa.String(length=64), nullable=False),
         sa.Column("kind", sa.String(length=32), nullable=False),
         sa.Column("demand", sa.Float(), nullable=False),
+        sa.Column("market_demand", sa.Float(), nullable=False),
         sa.Column("available", sa.Integer(), nullable=False),
         sa.Column("config_version", sa.Integer(), nullable=False),
         sa.Column("as_of", dialect.UTCDateTime(), nullable=False),
