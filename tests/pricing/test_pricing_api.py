@@ -73,8 +73,14 @@ async def test_an_agent_sees_the_price_explained_and_a_pro_plan_pays_less(
     assert discounted["plan"] == "pro"
     assert discounted["steps"][-1]["factor"] == "plan"
     assert discounted["price_cents"] < body["price_cents"]
-    # The stored price (search, history) is the basic plan's, the same number.
+    # The stored price (history) is the basic plan's, the same number.
     assert (await stored(runtime))[0][lead.id] == body["price_cents"]
+    # Search cards and the lead page show each agent their own price.
+    for account, expected in ((basic, body), (pro, discounted)):
+        card = (await api.client.get("/api/v1/leads/search", headers=account.auth)).json()
+        page = (await api.client.get(f"/api/v1/leads/{lead.id}", headers=account.auth)).json()
+        assert card["items"][0]["price_cents"] == expected["price_cents"]
+        assert page["price_cents"] == expected["price_cents"]
 
 
 async def test_no_price_for_a_lead_that_is_not_on_sale(

@@ -221,6 +221,25 @@ class PricingService:
         quoted = price(facts_of(lead), segment_of(snapshot), config, snapshot.as_of, plan)
         return quoted, snapshot, config
 
+    async def prices(self, leads: Sequence[Lead], plan: str) -> dict[uuid.UUID, int]:
+        """Prices of a page of leads for a buyer on `plan` (one snapshot read for them all);
+        leads not on sale, or in no market, have none."""
+        on_sale = [x for x in leads if x.status is LeadStatus.AVAILABLE and x.market is not None]
+        if not on_sale:
+            return {}
+        snapshots = await self.repo.snapshots()
+        out = {}
+        for lead in on_sale:
+            assert lead.market is not None
+            key = (lead.market, lead.kind)
+            if key not in snapshots:
+                snapshots[key] = await self.snapshot_for(*key)
+            snapshot = snapshots[key]
+            config = await self.configs.at(lead.market, snapshot.config_version)
+            quoted = price(facts_of(lead), segment_of(snapshot), config, snapshot.as_of, plan)
+            out[lead.id] = quoted.final_cents
+        return out
+
     async def explain(self, lead_id: uuid.UUID, viewer: User) -> PriceOut:
         lead = await self.session.get(Lead, lead_id)
         if lead is None or lead.status is not LeadStatus.AVAILABLE:

@@ -238,6 +238,11 @@ class LeadView(BaseModel):
     location: LocationView
     property: PropertyView
     description: str | None
+    price_cents: int | None = Field(
+        default=None,
+        description="What the lead costs you (your plan's discount included); "
+        "GET /leads/{id}/price explains it. None when it is not on sale.",
+    )
     quality_score: int
     fraud_score: float
     has_consent: bool

@@ -16,6 +16,7 @@ from aiqleads.demand.models import DemandKind
 from aiqleads.kit.errors import AppError, Invalid, NotFound
 from aiqleads.leads.lifecycle import LeadStatus
 from aiqleads.leads.models import Lead
+from aiqleads.pricing.service import PricingService
 from aiqleads.runtime import Runtime
 from aiqleads.search.repository import FACETS, Hit, SearchRepository
 from aiqleads.search.schemas import (
@@ -70,7 +71,12 @@ def redact(text: str | None, lead: Lead) -> str | None:
     return text
 
 
-def present(lead: Lead, revealed: bool, distance_m: float | None = None) -> LeadView:
+def present(
+    lead: Lead,
+    revealed: bool,
+    distance_m: float | None = None,
+    price_cents: int | None = None,
+) -> LeadView:
     """The marketplace view of a lead; contact details only when `revealed`."""
     contact = ContactView(name=initials(lead.first_name, lead.last_name))
     address = AddressView(
@@ -134,6 +140,7 @@ def present(lead: Lead, revealed: bool, distance_m: float | None = None) -> Lead
         location=location,
         property=prop,
         description=description,
+        price_cents=price_cents,
         quality_score=lead.quality_score,
         fraud_score=lead.fraud_score,
         has_consent=lead.consent_captured_at is not None,
@@ -190,6 +197,7 @@ class SearchService:
         self.runtime = runtime
         self.viewer = viewer
         self.repo = SearchRepository(session)
+        self.pricing = PricingService(session, runtime)
 
     @property
     def _operator(self) -> bool:
@@ -209,9 +217,14 @@ class SearchService:
         hits = await self.repo.page(request, slugs, now, after, request.limit + 1)
         more = len(hits) > request.limit
         hits = hits[: request.limit]
-        revealed = await self._revealed([h.lead for h in hits])
+        leads = [h.lead for h in hits]
+        revealed = await self._revealed(leads)
+        prices = await self.pricing.prices(leads, self.viewer.plan)
         page = SearchPage(
-            items=[present(h.lead, h.lead.id in revealed, h.distance_m) for h in hits],
+            items=[
+                present(h.lead, h.lead.id in revealed, h.distance_m, prices.get(h.lead.id))
+                for h in hits
+            ],
             next_cursor=self._next(request.sort, hits[-1]) if more else None,
         )
         if request.facets:
@@ -263,4 +276,5 @@ class SearchService:
                 lead_kind=lead.kind,
                 property_type=lead.property_type,
             )
-        return present(lead, revealed)
+        prices = await self.pricing.prices([lead], self.viewer.plan)
+        return present(lead, revealed, price_cents=prices.get(lead.id))
