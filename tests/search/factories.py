@@ -9,10 +9,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from aiqleads.checkout.models import Purchase
-from aiqleads.kit.dialect import EARTH_RADIUS_M
+from aiqleads.kit.dialect import EARTH_RADIUS_M, search_text
 from aiqleads.leads.lifecycle import LeadStatus
 from aiqleads.leads.models import Exclusivity, Lead
 from aiqleads.quality.geocode import public_point
+from aiqleads.quality.masking import redact, shown_numbers
 from aiqleads.runtime import Runtime
 
 _keys = itertools.count(1)
@@ -73,8 +74,21 @@ def lead_row(now: datetime, **overrides: Any) -> Lead:
         "updated_at": now,
     }
     values.update(overrides)
+    # What the golden record derives (quality.dedup.survive), computed the same way.
     values["public_latitude"], values["public_longitude"] = public_point(
         values["latitude"], values["longitude"]
+    )
+    values["public_description"] = redact(
+        values["description"],
+        first_name=values["first_name"],
+        last_name=values["last_name"],
+        street_number=values["street_number"],
+        street_name=values["street_name"],
+        unit_number=values["unit_number"],
+        shown=shown_numbers(values),
+    )
+    values["search_text"] = search_text(
+        values["street_name"], values["city"], values["public_description"]
     )
     return Lead(**values)
 

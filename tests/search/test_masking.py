@@ -161,3 +161,51 @@ async def test_api_keys_need_the_leads_scope(
     assert denied.json()["code"] == "insufficient_scope"
     assert allowed.status_code == 200
     assert leaks(allowed.json()) == []
+
+
+async def test_words_cannot_probe_what_the_card_hides(
+    api: Api, runtime: Runtime, clock: FrozenClock
+) -> None:
+    """Text search indexes the redacted description only, so a guessed phone, name or house
+    number finds nothing, while what the card shows is still searchable."""
+    agent = await api.signup("agent@realty.example.com")
+    lead = lead_row(
+        clock.now(),
+        description="Call Maria on 702-555-0143 or 555-0143, maria.delgado@example.com; 4500 "
+        "is the house with the palm tree",
+    )
+    await add_leads(runtime, lead)
+
+    async def finds(q: str) -> bool:
+        response = await api.client.get(SEARCH, params={"q": q}, headers=agent.auth)
+        return bool(response.json()["items"])
+
+    for secret in ("4500", "0143", "5550143", "maria", "delgado", "example", "702"):
+        assert not await finds(secret), secret
+    assert await finds("palm tree")
+    assert await finds("sahara")  # the street name is on the card
+
+
+async def test_redaction_leaves_ordinary_words_that_match_hidden_fields(
+    api: Api, runtime: Runtime, clock: FrozenClock
+) -> None:
+    """Blanking "will" or "2" would itself reveal a first name Will or unit 2."""
+    agent = await api.signup("agent@realty.example.com")
+    lead = lead_row(
+        clock.now(),
+        first_name="Will",
+        last_name="Price",
+        street_number="12",
+        unit_number="2",
+        baths=2.0,
+        description="Seller will consider offers. 3 beds, 2 baths. Ask Will about 12 Sahara, "
+        "apt 2, or call 555-0143.",
+    )
+    await add_leads(runtime, lead)
+
+    card = (await api.client.get(f"/api/v1/leads/{lead.id}", headers=agent.auth)).json()
+
+    assert card["description"] == (
+        "Seller will consider offers. 3 beds, 2 baths. Ask [hidden] about [hidden] Sahara, "
+        "[hidden], or call [hidden]."
+    )

@@ -218,11 +218,14 @@ async def test_cursor_pages_cover_every_lead_once_while_new_leads_arrive(
         for i, p in enumerate(prices)
     ]
     await add_leads(runtime, *original)
-    for sort in ("price", "newest", "quality", "price_desc"):
+    # Every lead's description mentions a pool; relevance must not shift as leads arrive.
+    for sort in ("price", "newest", "quality", "price_desc", "relevance"):
         seen: list[str] = []
         cursor = None
         for page in range(10):
             params: dict[str, Any] = {"sort": sort, "limit": 2}
+            if sort == "relevance":
+                params["q"] = "pool"
             if cursor:
                 params["cursor"] = cursor
             body = await search(api, agent, **params)
@@ -360,3 +363,40 @@ async def test_searches_and_views_are_recorded_as_demand_after_the_request(
     ]
     assert events[0].detail["filters"] == {"market": "las-vegas", "kind": ["seller"]}
     assert events[1].lead_id == lead.id
+
+
+async def test_both_engines_read_the_same_words_in_accents_numbers_and_addresses(
+    api: Api, agent: Account, runtime: Runtime, clock: FrozenClock
+) -> None:
+    now = clock.now()
+    cafe = lead_row(now, description="Steps from a café, 2.5 baths, fire pit, move-in ready")
+    plain = lead_row(now, description="Quiet street")
+    await add_leads(runtime, cafe, plain)
+
+    for q in ("cafe", "café", "2.5", "fire", "move in", "MOVE-IN ready"):
+        assert ids(await search(api, agent, q=q)) == [str(cafe.id)], q
+    assert ids(await search(api, agent, q="the of and")) == []  # only stop words: nothing
+
+
+async def test_distance_pages_leave_out_leads_without_a_point(
+    api: Api, agent: Account, runtime: Runtime, clock: FrozenClock
+) -> None:
+    now = clock.now()
+    located = [lead_row(now, latitude=CENTER[0] + i * STEP, longitude=CENTER[1]) for i in range(3)]
+    await add_leads(runtime, *located, lead_row(now, latitude=None, longitude=None))
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params: dict[str, Any] = {
+            "lat": CENTER[0],
+            "lon": CENTER[1],
+            "sort": "distance",
+            "limit": 2,
+        }
+        body = await search(api, agent, **params, **({"cursor": cursor} if cursor else {}))
+        seen += ids(body)
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+
+    assert seen == [str(x.id) for x in located]

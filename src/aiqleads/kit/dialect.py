@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 import math
 import re
+import unicodedata
 from abc import ABC, abstractmethod
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -18,7 +19,6 @@ import orjson
 import shapely
 import shapely.geometry
 import sqlalchemy as sa
-from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection, Dialect
@@ -109,12 +109,14 @@ def str_enum(cls: type[enum.StrEnum], length: int = 16) -> sa.Enum:
 PG_GENERATED_COLUMNS = {"leads": frozenset({"geog", "search_tsv"})}
 PG_ONLY_INDEXES = frozenset({"ix_leads_geog", "ix_leads_search_tsv"})
 
-# What text search looks at. PostgreSQL: a generated tsvector with a GIN index, English
-# stemming. SQLite: an FTS5 index over the same columns with the Porter stemmer, kept in step
-# by triggers. FTS5 reads the leads table itself (external content) and joins it by rowid;
-# VACUUM may renumber rowids of a table without an INTEGER PRIMARY KEY, so after a VACUUM the
-# index is rebuilt: INSERT INTO leads_fts(leads_fts) VALUES('rebuild').
-TEXT_COLUMNS = ("street_name", "city", "description")
+# What text search looks at: `leads.search_text`, the street, city and public (redacted)
+# description as plain words (`search_text` below, built in quality.dedup.survive).
+# PostgreSQL: a generated tsvector with a GIN index, English stemming. SQLite: an FTS5 index
+# over it with the Porter stemmer, kept in step by triggers. FTS5 reads the leads table itself
+# (external content) and joins it by rowid; VACUUM may renumber rowids of a table without an
+# INTEGER PRIMARY KEY, so after a VACUUM the index is rebuilt:
+# INSERT INTO leads_fts(leads_fts) VALUES('rebuild').
+TEXT_COLUMNS = ("search_text",)
 TEXT_CONFIG = "english"
 
 
@@ -227,27 +229,53 @@ class _Geography(sa.types.UserDefinedType[Any]):
         return "geography"
 
 
-# PostgreSQL's English configuration drops stop words from documents and queries; FTS5 keeps
-# them. Queries leave them out on both, so "homes with a pool" means the same everywhere:
-# scikit-learn's list plus the few words of PostgreSQL's (Snowball) list it lacks.
-STOP_WORDS = ENGLISH_STOP_WORDS | {
-    "did",
-    "does",
-    "doing",
-    "don",
-    "having",
-    "just",
-    "s",
-    "t",
-    "theirs",
-}
+# PostgreSQL's English configuration (Snowball's list) drops these words from documents and
+# queries; FTS5 keeps them. Queries leave them out on both, so "homes with a pool" means the
+# same everywhere. The list is PostgreSQL's own, so no real search word is thrown away.
+STOP_WORDS = frozenset(
+    """i me my myself we our ours ourselves you your yours yourself yourselves he him his himself
+    she her hers herself it its itself they them their theirs themselves what which who whom
+    this that these those am is are was were be been being have has had having do does did doing
+    a an the and but if or because as until while of at by for with about against between into
+    through during before after above below to from up down in out on off over under again
+    further then once here there when where why how all any both each few more most other some
+    such no nor not only own same so than too very s t can will just don should now""".split()
+)
+
+
+def search_text(*parts: str | None) -> str | None:
+    """The words text search indexes: accents removed, lower case, punctuation as spaces. Both
+    databases then tokenise the same plain words the same way (PostgreSQL would otherwise keep
+    "2.5" or an e-mail address as one token where SQLite's FTS5 splits it)."""
+    joined = " ".join(p for p in parts if p)
+    if not joined:
+        return None
+    plain = unicodedata.normalize("NFKD", joined).encode("ascii", "ignore").decode()
+    return " ".join(re.findall(r"[a-z0-9]+", plain.lower())) or None
+
+
+def query_words(q: str) -> list[str]:
+    """A query's words, normalised exactly like `search_text`."""
+    return (search_text(q) or "").split()
 
 
 def text_terms(q: str, limit: int = 12) -> list[str]:
-    """The words of a free-text query, stop words left out (both engines AND the same terms;
-    quotes and operators are not syntax)."""
-    words = [w for w in re.findall(r"\w+", q.lower()) if w not in STOP_WORDS]
-    return words[:limit]
+    """The words of a free-text query, normalised like the indexed text, stop
+    words left out; both engines AND the same terms, and quotes or operators are not syntax."""
+    return [w for w in query_words(q) if w not in STOP_WORDS][:limit]
+
+
+def _occurrences(document: Any, terms: list[str]) -> Any:
+    """How often the terms (a plural's -s dropped) occur in the document: a relevance that
+    depends on the document alone, so the same on both engines and stable while other leads
+    arrive (FTS5's bm25 is not: it weighs by the whole table)."""
+    total: Any = sa.literal(0, sa.Integer)
+    text = sa.func.coalesce(document, "")
+    for term in terms:
+        stem = term[:-1] if term.endswith("s") and len(term) > 3 else term
+        removed = sa.func.length(text) - sa.func.length(sa.func.replace(text, stem, ""))
+        total = total + sa.cast(removed / sa.literal(len(stem), sa.Integer), sa.Integer)
+    return sa.cast(total, sa.Integer)
 
 
 def bounding_box(lat: float, lon: float, meters: float) -> tuple[float, float, float, float]:
@@ -310,7 +338,8 @@ class PostgresSearch(SearchComponents):
         tsquery = sa.func.plainto_tsquery(
             sa.literal_column(f"'{TEXT_CONFIG}'::regconfig"), " ".join(terms)
         )
-        return query.where(self.tsv.bool_op("@@")(tsquery)), sa.func.ts_rank_cd(self.tsv, tsquery)
+        ranked = _occurrences(sa.literal_column("leads.search_text"), terms)
+        return query.where(self.tsv.bool_op("@@")(tsquery)), ranked
 
 
 class SqliteSearch(SearchComponents):
@@ -336,17 +365,13 @@ class SqliteSearch(SearchComponents):
 
     def text(self, query: Any, terms: list[str]) -> tuple[Any, Any]:
         match = " AND ".join(f'"{t}"' for t in terms)
-        hits = (
-            sa.select(
-                sa.literal_column("rowid").label("rid"),
-                sa.literal_column(f"bm25({SQLITE_FTS_TABLE})").label("score"),
-            )
+        hits: Any = (
+            sa.select(sa.literal_column("rowid"))
             .select_from(sa.table(SQLITE_FTS_TABLE))
             .where(sa.literal_column(SQLITE_FTS_TABLE).op("MATCH")(match))
-            .subquery("text_hits")
         )
-        query = query.join(hits, hits.c.rid == sa.literal_column("leads.rowid"))
-        return query, -hits.c.score  # bm25: lower is better
+        query = query.where(sa.literal_column("leads.rowid").in_(hits))
+        return query, _occurrences(sa.literal_column("leads.search_text"), terms)
 
 
 @lru_cache(maxsize=64)

@@ -98,6 +98,10 @@ class Lead(UuidPk, Timestamped, Base):
     parcel_number: Mapped[str | None] = mapped_column(sa.String(40))
     listing_status: Mapped[str | None] = mapped_column(sa.String(30))
     description: Mapped[str | None] = mapped_column(sa.Text)
+    # The description with contact details blanked (quality.masking), shown before purchase,
+    # and the words text search indexes (street, city, public description).
+    public_description: Mapped[str | None] = mapped_column(sa.Text)
+    search_text: Mapped[str | None] = mapped_column(sa.Text)
 
     # Consent (TCPA): what the consumer agreed to, where and when
     consent_captured_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

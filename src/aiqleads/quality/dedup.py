@@ -21,7 +21,9 @@ import jellyfish
 from nicknames import NickNamer
 from rapidfuzz.distance import JaroWinkler
 
+from aiqleads.kit.dialect import search_text
 from aiqleads.quality.geocode import public_point
+from aiqleads.quality.masking import redact, shown_numbers
 
 Fields = dict[str, Any]
 
@@ -305,6 +307,18 @@ def survive(records: Sequence[Contribution]) -> tuple[Fields, dict[str, Any]]:
     golden["email_disposable"] = bool(golden.get("email_disposable"))
     golden["public_latitude"], golden["public_longitude"] = public_point(
         golden.get("latitude"), golden.get("longitude")
+    )
+    golden["public_description"] = redact(
+        golden.get("description"),
+        first_name=golden.get("first_name"),
+        last_name=golden.get("last_name"),
+        street_number=golden.get("street_number"),
+        street_name=golden.get("street_name"),
+        unit_number=golden.get("unit_number"),
+        shown=shown_numbers(golden),
+    )
+    golden["search_text"] = search_text(
+        golden.get("street_name"), golden.get("city"), golden["public_description"]
     )
     attributes: dict[str, Any] = {}
     for r in reversed(ranked):

@@ -77,6 +77,8 @@ class SearchRepository:
         if f.point is not None:
             lat, lon = f.point
             distance = c.distance(lat, lon)
+            # Distance sorts and pages need a point on every row.
+            where.append(Lead.public_latitude.is_not(None))
             if f.radius_mi is not None:
                 where.append(c.within(lat, lon, f.radius_mi * METERS_PER_MILE))
         if f.bbox is not None:
@@ -116,6 +118,8 @@ class SearchRepository:
         terms = text_terms(f.q) if f.q else []
         if terms:
             query, rank = c.text(query, terms)
+        elif f.q:  # only stop words or punctuation: nothing to find
+            query = query.where(sa.false())
         return _Plan(query, rank, distance)
 
     @staticmethod

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import re
 import uuid
 from datetime import datetime
 from typing import Any
@@ -34,9 +33,6 @@ from aiqleads.search.schemas import (
 )
 
 METERS_PER_MILE = 1_609.344
-HIDDEN = "[hidden]"
-_PHONE_LIKE = re.compile(r"\+?\d[\d\s().-]{7,}\d")
-_EMAIL_LIKE = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
 
 
 # Masking: what a lead shows to someone who has not bought it
@@ -56,19 +52,6 @@ def masked_street(lead: Lead) -> str | None:
         lead.street_post_direction,
     ]
     return " ".join(p for p in parts if p) or None
-
-
-def redact(text: str | None, lead: Lead) -> str | None:
-    """A description with anything that would identify the consumer blanked: phone numbers,
-    e-mail addresses, their names and the house number (sellers write all of these in)."""
-    if not text:
-        return text
-    text = _EMAIL_LIKE.sub(HIDDEN, text)
-    text = _PHONE_LIKE.sub(HIDDEN, text)
-    for word in (lead.first_name, lead.last_name, lead.street_number, lead.unit_number):
-        if word and len(word.strip()) > 0:
-            text = re.sub(rf"(?<!\w){re.escape(word.strip())}(?!\w)", HIDDEN, text, flags=re.I)
-    return text
 
 
 def present(
@@ -100,7 +83,7 @@ def present(
         listing_status=lead.listing_status,
     )
     consent = None
-    description = redact(lead.description, lead)
+    description = lead.public_description
     if revealed:
         full_name = " ".join(p for p in (lead.first_name, lead.last_name) if p) or None
         contact = ContactView(

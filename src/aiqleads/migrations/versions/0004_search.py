@@ -1,4 +1,4 @@
-"""marketplace search: public points, text index, purchases, demand events
+"""marketplace search: public points and text, text index, purchases, demand events
 
 Revision ID: 0004
 Revises: 0003
@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from aiqleads.kit import dialect
+from aiqleads.quality.masking import redact, shown_numbers
 
 revision: str = "0004"
 down_revision: str | None = "0003"
@@ -80,6 +81,9 @@ def upgrade() -> None:
     with op.batch_alter_table("leads") as batch:
         batch.add_column(sa.Column("public_latitude", sa.Float(), nullable=True))
         batch.add_column(sa.Column("public_longitude", sa.Float(), nullable=True))
+        batch.add_column(sa.Column("public_description", sa.Text(), nullable=True))
+        batch.add_column(sa.Column("search_text", sa.Text(), nullable=True))
+    _public_text(bind)
     # quality.geocode.public_point: the point rounded to two decimals.
     rounded = "round(CAST({} AS NUMERIC), 2)" if dialect.is_postgres(bind) else "round({}, 2)"
     op.execute(
@@ -90,11 +94,61 @@ def upgrade() -> None:
     dialect.create_lead_search(bind)
 
 
+def _public_text(bind: sa.Connection) -> None:
+    """The redacted description and the search words of the leads stored so far."""
+    leads = sa.table(
+        "leads",
+        *(
+            sa.column(name)
+            for name in (
+                "id",
+                "description",
+                "first_name",
+                "last_name",
+                "street_number",
+                "street_name",
+                "unit_number",
+                "city",
+                "beds",
+                "baths",
+                "living_area_sqft",
+                "lot_size_sqft",
+                "year_built",
+                "days_on_market",
+                "list_price_cents",
+                "public_description",
+                "search_text",
+            )
+        ),
+    )
+    rows = bind.execute(sa.select(leads)).mappings().all()
+    for row in rows:
+        public = redact(
+            row["description"],
+            first_name=row["first_name"],
+            last_name=row["last_name"],
+            street_number=row["street_number"],
+            street_name=row["street_name"],
+            unit_number=row["unit_number"],
+            shown=shown_numbers(dict(row)),
+        )
+        bind.execute(
+            sa.update(leads)
+            .where(leads.c.id == row["id"])
+            .values(
+                public_description=public,
+                search_text=dialect.search_text(row["street_name"], row["city"], public),
+            )
+        )
+
+
 def downgrade() -> None:
     bind = op.get_bind()
     dialect.drop_lead_search(bind)
     op.drop_index("ix_leads_public_point", table_name="leads")
     with op.batch_alter_table("leads") as batch:
+        batch.drop_column("search_text")
+        batch.drop_column("public_description")
         batch.drop_column("public_longitude")
         batch.drop_column("public_latitude")
     if dialect.is_postgres(bind):
