@@ -107,6 +107,8 @@ async def test_recompute_stores_prices_and_history_only_when_they_change(
 
     first = await recompute(runtime)
     again = await recompute(runtime)
+    clock.advance(timedelta(minutes=15))  # the next scheduled run: freshness steps by days
+    quarter = await recompute(runtime)
     before, _ = await stored(runtime)
     clock.advance(timedelta(days=10))  # both age: freshness takes more off
     later = await recompute(runtime)
@@ -114,6 +116,7 @@ async def test_recompute_stores_prices_and_history_only_when_they_change(
 
     assert (first.priced, first.changed) == (2, 2)
     assert (again.priced, again.changed) == (2, 0)
+    assert (quarter.priced, quarter.changed) == (2, 0)
     assert (later.priced, later.changed) == (2, 2)
     assert prices[new.id] > prices[old.id]
     for lead in (old, new):

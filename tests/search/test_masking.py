@@ -209,3 +209,26 @@ async def test_redaction_leaves_ordinary_words_that_match_hidden_fields(
         "Seller will consider offers. 3 beds, 2 baths. Ask [hidden] about [hidden] Sahara, "
         "[hidden], or call [hidden]."
     )
+
+
+async def test_an_admins_key_without_admin_scope_sees_leads_masked(
+    api: Api, runtime: Runtime, clock: FrozenClock
+) -> None:
+    """An operator's key made for an integration (`leads:read` only) is not an operator."""
+    admin = await api.admin()
+    created = await api.client.post(
+        "/api/v1/api-keys", headers=admin.auth, json={"name": "crm", "scopes": ["leads:read"]}
+    )
+    key = bearer(created.json()["key"])
+    lead = lead_row(clock.now())
+    off_sale = lead_row(clock.now(), status=LeadStatus.QUARANTINED)
+    await add_leads(runtime, lead, off_sale)
+
+    found = (await api.client.get(SEARCH, headers=key)).json()["items"]
+    page = await api.client.get(f"/api/v1/leads/{off_sale.id}", headers=key)
+    full = await api.client.get(f"/api/v1/leads/{off_sale.id}", headers=admin.auth)
+
+    assert [i["revealed"] for i in found] == [False]
+    assert leaks(found) == []
+    assert page.status_code == 404
+    assert full.json()["revealed"] is True

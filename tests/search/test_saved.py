@@ -114,9 +114,13 @@ async def test_new_matching_leads_are_announced_once_in_the_app_and_by_email(
     assert notes[0]["data"]["lead_ids"] == [str(match.id)]
     assert len(mails) == 1
     assert str(match.id) in mails[0].body_text
-    assert "555-0143" not in mails[0].body_text  # masked, like search
     assert "W SAHARA AVE" in mails[0].body_text
     assert "4500" not in mails[0].body_text
+    distance = await api.client.get(
+        f"{SAVED}/{saved['id']}/results", params={"sort": "distance"}, headers=agent.auth
+    )
+    assert distance.status_code == 422  # the saved search has no point to measure from
+    assert distance.json()["code"] == "invalid_sort"
     # The results are every match now; the alert named only what was new.
     assert {i["id"] for i in results["items"]} == {str(match.id), str(old.id)}
 

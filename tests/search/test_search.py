@@ -3,6 +3,7 @@ computed in Python, so SQLite and PostgreSQL+PostGIS are each held to the same a
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -400,3 +401,23 @@ async def test_distance_pages_leave_out_leads_without_a_point(
             break
 
     assert seen == [str(x.id) for x in located]
+
+
+async def test_a_polygon_search_does_not_wait_for_the_writer(
+    api: Api, agent: Account, runtime: Runtime, clock: FrozenClock
+) -> None:
+    """POST is only a search with a body: it must not queue behind SQLite's single writer."""
+    await add_leads(runtime, lead_row(clock.now()))
+    square = {
+        "type": "Polygon",
+        "coordinates": [
+            [[-115.3, 36.0], [-115.0, 36.0], [-115.0, 36.3], [-115.3, 36.3], [-115.3, 36.0]]
+        ],
+    }
+    async with runtime.transaction():  # a long ingestion batch holds the write lock
+        response = await asyncio.wait_for(
+            api.client.post(SEARCH, json={"polygon": square}, headers=agent.auth), timeout=5
+        )
+
+    assert response.status_code == 200
+    assert len(response.json()["items"]) == 1

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from aiqleads.accounts.models import Role, User
+from aiqleads.accounts.models import User
 from aiqleads.accounts.schemas import Scope
 from aiqleads.accounts.service import AccountService, Principal
 from aiqleads.kit.deps import RuntimeDep, SessionDep
@@ -46,9 +46,15 @@ async def _interactive(principal: CurrentPrincipal) -> User:
 
 
 async def _admin(principal: CurrentPrincipal) -> User:
-    if principal.user.role != Role.ADMIN or Scope.ADMIN_READ not in principal.scopes:
+    if not principal.operator:
         raise Forbidden("Operators only", code="forbidden")
     return principal.user
+
+
+async def _lead_viewer(principal: CurrentPrincipal) -> Principal:
+    if Scope.LEADS_READ not in principal.scopes:
+        raise Forbidden("This needs the 'leads:read' scope", code="insufficient_scope")
+    return principal
 
 
 InteractiveUser = Annotated[User, Depends(_interactive)]
@@ -56,3 +62,5 @@ AdminUser = Annotated[User, Depends(_admin)]
 AccountReader = Annotated[User, Depends(require_scope(Scope.ACCOUNT_READ))]
 AccountWriter = Annotated[User, Depends(require_scope(Scope.ACCOUNT_WRITE))]
 LeadReader = Annotated[User, Depends(require_scope(Scope.LEADS_READ))]
+# Who sees which leads in full depends on more than the user: the key's scopes too.
+LeadViewer = Annotated[Principal, Depends(_lead_viewer)]

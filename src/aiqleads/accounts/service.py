@@ -65,6 +65,11 @@ class Principal:
     def interactive(self) -> bool:
         return self.api_key_id is None
 
+    @property
+    def operator(self) -> bool:
+        """An admin acting as one (an admin's key without `admin:read` is not)."""
+        return self.user.role == Role.ADMIN and Scope.ADMIN_READ in self.scopes
+
 
 def normalise_email(raw: str) -> str:
     """Syntax-checked and lower-cased: the one spelling an account is known by."""

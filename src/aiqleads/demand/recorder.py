@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -50,7 +51,7 @@ class DemandRecorder:
         self.max_buffered = max_buffered
         self.dispatch = dispatch
         self.signal_job = signal_job
-        self._buffer: list[dict[str, Any]] = []
+        self._buffer: deque[dict[str, Any]] = deque(maxlen=max_buffered)
         self._signalled: dict[str, datetime] = {}
         self.dropped = 0
 
@@ -66,9 +67,9 @@ class DemandRecorder:
         detail: dict[str, Any] | None = None,
     ) -> None:
         """Remember one event; it reaches the database within `interval_seconds`."""
-        if len(self._buffer) >= self.max_buffered:
-            # The database has been unreachable for a while: keep the newest signals.
-            self._buffer.pop(0)
+        if len(self._buffer) == self.max_buffered:
+            # The database has been unreachable for a while: keep the newest signals (the
+            # deque drops the oldest).
             self.dropped += 1
         self._buffer.append(
             {
@@ -86,15 +87,15 @@ class DemandRecorder:
 
     async def flush(self) -> int:
         """Write everything buffered so far; returns how many events were written."""
-        batch, self._buffer = self._buffer, []
+        batch = list(self._buffer)
+        self._buffer.clear()
         if not batch:
             return 0
         try:
             async with self.db.unit_of_work() as session:
                 await insert_rows(session, DemandEvent.__table__, batch)  # type: ignore[arg-type]
-        except Exception:
-            self._buffer[:0] = batch  # try again next time
-            del self._buffer[: max(0, len(self._buffer) - self.max_buffered)]
+        except BaseException:  # also a cancellation at shutdown: keep them for the last flush
+            self._buffer.extendleft(reversed(batch[-self.max_buffered :]))
             raise
         await self._signal(batch)
         return len(batch)
@@ -109,10 +110,10 @@ class DemandRecorder:
             for m in sorted(markets)
             if now - self._signalled.get(m, now - SIGNAL_EVERY) >= SIGNAL_EVERY
         ]
-        for market in due:
-            self._signalled[market] = now
         if due:
             await self.dispatch([(self.signal_job, {"market": m}) for m in due])
+            for market in due:
+                self._signalled[market] = now
 
     async def run(self) -> None:
         """Flush every `interval_seconds` until cancelled."""

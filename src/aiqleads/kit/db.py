@@ -80,7 +80,14 @@ def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
     }
     if parsed.get_backend_name() != "sqlite":
         return create_async_engine(
-            url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, **json_options
+            url,
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            pool_pre_ping=True,
+            # PostgreSQL's JIT compiles a plan it over-estimates (a radius search was costed at
+            # a whole market) for longer than the query then runs; our queries are short.
+            connect_args={"server_settings": {"jit": "off"}},
+            **json_options,
         )
 
     database = parsed.database or ""

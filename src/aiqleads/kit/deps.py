@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Annotated
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,10 +21,24 @@ def get_runtime(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
+_READ_ONLY = "_aiqleads_read_only"
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def read_only(endpoint: F) -> F:
+    """Mark an endpoint that reads although its method is not GET (a search with a JSON body):
+    its transaction does not take SQLite's write lock."""
+    setattr(endpoint, _READ_ONLY, True)
+    return endpoint
+
+
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """The request's one transaction, committed before the response is sent."""
     runtime = get_runtime(request)
-    async with runtime.db.unit_of_work(write=request.method not in READ_METHODS) as session:
+    write = request.method not in READ_METHODS and not getattr(
+        request.scope.get("endpoint"), _READ_ONLY, False
+    )
+    async with runtime.db.unit_of_work(write=write) as session:
         yield session
 
 

@@ -70,8 +70,10 @@ def _cents(value: float) -> int:
     return math.floor(value + 0.5)  # half up; prices are never negative
 
 
-def _age_days(facts: LeadFacts, as_of: datetime) -> float:
-    return max((as_of - facts.created_at).total_seconds() / 86_400, 0.0)
+def _age_days(facts: LeadFacts, as_of: datetime) -> int:
+    # Whole days: a price steps down once a day instead of drifting by a cent at every
+    # recompute, which would rewrite every stored price and its history each time.
+    return max((as_of - facts.created_at).days, 0)
 
 
 def multipliers(

@@ -103,18 +103,15 @@ class PricingRepository:
         self,
         *,
         market: str | None = None,
-        lead_ids: Sequence[uuid.UUID] | None = None,
         after: uuid.UUID | None = None,
         limit: int = 10_000,
     ) -> list[Any]:
-        """Facts of available leads, by id (a keyset page over a market, or the given ids)."""
+        """Facts of available leads in id order (a keyset page, over a market if given)."""
         query = sa.select(*FACT_COLUMNS).where(
             Lead.status == LeadStatus.AVAILABLE, Lead.market.is_not(None)
         )
         if market is not None:
             query = query.where(Lead.market == market)
-        if lead_ids is not None:
-            query = query.where(Lead.id.in_(lead_ids))
         if after is not None:
             query = query.where(Lead.id > after)
         return list((await self.session.execute(query.order_by(Lead.id).limit(limit))).all())

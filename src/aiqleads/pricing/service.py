@@ -11,11 +11,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aiqleads.accounts.models import User
 from aiqleads.audit.service import record as audit
-from aiqleads.kit.errors import NotFound
+from aiqleads.kit.errors import Conflict, NotFound
 from aiqleads.leads.lifecycle import LeadStatus
 from aiqleads.leads.models import LEAD_KINDS, Lead
 from aiqleads.pricing.config import PricingConfig
@@ -157,6 +158,13 @@ class PricingService:
             created_by=admin.id,
         )
         self.repo.add_config(row)
+        try:
+            await self.session.flush()
+        except IntegrityError as exc:  # another operator saved this version a moment ago
+            raise Conflict(
+                "The configuration changed while you edited it; reload and save again",
+                code="pricing_config_changed",
+            ) from exc
         audit(
             self.session,
             actor_id=admin.id,
@@ -198,25 +206,27 @@ class PricingService:
                 )
         return rows
 
-    async def snapshot_for(self, market: str, kind: str) -> PriceSnapshot:
-        """The segment's snapshot; before the first recompute, one measured now (not saved)."""
+    async def snapshot_for(self, market: str, kind: str) -> PriceSnapshot | None:
+        """The segment's snapshot; before the first recompute, one measured now (not saved).
+        None for a market or kind that is not configured (such a lead has no price)."""
         snapshots = await self.repo.snapshots(market)
         if (market, kind) in snapshots:
             return snapshots[(market, kind)]
         now = self.runtime.clock.now()
-        row = next(
-            r for r in await self.measure(now) if r["market"] == market and r["kind"] == kind
-        )
-        return PriceSnapshot(**row)
+        rows = await self.measure(now)
+        row = next((r for r in rows if r["market"] == market and r["kind"] == kind), None)
+        return PriceSnapshot(**row) if row is not None else None
 
     # one lead
 
     async def quote(self, lead: Lead, plan: str) -> tuple[Price, PriceSnapshot, PricingConfig]:
         """What `lead` costs a buyer on `plan` now: the number shown, explained and locked
         into a cart hold."""
-        if lead.market is None:
-            raise NotFound("This lead has no market, so no price", code="lead_not_priced")
-        snapshot = await self.snapshot_for(lead.market, lead.kind)
+        snapshot = (
+            await self.snapshot_for(lead.market, lead.kind) if lead.market is not None else None
+        )
+        if lead.market is None or snapshot is None:
+            raise NotFound("This lead is in no market we price", code="lead_not_priced")
         config = await self.configs.at(lead.market, snapshot.config_version)
         quoted = price(facts_of(lead), segment_of(snapshot), config, snapshot.as_of, plan)
         return quoted, snapshot, config
@@ -233,7 +243,10 @@ class PricingService:
             assert lead.market is not None
             key = (lead.market, lead.kind)
             if key not in snapshots:
-                snapshots[key] = await self.snapshot_for(*key)
+                found = await self.snapshot_for(*key)
+                if found is None:
+                    continue
+                snapshots[key] = found
             snapshot = snapshots[key]
             config = await self.configs.at(lead.market, snapshot.config_version)
             quoted = price(facts_of(lead), segment_of(snapshot), config, snapshot.as_of, plan)
@@ -281,6 +294,8 @@ class PricingService:
             snapshot = snapshots.get((market, row.kind)) or await self.snapshot_for(
                 market, row.kind
             )
+            if snapshot is None:
+                continue
             snapshots[(market, row.kind)] = snapshot
             facts, segment = facts_of(row), segment_of(snapshot)
             config = await self.configs.at(market, snapshot.config_version)
@@ -310,38 +325,24 @@ class RecomputeResult:
     changed: int
 
 
-async def recompute(
-    runtime: Runtime,
-    *,
-    market: str | None = None,
-    lead_ids: Sequence[uuid.UUID] | None = None,
-) -> RecomputeResult:
-    """Store the price of every lead on sale (in `market`, or only `lead_ids`), with a history
-    row where it changed. A full recompute first measures demand and supply again (a new
-    snapshot, which also brings in a newly saved configuration); a recompute of some leads
-    (after ingestion changed them) prices them against the snapshot in force. Each chunk of
-    leads is its own transaction, so SQLite's writer is never held for long."""
+async def recompute(runtime: Runtime, *, market: str | None = None) -> RecomputeResult:
+    """Measure demand and supply again (a new snapshot, which also brings in a newly saved
+    configuration), then store the price of every lead on sale (in `market`) with a history
+    row where it changed. Each chunk of leads is its own transaction, so SQLite's writer is
+    never held for long."""
     now = runtime.clock.now()
     async with runtime.transaction() as session:
         service = PricingService(session, runtime)
-        if lead_ids is None:
-            await service.repo.save_snapshots(
-                [r for r in await service.measure(now) if market is None or r["market"] == market]
-            )
+        await service.repo.save_snapshots(
+            [r for r in await service.measure(now) if market is None or r["market"] == market]
+        )
         snapshots = await service.repo.snapshots(market)
     priced = changed = 0
     after: uuid.UUID | None = None
-    remaining = list(lead_ids) if lead_ids is not None else None
     while True:
         async with runtime.transaction() as session:
             service = PricingService(session, runtime)
-            if remaining is not None:
-                batch, remaining = remaining[:RECOMPUTE_CHUNK], remaining[RECOMPUTE_CHUNK:]
-                rows = await service.repo.lead_facts(lead_ids=batch) if batch else []
-            else:
-                rows = await service.repo.lead_facts(
-                    market=market, after=after, limit=RECOMPUTE_CHUNK
-                )
+            rows = await service.repo.lead_facts(market=market, after=after, limit=RECOMPUTE_CHUNK)
             if not rows:
                 break
             after = rows[-1].id
@@ -349,9 +350,8 @@ async def recompute(
             updates = []
             for row in rows:
                 snapshot = snapshots.get((row.market, row.kind))
-                if snapshot is None:
-                    snapshot = await service.snapshot_for(row.market, row.kind)
-                    snapshots[(row.market, row.kind)] = snapshot
+                if snapshot is None:  # a market or kind no longer configured
+                    continue
                 config = await service.configs.at(row.market, snapshot.config_version)
                 cents = final_cents(
                     config.base_cents[row.kind],
@@ -371,7 +371,5 @@ async def recompute(
             await service.repo.save_prices(updates, now)
             priced += len(rows)
             changed += len(updates)
-        if remaining is not None and not remaining:
-            break
     log.info("prices_recomputed", market=market, priced=priced, changed=changed)
     return RecomputeResult(priced, changed)

@@ -8,8 +8,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, status
 
-from aiqleads.accounts.deps import LeadReader
-from aiqleads.kit.deps import RuntimeDep, SessionDep
+from aiqleads.accounts.deps import LeadReader, LeadViewer
+from aiqleads.kit.deps import RuntimeDep, SessionDep, read_only
 from aiqleads.search.saved import SavedSearchService
 from aiqleads.search.schemas import (
     LeadView,
@@ -29,30 +29,34 @@ router = APIRouter(prefix="/leads", tags=["marketplace"])
 @router.get("/search", response_model=SearchPage)
 async def search_leads(
     query: Annotated[SearchQuery, Query()],
-    viewer: LeadReader,
+    viewer: LeadViewer,
     session: SessionDep,
     runtime: RuntimeDep,
 ) -> SearchPage:
     """Available leads by market, radius or bounding box, filters and words; contact details
     are masked unless you bought the lead. Page with `next_cursor`."""
     request = SearchRequest.model_validate(query.model_dump())
-    return await SearchService(session, runtime, viewer).search(request)
+    service = SearchService(session, runtime, viewer.user, operator=viewer.operator)
+    return await service.search(request)
 
 
 @router.post("/search", response_model=SearchPage)
+@read_only
 async def search_leads_in_shape(
-    body: SearchRequest, viewer: LeadReader, session: SessionDep, runtime: RuntimeDep
+    body: SearchRequest, viewer: LeadViewer, session: SessionDep, runtime: RuntimeDep
 ) -> SearchPage:
     """The same search with a JSON body, which may also carry a GeoJSON `polygon`."""
-    return await SearchService(session, runtime, viewer).search(body)
+    service = SearchService(session, runtime, viewer.user, operator=viewer.operator)
+    return await service.search(body)
 
 
 @router.get("/{lead_id}", response_model=LeadView)
 async def lead_page(
-    lead_id: uuid.UUID, viewer: LeadReader, session: SessionDep, runtime: RuntimeDep
+    lead_id: uuid.UUID, viewer: LeadViewer, session: SessionDep, runtime: RuntimeDep
 ) -> LeadView:
     """One lead: in full if you bought it, masked while it is on sale, 404 otherwise."""
-    return await SearchService(session, runtime, viewer).lead(lead_id)
+    service = SearchService(session, runtime, viewer.user, operator=viewer.operator)
+    return await service.lead(lead_id)
 
 
 saved = APIRouter(prefix="/saved-searches", tags=["saved searches"])
@@ -101,11 +105,11 @@ async def delete_saved(
 async def saved_results(
     search_id: uuid.UUID,
     paging: Annotated[SearchPaging, Query()],
-    viewer: LeadReader,
+    viewer: LeadViewer,
     session: SessionDep,
     runtime: RuntimeDep,
 ) -> SearchPage:
     """The saved search run now (sort, cursor, limit and facets from the query string)."""
-    kept = await SavedSearchService(session, runtime, viewer).get(search_id)
-    request = SearchRequest.model_validate(kept.filters | paging.model_dump())
-    return await SearchService(session, runtime, viewer).search(request)
+    return await SavedSearchService(session, runtime, viewer.user).results(
+        search_id, paging, operator=viewer.operator
+    )

@@ -17,8 +17,15 @@ from aiqleads.notifications.service import notify
 from aiqleads.runtime import Runtime
 from aiqleads.search.models import SavedSearch
 from aiqleads.search.repository import SearchRepository
-from aiqleads.search.schemas import SavedSearchIn, SavedSearchPatch, SearchFilters, SearchRequest
-from aiqleads.search.service import present, source_slugs
+from aiqleads.search.schemas import (
+    SavedSearchIn,
+    SavedSearchPatch,
+    SearchFilters,
+    SearchPage,
+    SearchPaging,
+    SearchRequest,
+)
+from aiqleads.search.service import SearchService, present, source_slugs
 
 log = structlog.get_logger(__name__)
 
@@ -92,6 +99,22 @@ class SavedSearchService:
 
     async def delete(self, search_id: uuid.UUID) -> None:
         await self.session.delete(await self.get(search_id))
+
+    async def results(
+        self, search_id: uuid.UUID, paging: SearchPaging, *, operator: bool
+    ) -> SearchPage:
+        """The saved search run now, with the caller's sort and page."""
+        kept = await self.get(search_id)
+        try:
+            request = SearchRequest.model_validate(kept.filters | paging.model_dump())
+        except ValidationError as exc:  # e.g. sort=distance on a search without a point
+            raise Invalid(
+                "This sort does not fit the saved search: "
+                + "; ".join(e["msg"] for e in exc.errors()),
+                code="invalid_sort",
+            ) from exc
+        search = SearchService(self.session, self.runtime, self.user, operator=operator)
+        return await search.search(request)
 
 
 def _money(cents: int | None) -> str:

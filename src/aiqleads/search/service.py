@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from aiqleads.accounts.models import Role, User
+from aiqleads.accounts.models import User
 from aiqleads.demand.models import DemandKind
 from aiqleads.kit.errors import AppError, Invalid, NotFound
 from aiqleads.leads.lifecycle import LeadStatus
@@ -176,18 +176,17 @@ def source_slugs(runtime: Runtime, request: SearchRequest) -> list[str] | None:
 class SearchService:
     """What one signed-in viewer may find and see."""
 
-    def __init__(self, session: AsyncSession, runtime: Runtime, viewer: User) -> None:
+    def __init__(
+        self, session: AsyncSession, runtime: Runtime, viewer: User, *, operator: bool = False
+    ) -> None:
         self.runtime = runtime
         self.viewer = viewer
+        self.operator = operator
         self.repo = SearchRepository(session)
         self.pricing = PricingService(session, runtime)
 
-    @property
-    def _operator(self) -> bool:
-        return self.viewer.role == Role.ADMIN
-
     async def _revealed(self, leads: list[Lead]) -> set[uuid.UUID]:
-        if self._operator:
+        if self.operator:
             return {lead.id for lead in leads}
         return await self.repo.bought(self.viewer.id, [lead.id for lead in leads])
 
@@ -250,7 +249,7 @@ class SearchService:
         revealed = bool(await self._revealed([lead]))
         if not revealed and lead.status is not LeadStatus.AVAILABLE:
             raise NotFound("No such lead", code="lead_not_found")
-        if not self._operator:
+        if not self.operator:
             self.runtime.demand.record(
                 DemandKind.VIEW,
                 user_id=self.viewer.id,
