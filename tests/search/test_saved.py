@@ -70,6 +70,9 @@ async def test_an_agent_keeps_edits_and_deletes_saved_searches_that_others_canno
 async def test_bad_saved_searches_are_refused(api: Api) -> None:
     agent = await api.signup("agent@realty.example.com")
 
+    newline = await api.client.post(
+        SAVED, json={"name": "x\r\nBcc: all@example.com", "filters": {}}, headers=agent.auth
+    )
     bad_filter = await api.client.post(
         SAVED, json={"name": "x", "filters": {"min_beds": -1}}, headers=agent.auth
     )
@@ -82,6 +85,7 @@ async def test_bad_saved_searches_are_refused(api: Api) -> None:
         SAVED, json={"name": "x", "filters": {}}, headers=agent.auth
     )
 
+    assert newline.status_code == 422
     assert bad_filter.status_code == 422
     assert nowhere.json()["code"] == "unknown_market"
     assert one_too_many.status_code == 409

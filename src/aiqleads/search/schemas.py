@@ -272,7 +272,8 @@ class SearchPage(BaseModel):
 class SavedSearchIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=100)
+    # No control characters: the name becomes an e-mail subject line.
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$")
     filters: SearchFilters
     notify: bool = Field(default=True, description="Tell me when new leads match")
 
@@ -280,7 +281,9 @@ class SavedSearchIn(BaseModel):
 class SavedSearchPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(default=None, min_length=1, max_length=100)
+    name: str | None = Field(
+        default=None, min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$"
+    )
     filters: SearchFilters | None = None
     notify: bool | None = None
 

@@ -17,7 +17,7 @@ from aiqleads.leads.lifecycle import LeadStatus
 from aiqleads.leads.models import Lead
 from aiqleads.pricing.service import PricingService
 from aiqleads.runtime import Runtime
-from aiqleads.search.repository import FACETS, Hit, SearchRepository
+from aiqleads.search.repository import FACETS, METERS_PER_MILE, Hit, SearchRepository
 from aiqleads.search.schemas import (
     AddressView,
     ConsentView,
@@ -31,9 +31,6 @@ from aiqleads.search.schemas import (
     SearchRequest,
     SortKey,
 )
-
-METERS_PER_MILE = 1_609.344
-
 
 # Masking: what a lead shows to someone who has not bought it
 
