@@ -181,3 +181,25 @@ async def test_notifications_are_read_one_by_one_or_all_at_once_by_their_owner_o
     assert len(unread) == 2
     assert everything.json() == {"marked": 2}
     assert await inbox(api, agent, unread="true") == []
+
+
+async def test_a_lead_committed_after_the_check_is_still_announced_but_only_once(
+    api: Api, runtime: Runtime, clock: FrozenClock
+) -> None:
+    """An ingestion batch stamps its leads when it starts and commits later: a check that ran
+    in between must not make the next check skip them."""
+    agent = await api.signup("agent@realty.example.com")
+    await save(api, agent)
+    clock.advance(timedelta(minutes=1))
+    stamped = clock.now()
+    await check_saved_searches(runtime, stamped + timedelta(seconds=30))  # finds nothing yet
+    late = lead_row(stamped, beds=4)  # stamped before that check, committed after it
+    await add_leads(runtime, late)
+
+    first = await check_saved_searches(runtime, stamped + timedelta(minutes=5))
+    second = await check_saved_searches(runtime, stamped + timedelta(minutes=10))
+
+    assert first == 1
+    assert second == 0
+    notes = await inbox(api, agent)
+    assert [n["data"]["lead_ids"] for n in notes] == [[str(late.id)]]

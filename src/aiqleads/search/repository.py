@@ -13,9 +13,11 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aiqleads.checkout.models import Purchase
+from aiqleads.kit.bulk import insert_rows
 from aiqleads.kit.dialect import SearchComponents, search_components, text_terms
 from aiqleads.leads.lifecycle import LeadStatus
 from aiqleads.leads.models import Lead
+from aiqleads.search.models import SavedSearchHit
 from aiqleads.search.schemas import SearchFilters, SearchRequest, SortKey
 
 METERS_PER_MILE = 1_609.344
@@ -66,11 +68,19 @@ class SearchRepository:
         source_slugs: Sequence[str] | None,
         now: datetime,
         on_sale_since: datetime | None = None,
+        unannounced_for: uuid.UUID | None = None,
     ) -> _Plan:
         c = self.components
         where: list[Any] = [Lead.status == LeadStatus.AVAILABLE]
         if on_sale_since is not None:
             where.append(Lead.status_changed_at > on_sale_since)
+        if unannounced_for is not None:
+            where.append(
+                ~sa.exists().where(
+                    SavedSearchHit.saved_search_id == unannounced_for,
+                    SavedSearchHit.lead_id == Lead.id,
+                )
+            )
         if f.market:
             where.append(Lead.market == f.market)
         distance = None
@@ -145,10 +155,12 @@ class SearchRepository:
         after: tuple[Any, uuid.UUID] | None,
         limit: int,
         on_sale_since: datetime | None = None,
+        unannounced_for: uuid.UUID | None = None,
     ) -> list[Hit]:
         """Up to `limit` matches after the `after` position, in the requested order (only
-        leads that went on sale after `on_sale_since`, if given)."""
-        plan = self._plan(request, source_slugs, now, on_sale_since)
+        leads that went on sale after `on_sale_since` and that the saved search
+        `unannounced_for` has not announced, if given)."""
+        plan = self._plan(request, source_slugs, now, on_sale_since, unannounced_for)
         key, descending = self._order(plan, request.sort)
         columns = [key.label("sort_key")]
         if plan.distance is not None:
@@ -203,6 +215,20 @@ class SearchRepository:
             )
         )
         return set(rows)
+
+    async def announced(
+        self, saved_search_id: uuid.UUID, lead_ids: Sequence[uuid.UUID], at: datetime
+    ) -> None:
+        """Remember that the saved search announced these leads."""
+        await insert_rows(
+            self.session,
+            SavedSearchHit.__table__,  # type: ignore[arg-type]
+            [
+                {"saved_search_id": saved_search_id, "lead_id": i, "announced_at": at}
+                for i in lead_ids
+            ],
+            ignore_conflicts=True,
+        )
 
     async def get(self, lead_id: uuid.UUID) -> Lead | None:
         return await self.session.get(Lead, lead_id)

@@ -4,7 +4,7 @@ the last check; the agent is told (in the app, by e-mail, as they prefer)."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 import structlog
@@ -32,6 +32,10 @@ log = structlog.get_logger(__name__)
 MAX_SAVED = 25
 ALERT_EXAMPLES = 3
 ALERT_COUNT_CAP = 100  # "100+ new leads": counting further is no news to anyone
+# Each check looks this far behind the last one: a batch stamped before the last check but
+# committed after it (or stamped by a worker whose clock lags) is still found; leads already
+# announced are remembered per saved search (saved_search_hits), so none is announced twice.
+ALERT_OVERLAP = timedelta(minutes=10)
 
 
 class SavedSearchService:
@@ -126,16 +130,19 @@ async def alert(session: AsyncSession, runtime: Runtime, saved: SavedSearch, use
     now = runtime.clock.now()
     since, saved.checked_at = saved.checked_at, now
     request = SearchRequest.model_validate(saved.filters | {"sort": "newest"})
-    hits = await SearchRepository(session).page(
+    repo = SearchRepository(session)
+    hits = await repo.page(
         request,
         source_slugs(runtime, request),
         now,
         None,
         ALERT_COUNT_CAP + 1,
-        on_sale_since=since,
+        on_sale_since=since - ALERT_OVERLAP,
+        unannounced_for=saved.id,
     )
     if not hits:
         return 0
+    await repo.announced(saved.id, [h.lead.id for h in hits], now)
     count = len(hits)
     shown = f"{ALERT_COUNT_CAP}+" if count > ALERT_COUNT_CAP else str(count)
     lines = []

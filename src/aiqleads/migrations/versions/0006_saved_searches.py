@@ -1,4 +1,5 @@
-"""saved searches, in-app notifications, leads by when they went on sale
+"""saved searches and what they announced, in-app notifications, leads by when they went on
+sale
 
 Revision ID: 0006
 Revises: 0005
@@ -64,11 +65,31 @@ def upgrade() -> None:
     with op.batch_alter_table("saved_searches", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_saved_searches_user_id"), ["user_id"], unique=False)
 
+    op.create_table(
+        "saved_search_hits",
+        sa.Column("saved_search_id", sa.Uuid(), nullable=False),
+        sa.Column("lead_id", sa.Uuid(), nullable=False),
+        sa.Column("announced_at", dialect.UTCDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["saved_search_id"],
+            ["saved_searches.id"],
+            name=op.f("fk_saved_search_hits_saved_search_id_saved_searches"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["lead_id"],
+            ["leads.id"],
+            name=op.f("fk_saved_search_hits_lead_id_leads"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("saved_search_id", "lead_id", name=op.f("pk_saved_search_hits")),
+    )
     # Not in batch mode: a batch that rebuilt `leads` on SQLite would drop its FTS triggers.
     op.create_index("ix_leads_status_changed", "leads", ["status", "status_changed_at"])
 
 
 def downgrade() -> None:
+    op.drop_table("saved_search_hits")
     op.drop_index("ix_leads_status_changed", table_name="leads")
 
     with op.batch_alter_table("saved_searches", schema=None) as batch_op:
