@@ -106,9 +106,12 @@ class PricingRepository:
         after: uuid.UUID | None = None,
         limit: int = 10_000,
     ) -> list[Any]:
-        """Facts of available leads in id order (a keyset page, over a market if given)."""
-        query = sa.select(*FACT_COLUMNS).where(
-            Lead.status == LeadStatus.AVAILABLE, Lead.market.is_not(None)
+        """Facts of available leads in id order (a keyset page, over a market if given), with
+        each one's stored price (`stored_cents`, None before its first)."""
+        query = (
+            sa.select(*FACT_COLUMNS, LeadPrice.price_cents.label("stored_cents"))
+            .outerjoin(LeadPrice, LeadPrice.lead_id == Lead.id)
+            .where(Lead.status == LeadStatus.AVAILABLE, Lead.market.is_not(None))
         )
         if market is not None:
             query = query.where(Lead.market == market)
@@ -116,20 +119,12 @@ class PricingRepository:
             query = query.where(Lead.id > after)
         return list((await self.session.execute(query.order_by(Lead.id).limit(limit))).all())
 
-    async def prices(self, lead_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, int]:
-        out: dict[uuid.UUID, int] = {}
-        for part in chunks(lead_ids):
-            rows = await self.session.execute(
-                sa.select(LeadPrice.lead_id, LeadPrice.price_cents).where(
-                    LeadPrice.lead_id.in_(part)
-                )
-            )
-            out.update({lead_id: cents for lead_id, cents in rows.all()})
-        return out
-
     async def save_prices(self, rows: Sequence[dict[str, Any]], at: datetime) -> None:
         """Store new prices and a history row for each."""
         if not rows:
+            return
+        if self._dialect == "postgresql":
+            await self._save_prices_copy(rows, at)
             return
         stmt = upsert(self._dialect, LeadPrice.__table__)
         stmt = stmt.on_conflict_do_update(
@@ -149,6 +144,35 @@ class PricingRepository:
             for row in rows
         ]
         await insert_rows(self.session, PriceChange.__table__, history)  # type: ignore[arg-type]
+
+    async def _save_prices_copy(self, rows: Sequence[dict[str, Any]], at: datetime) -> None:
+        """PostgreSQL: COPY the prices into a temporary table, then upsert and log them in two
+        set-based statements (a full recompute of a million leads writes every price; one
+        statement per row spent most of its time in round trips)."""
+        connection = await self.session.connection()
+        raw = await connection.get_raw_connection()
+        driver: Any = raw.driver_connection
+        await driver.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS price_stage (lead_id uuid, price_cents bigint, "
+            "config_version integer) ON COMMIT DELETE ROWS"
+        )
+        await driver.copy_records_to_table(
+            "price_stage",
+            records=[(r["lead_id"], r["price_cents"], r["config_version"]) for r in rows],
+        )
+        await driver.execute(
+            "INSERT INTO lead_prices (lead_id, price_cents, config_version, computed_at) "
+            "SELECT lead_id, price_cents, config_version, $1 FROM price_stage "
+            "ON CONFLICT (lead_id) DO UPDATE SET price_cents = EXCLUDED.price_cents, "
+            "config_version = EXCLUDED.config_version, computed_at = EXCLUDED.computed_at",
+            at,
+        )
+        await driver.execute(
+            "INSERT INTO price_history (id, lead_id, price_cents, config_version, computed_at) "
+            "SELECT gen_random_uuid(), lead_id, price_cents, config_version, $1 FROM price_stage",
+            at,
+        )
+        await driver.execute("TRUNCATE price_stage")
 
     async def history(self, lead_id: uuid.UUID, limit: int = 50) -> list[PriceChange]:
         return list(

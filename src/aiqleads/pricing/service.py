@@ -346,20 +346,23 @@ async def recompute(runtime: Runtime, *, market: str | None = None) -> Recompute
             if not rows:
                 break
             after = rows[-1].id
-            stored = await service.repo.prices([r.id for r in rows])
             updates = []
+            configs: dict[tuple[str, int], PricingConfig] = {}
             for row in rows:
                 snapshot = snapshots.get((row.market, row.kind))
                 if snapshot is None:  # a market or kind no longer configured
                     continue
-                config = await service.configs.at(row.market, snapshot.config_version)
+                key = (row.market, snapshot.config_version)
+                if key not in configs:
+                    configs[key] = await service.configs.at(*key)
+                config = configs[key]
                 cents = final_cents(
                     config.base_cents[row.kind],
                     multipliers(facts_of(row), segment_of(snapshot), config, snapshot.as_of),
                     config,
                     "basic",
                 )
-                if stored.get(row.id) != cents:
+                if row.stored_cents != cents:
                     updates.append(
                         {
                             "lead_id": row.id,
