@@ -32,6 +32,7 @@ DOCS = REPO / "docs" / "benchmarks.md"
 # Every generated record is dated relative to this instant (FrozenClock).
 FROZEN_NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 PG_ADMIN_DEFAULT = "postgresql://postgres@127.0.0.1:5432/postgres"
+BENCH_DIR = Path("/tmp/aiqleads-bench")
 
 _DOC_HEADER = """# Benchmarks
 
@@ -46,11 +47,16 @@ FrozenClock fixed at 2026-03-02 12:00 UTC so the generated records are the same 
 | `bench/dedup_quality.py` | pairwise precision / recall / F1 of de-duplication through the real pipeline on labelled synthetic records | precision >= 0.99, F1 >= 0.97 |
 | `bench/pipeline_throughput.py` | end-to-end records/s through `run_source` (generation excluded) | >= 2,000 leads/s on one core |
 | `bench/match_latency.py` | incremental match of one new record against N stored leads (key lookup + compare fields + pairwise compare) | p95 <= 20 ms |
+| `bench/search_latency.py` | `GET /api/v1/leads/search` over HTTP on 1,000,000 leads, 20 concurrent clients: radius 10 mi + 3 filters + sort; text queries; facet counts | radius search p95 <= 50 ms (PostgreSQL), <= 150 ms (SQLite) |
+| `bench/price_recompute.py` | `pricing.service.recompute` over every lead on sale: first run, unchanged, a day later | 1,000,000 leads in <= 60 s |
+
 Run them with (each takes the options shown in its `--help`; `--no-docs` leaves this page alone):
 
     .venv/bin/python bench/dedup_quality.py --count 12000 --seed 7 --database sqlite
     .venv/bin/python bench/pipeline_throughput.py --count 100000 --database postgresql
     .venv/bin/python bench/match_latency.py --stored 1000000 --database postgresql --samples 2000
+    .venv/bin/python bench/search_latency.py --leads 1000000 --database postgresql --clients 20 --requests 2000
+    .venv/bin/python bench/price_recompute.py --leads 1000000 --database postgresql
 
 PostgreSQL runs create and drop their own database through
 `postgresql://postgres@127.0.0.1:5432/postgres` (override with `AIQLEADS_BENCH_PG_ADMIN_URL`).
@@ -106,29 +112,44 @@ async def _pg_admin(admin_url: str, *statements: str) -> None:
         await conn.close()
 
 
+def _database(kind: str, label: str, pg_admin_url: str | None) -> BenchDatabase:
+    """Where benchmark `label`'s database lives (nothing is created)."""
+    if kind == "sqlite":
+        path = str(BENCH_DIR / f"{label}.db")
+        return BenchDatabase("sqlite", f"sqlite+aiosqlite:///{path}", path)
+    if kind == "postgresql":
+        admin = pg_admin_url or os.environ.get("AIQLEADS_BENCH_PG_ADMIN_URL", PG_ADMIN_DEFAULT)
+        name = "aiqleads_bench_" + re.sub(r"[^a-z0-9_]", "_", label.lower())
+        base = admin.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
+        return BenchDatabase("postgresql", f"{base}/{name}", name, admin)
+    raise SystemExit(f"unknown database kind {kind!r} (sqlite or postgresql)")
+
+
 def fresh_database(kind: str, label: str, *, pg_admin_url: str | None = None) -> BenchDatabase:
     """Create (replacing any leftover) and migrate a database for benchmark `label`."""
     from aiqleads.kit.migrate import upgrade
 
+    db = _database(kind, label, pg_admin_url)
     if kind == "sqlite":
-        folder = Path("/tmp/aiqleads-bench")
-        folder.mkdir(parents=True, exist_ok=True)
-        path = str(folder / f"{label}.db")
-        db = BenchDatabase("sqlite", f"sqlite+aiosqlite:///{path}", path)
+        BENCH_DIR.mkdir(parents=True, exist_ok=True)
         db.drop()
-    elif kind == "postgresql":
-        admin = pg_admin_url or os.environ.get("AIQLEADS_BENCH_PG_ADMIN_URL", PG_ADMIN_DEFAULT)
-        name = "aiqleads_bench_" + re.sub(r"[^a-z0-9_]", "_", label.lower())
+    else:
         asyncio.run(
             _pg_admin(
-                admin, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)", f"CREATE DATABASE {name}"
+                db.admin_url or PG_ADMIN_DEFAULT,
+                f"DROP DATABASE IF EXISTS {db.name} WITH (FORCE)",
+                f"CREATE DATABASE {db.name}",
             )
         )
-        base = admin.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
-        db = BenchDatabase("postgresql", f"{base}/{name}", name, admin)
-    else:
-        raise SystemExit(f"unknown database kind {kind!r} (sqlite or postgresql)")
     upgrade(db.url)
+    return db
+
+
+def kept_database(kind: str, label: str, *, pg_admin_url: str | None = None) -> BenchDatabase:
+    """The database an earlier run of benchmark `label` kept (`--keep`), as it is."""
+    db = _database(kind, label, pg_admin_url)
+    if kind == "sqlite" and not Path(db.name).exists():
+        raise SystemExit(f"no kept database at {db.name}: run once with --keep")
     return db
 
 
@@ -254,6 +275,9 @@ def write_section(key: str, title: str, lines: Sequence[str]) -> None:
     begin, end = f"<!-- bench:{key} -->", f"<!-- /bench:{key} -->"
     body = "\n".join([begin, f"## {title}", "", *lines, end])
     text = DOCS.read_text("utf-8") if DOCS.exists() else _DOC_HEADER
+    # The header (the scripts' table) is kept here: refresh it on every write.
+    first = text.find("<!-- bench:")
+    text = _DOC_HEADER.rstrip("\n") + "\n\n" + (text[first:] if first >= 0 else "")
     pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
     if pattern.search(text):
         text = pattern.sub(lambda _m: body, text)
