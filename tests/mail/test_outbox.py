@@ -17,6 +17,10 @@ from aiqleads.runtime import Runtime
 from aiqleads.settings import Settings
 from tests.conftest import TEST_SECRET, Api, SmtpSink, free_port
 
+# These tests run the outbox sweeper themselves and count what it finds; the periodic sweep
+# (and the other periodic jobs that start with the app) must not run between their steps.
+pytestmark = pytest.mark.no_scheduler
+
 
 async def outbox(runtime: Runtime) -> list[OutboundEmail]:
     async with runtime.transaction(write=False) as session:
