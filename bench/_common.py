@@ -166,9 +166,13 @@ def database_version(db: BenchDatabase) -> str:
             postgis = await conn.fetchval(
                 "SELECT extversion FROM pg_extension WHERE extname = 'postgis'"
             )
+            tuned = [
+                f"{name}={await conn.fetchval(f'SHOW {name}')}"
+                for name in ("shared_buffers", "random_page_cost")
+            ]
         finally:
             await conn.close()
-        return f"PostgreSQL {pg} + PostGIS {postgis} on 127.0.0.1 (asyncpg)"
+        return f"PostgreSQL {pg} + PostGIS {postgis} on 127.0.0.1 (asyncpg; {', '.join(tuned)})"
 
     return asyncio.run(version())
 

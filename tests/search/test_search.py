@@ -14,6 +14,7 @@ from aiqleads.kit.clock import FrozenClock
 from aiqleads.leads.lifecycle import LeadStatus
 from aiqleads.leads.models import Exclusivity, Lead
 from aiqleads.runtime import Runtime
+from aiqleads.search import repository
 from tests.conftest import Account, Api
 from tests.search.factories import CENTER, add_leads, lead_row, miles_between
 
@@ -44,8 +45,19 @@ async def agent(api: Api) -> Account:
     return await api.signup("agent@realty.example.com")
 
 
+@pytest.fixture(params=["walk", "short walk"])
+def walk(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Searches that walk a sort index read up to WALK_BUDGET entries, then ask the planner,
+    and a distance sort tries small disks around the point before the whole radius. With a
+    budget of 2 and disks of 1 m to 1.5 km, most pages here come from the later paths; every
+    path must give the same answers."""
+    if request.param == "short walk":
+        monkeypatch.setattr(repository, "WALK_BUDGET", 2)
+        monkeypatch.setattr(repository, "DISTANCE_RINGS_M", (1.0, 500.0, 1_500.0))
+
+
 async def test_radius_includes_a_lead_just_inside_and_not_one_just_outside(
-    api: Api, agent: Account, runtime: Runtime, clock: FrozenClock
+    api: Api, agent: Account, runtime: Runtime, clock: FrozenClock, walk: None
 ) -> None:
     now = clock.now()
     north = lead_row(now, latitude=CENTER[0] + 14 * STEP, longitude=CENTER[1])
@@ -68,7 +80,7 @@ async def test_radius_includes_a_lead_just_inside_and_not_one_just_outside(
 
 
 async def test_bounding_box_and_polygon(
-    api: Api, agent: Account, runtime: Runtime, clock: FrozenClock
+    api: Api, agent: Account, runtime: Runtime, clock: FrozenClock, walk: None
 ) -> None:
     now = clock.now()
     lat, lon = CENTER
@@ -100,7 +112,7 @@ async def test_bounding_box_and_polygon(
 
 
 async def test_every_filter_narrows_to_the_matching_leads(
-    api: Api, agent: Account, runtime: Runtime, clock: FrozenClock
+    api: Api, agent: Account, runtime: Runtime, clock: FrozenClock, walk: None
 ) -> None:
     now = clock.now()
     base = lead_row(now)
@@ -148,7 +160,7 @@ async def test_every_filter_narrows_to_the_matching_leads(
 
 
 async def test_sorts_put_leads_in_the_promised_order(
-    api: Api, agent: Account, runtime: Runtime, clock: FrozenClock
+    api: Api, agent: Account, runtime: Runtime, clock: FrozenClock, walk: None
 ) -> None:
     now = clock.now()
     lat, lon = CENTER
@@ -208,7 +220,7 @@ async def test_words_find_descriptions_streets_and_cities_ranked_by_relevance(
 
 
 async def test_cursor_pages_cover_every_lead_once_while_new_leads_arrive(
-    api: Api, agent: Account, runtime: Runtime, clock: FrozenClock
+    api: Api, agent: Account, runtime: Runtime, clock: FrozenClock, walk: None
 ) -> None:
     now = clock.now()
     prices = [20_000_000, 20_000_000, 35_000_000, None, 50_000_000, 20_000_000, 80_000_000]

@@ -71,6 +71,22 @@ def json_dumps(value: Any) -> str:
         return json.dumps(value, default=str)
 
 
+# Settings of every PostgreSQL session the application opens (ADR 0006); its queries are
+# short.
+PG_SESSION_SETTINGS = {
+    # The JIT compiles a plan it over-estimates for longer than the query then runs.
+    "jit": "off",
+    # asyncpg prepares every statement, and after five runs PostgreSQL may switch to a plan
+    # made without the values. A search is only fast with a plan for its own values (a dense
+    # radius and a sparse one need different plans), and a partial search index matches only
+    # a known `status`. Planning takes 0.2-0.3 ms.
+    "plan_cache_mode": "force_custom_plan",
+    # Parallel workers cost more to start (tens of ms) than a search runs, and under
+    # concurrent requests there are no idle cores for them.
+    "max_parallel_workers_per_gather": "0",
+}
+
+
 def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
     """An async engine for SQLite (aiosqlite) or PostgreSQL (asyncpg)."""
     parsed = make_url(url)
@@ -84,9 +100,7 @@ def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
             pool_size=pool_size,
             max_overflow=pool_size,
             pool_pre_ping=True,
-            # PostgreSQL's JIT compiles a plan it over-estimates (a radius search was costed at
-            # a whole market) for longer than the query then runs; our queries are short.
-            connect_args={"server_settings": {"jit": "off"}},
+            connect_args={"server_settings": PG_SESSION_SETTINGS},
             **json_options,
         )
 

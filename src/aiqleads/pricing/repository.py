@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,9 +14,24 @@ from aiqleads.demand.models import DemandEvent, DemandKind
 from aiqleads.kit.bulk import chunks, insert_rows
 from aiqleads.kit.dialect import upsert
 from aiqleads.leads.lifecycle import LeadStatus
-from aiqleads.leads.models import Lead
+from aiqleads.leads.models import Exclusivity, Lead
 from aiqleads.pricing.engine import DEMAND_WEIGHTS
 from aiqleads.pricing.models import LeadPrice, PriceChange, PriceSnapshot, PricingConfigVersion
+
+
+class FactRow(NamedTuple):
+    """A lead's pricing facts and its stored price (None before its first)."""
+
+    id: uuid.UUID
+    market: str
+    kind: str
+    quality_score: int
+    fraud_score: float
+    created_at: datetime
+    exclusivity: Exclusivity
+    sales_count: int
+    stored_cents: int | None
+
 
 # What a price needs to know about a lead.
 FACT_COLUMNS = (
@@ -105,9 +120,11 @@ class PricingRepository:
         market: str | None = None,
         after: uuid.UUID | None = None,
         limit: int = 10_000,
-    ) -> list[Any]:
+    ) -> list[FactRow]:
         """Facts of available leads in id order (a keyset page, over a market if given), with
         each one's stored price (`stored_cents`, None before its first)."""
+        if self._dialect == "postgresql":
+            return await self._lead_facts_raw(market, after, limit)
         query = (
             sa.select(*FACT_COLUMNS, LeadPrice.price_cents.label("stored_cents"))
             .outerjoin(LeadPrice, LeadPrice.lead_id == Lead.id)
@@ -117,7 +134,57 @@ class PricingRepository:
             query = query.where(Lead.market == market)
         if after is not None:
             query = query.where(Lead.id > after)
-        return list((await self.session.execute(query.order_by(Lead.id).limit(limit))).all())
+        rows = (await self.session.execute(query.order_by(Lead.id).limit(limit))).all()
+        return [FactRow(*row) for row in rows]  # type: ignore[arg-type]  # market: not None
+
+    async def _lead_facts_raw(
+        self, market: str | None, after: uuid.UUID | None, limit: int
+    ) -> list[FactRow]:
+        """PostgreSQL: the same page through the driver. A full recompute reads every lead on
+        sale; the ORM's per-row processing (time zones, enums, UUIDs) took 9 of the 13 s it
+        spent reading 900,000 leads, the driver alone 4."""
+        conditions = ["l.status = 'available'", "l.market IS NOT NULL"]
+        args: list[Any] = []
+        if market is not None:
+            args.append(market)
+            conditions.append(f"l.market = ${len(args)}")
+        if after is not None:
+            args.append(after)
+            conditions.append(f"l.id > ${len(args)}")
+        args.append(limit)
+        driver = await self._driver()
+        records = await driver.fetch(
+            "SELECT l.id, l.market, l.kind, l.quality_score, l.fraud_score, l.created_at, "
+            "l.exclusivity, l.sales_count, p.price_cents FROM leads l LEFT JOIN lead_prices p "
+            f"ON p.lead_id = l.id WHERE {' AND '.join(conditions)} ORDER BY l.id "
+            f"LIMIT ${len(args)}",
+            *args,
+        )
+        exclusivity = {e.value: e for e in Exclusivity}
+        return [
+            FactRow(
+                uuid.UUID(bytes=r[0].bytes),
+                r[1],
+                r[2],
+                r[3],
+                r[4],
+                r[5],
+                exclusivity[r[6]],
+                r[7],
+                r[8],
+            )
+            for r in records
+        ]
+
+    async def _driver(self) -> Any:
+        """The session's asyncpg connection, inside the session's transaction. SQLAlchemy
+        begins that transaction lazily, at its own first statement; before it, each driver
+        statement would commit alone (and `price_stage`, ON COMMIT DELETE ROWS, would empty
+        between the COPY and the INSERT that reads it)."""
+        connection = await self.session.connection()
+        await connection.execute(sa.select(sa.literal(1)))
+        raw = await connection.get_raw_connection()
+        return raw.driver_connection
 
     async def save_prices(self, rows: Sequence[dict[str, Any]], at: datetime) -> None:
         """Store new prices and a history row for each."""
@@ -149,9 +216,7 @@ class PricingRepository:
         """PostgreSQL: COPY the prices into a temporary table, then upsert and log them in two
         set-based statements (a full recompute of a million leads writes every price; one
         statement per row spent most of its time in round trips)."""
-        connection = await self.session.connection()
-        raw = await connection.get_raw_connection()
-        driver: Any = raw.driver_connection
+        driver = await self._driver()
         await driver.execute(
             "CREATE TEMP TABLE IF NOT EXISTS price_stage (lead_id uuid, price_cents bigint, "
             "config_version integer) ON COMMIT DELETE ROWS"

@@ -10,25 +10,45 @@ from typing import Any
 
 import orjson
 import sqlalchemy as sa
+from sqlalchemy import orm
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aiqleads.checkout.models import Purchase
 from aiqleads.kit.bulk import insert_rows
-from aiqleads.kit.dialect import SearchComponents, search_components, text_terms
-from aiqleads.leads.lifecycle import LeadStatus
+from aiqleads.kit.dialect import (
+    NO_PRICE_HIGH,
+    NO_PRICE_LOW,
+    ON_SALE_SQL,
+    SEARCH_FILTER_COLUMNS,
+    IndexedBy,
+    SearchComponents,
+    search_components,
+    text_terms,
+)
 from aiqleads.leads.models import Lead
 from aiqleads.search.models import SavedSearchHit
 from aiqleads.search.schemas import SearchFilters, SearchRequest, SortKey
 
 METERS_PER_MILE = 1_609.344
-# Unknown prices sort after every known one, whichever way the list runs.
-_NO_PRICE_LOW, _NO_PRICE_HIGH = -1, 2**62
+# Index entries a search reads in its sort order before it gives up on that path (about
+# 10 ms on PostgreSQL; docs/benchmarks.md).
+WALK_BUDGET = 10_000
+# The index each walkable sort order walks (kit.dialect.SEARCH_SORT_KEYS).
+SORT_INDEXES = {
+    SortKey.PRICE: "ix_leads_on_sale_price",
+    SortKey.PRICE_DESC: "ix_leads_on_sale_price_desc",
+    SortKey.NEWEST: "ix_leads_on_sale_newest",
+    SortKey.QUALITY: "ix_leads_on_sale_quality",
+    SortKey.RELEVANCE: "ix_leads_on_sale_quality",  # without words: by quality
+}
+# The disks a distance sort tries before the whole radius, beyond the cursor's distance.
+DISTANCE_RINGS_M = (2_000.0, 8_000.0, 32_000.0)
 PRICE_BANDS: tuple[tuple[str, int, int], ...] = (
     ("under_200k", 0, 20_000_000),
     ("200k_400k", 20_000_000, 40_000_000),
     ("400k_600k", 40_000_000, 60_000_000),
     ("600k_1m", 60_000_000, 100_000_000),
-    ("1m_plus", 100_000_000, _NO_PRICE_HIGH),
+    ("1m_plus", 100_000_000, NO_PRICE_HIGH),
 )
 FACETS = ("kind", "property_type", "price_band", "market")
 
@@ -47,11 +67,70 @@ class _Plan:
     distance: Any | None
 
 
+# Spelled as the search indexes spell them (kit.dialect.SEARCH_SORT_KEYS), constants inline:
+# SQLite matches an index expression or a partial index's condition only to the same literal
+# text, never to a bound parameter.
+ON_SALE: Any = Lead.status == sa.literal_column(ON_SALE_SQL.split(" = ")[1])
+# Card columns a page never shows: the JSON of ingestion and fraud review.
+_NOT_ON_CARDS = (
+    Lead.fraud_reasons,
+    Lead.fraud_features,
+    Lead.problems,
+    Lead.provenance,
+    Lead.attributes,
+    Lead.search_text,
+)
+
+
+def _price_key(unknown: int) -> Any:
+    """The price to sort by, unknown prices as `unknown` (after every known one)."""
+    return sa.func.coalesce(Lead.list_price_cents, sa.literal_column(str(unknown), sa.BigInteger))
+
+
 def _price_band() -> Any:
     price = Lead.list_price_cents
-    return sa.case(*((price < high, name) for name, _, high in PRICE_BANDS), else_="unknown").label(
-        "value"
+    return sa.case(*((price < high, name) for name, _, high in PRICE_BANDS), else_="unknown")
+
+
+def _filters(f: SearchFilters, now: datetime, t: Any, c: SearchComponents) -> list[Any]:
+    """The conditions of `f` that the search indexes carry (every one but the polygon, the
+    source and the words), over the columns `t` (the leads table or an index walk)."""
+    where: list[Any] = []
+    if f.market:
+        where.append(t.market == f.market)
+    if f.point is not None:
+        lat, lon = f.point
+        # Distance sorts and pages need a point on every row.
+        where.append(c.has_point())
+        if f.radius_mi is not None:
+            where.append(c.within(lat, lon, f.radius_mi * METERS_PER_MILE))
+    if f.bbox is not None:
+        west, south, east, north = f.bbox
+        where.append(c.box(south, north, west, east))
+    ranges: tuple[tuple[Any, Any, Any], ...] = (
+        (t.list_price_cents, f.min_price_cents, f.max_price_cents),
+        (t.beds, f.min_beds, None),
+        (t.baths, f.min_baths, None),
+        (t.living_area_sqft, f.min_living_area_sqft, f.max_living_area_sqft),
+        (t.year_built, f.min_year_built, f.max_year_built),
+        (t.days_on_market, None, f.max_days_on_market),
+        (t.quality_score, f.min_quality, None),
+        (t.fraud_score, None, f.max_fraud),
     )
+    for column, low, high in ranges:
+        if low is not None:
+            where.append(column >= low)
+        if high is not None:
+            where.append(column <= high)
+    if f.kind:
+        where.append(t.kind.in_(f.kind))
+    if f.property_type:
+        where.append(t.property_type.in_(f.property_type))
+    if f.exclusivity is not None:
+        where.append(t.exclusivity == f.exclusivity)
+    if f.fresh_within_days is not None:
+        where.append(t.created_at >= now - timedelta(days=f.fresh_within_days))
+    return where
 
 
 class SearchRepository:
@@ -71,7 +150,7 @@ class SearchRepository:
         unannounced_for: uuid.UUID | None = None,
     ) -> _Plan:
         c = self.components
-        where: list[Any] = [Lead.status == LeadStatus.AVAILABLE]
+        where: list[Any] = [ON_SALE]
         if on_sale_since is not None:
             where.append(Lead.status_changed_at > on_sale_since)
         if unannounced_for is not None:
@@ -81,49 +160,15 @@ class SearchRepository:
                     SavedSearchHit.lead_id == Lead.id,
                 )
             )
-        if f.market:
-            where.append(Lead.market == f.market)
-        distance = None
-        if f.point is not None:
-            lat, lon = f.point
-            distance = c.distance(lat, lon)
-            # Distance sorts and pages need a point on every row.
-            where.append(Lead.public_latitude.is_not(None))
-            if f.radius_mi is not None:
-                where.append(c.within(lat, lon, f.radius_mi * METERS_PER_MILE))
-        if f.bbox is not None:
-            west, south, east, north = f.bbox
-            where.append(c.box(south, north, west, east))
+        where.extend(_filters(f, now, Lead.__table__.c, c))
+        distance = c.distance(*f.point) if f.point is not None else None
         if f.polygon is not None:
             west, south, east, north = f.polygon.bounds()
             where.append(c.box(south, north, west, east))  # index prefilter
             where.append(c.covers(orjson.dumps(f.polygon.model_dump()).decode()))
-        ranges: tuple[tuple[Any, Any, Any], ...] = (
-            (Lead.list_price_cents, f.min_price_cents, f.max_price_cents),
-            (Lead.beds, f.min_beds, None),
-            (Lead.baths, f.min_baths, None),
-            (Lead.living_area_sqft, f.min_living_area_sqft, f.max_living_area_sqft),
-            (Lead.year_built, f.min_year_built, f.max_year_built),
-            (Lead.days_on_market, None, f.max_days_on_market),
-            (Lead.quality_score, f.min_quality, None),
-            (Lead.fraud_score, None, f.max_fraud),
-        )
-        for column, low, high in ranges:
-            if low is not None:
-                where.append(column >= low)
-            if high is not None:
-                where.append(column <= high)
-        if f.kind:
-            where.append(Lead.kind.in_(f.kind))
-        if f.property_type:
-            where.append(Lead.property_type.in_(f.property_type))
-        if f.exclusivity is not None:
-            where.append(Lead.exclusivity == f.exclusivity)
-        if f.fresh_within_days is not None:
-            where.append(Lead.created_at >= now - timedelta(days=f.fresh_within_days))
         if source_slugs is not None:
             where.append(Lead.source.in_(source_slugs))
-        query = sa.select(Lead).where(*where)
+        query = sa.select(Lead.id).where(*where)
         rank = None
         terms = text_terms(f.q) if f.q else []
         if terms:
@@ -140,9 +185,9 @@ class SearchRepository:
         if sort is SortKey.DISTANCE and plan.distance is not None:
             return plan.distance, False
         if sort is SortKey.PRICE:
-            return sa.func.coalesce(Lead.list_price_cents, _NO_PRICE_HIGH), False
+            return _price_key(NO_PRICE_HIGH), False
         if sort is SortKey.PRICE_DESC:
-            return sa.func.coalesce(Lead.list_price_cents, _NO_PRICE_LOW), True
+            return _price_key(NO_PRICE_LOW), True
         if sort is SortKey.NEWEST:
             return Lead.created_at, True
         return Lead.quality_score, True  # quality, and relevance without words
@@ -162,48 +207,168 @@ class SearchRepository:
         `unannounced_for` has not announced, if given)."""
         plan = self._plan(request, source_slugs, now, on_sale_since, unannounced_for)
         key, descending = self._order(plan, request.sort)
-        columns = [key.label("sort_key")]
-        if plan.distance is not None:
-            columns.append(plan.distance.label("distance_m"))
-        query = plan.query.add_columns(*columns)
+        direction = sa.desc if descending else sa.asc
+        after_clause = None
         if after is not None:
             value, last_id = after
             position = sa.tuple_(key, Lead.id)
             bound = sa.tuple_(sa.literal(value, key.type), sa.literal(last_id, Lead.id.type))
-            query = query.where(position < bound if descending else position > bound)
-        direction = sa.desc if descending else sa.asc
+            after_clause = position < bound if descending else position > bound
+        key_range: list[Any] = []
+        if request.sort in (SortKey.PRICE, SortKey.PRICE_DESC):
+            # The price range again on the sort key itself, so that a walk of the price index
+            # starts and stops at the range instead of reading past every cheaper lead (the
+            # filters on the column already leave unknown prices out).
+            if request.min_price_cents is not None:
+                key_range.append(key >= request.min_price_cents)
+            if request.max_price_cents is not None:
+                key_range.append(key <= request.max_price_cents)
+        if self._walkable(request, source_slugs, on_sale_since, unannounced_for):
+            walked = self._walk(request, now, key, direction, [*key_range, after_clause], limit)
+            hits = await self._fetch(walked, direction)
+            if len(hits) == limit:
+                return hits
+        columns = [key.label("sort_key")]
+        if plan.distance is not None:
+            columns.append(plan.distance.label("distance_m"))
+        query = plan.query.add_columns(*columns).where(*key_range)
+        if after_clause is not None:
+            query = query.where(after_clause)
         query = query.order_by(direction(key), direction(Lead.id)).limit(limit)
-        rows = (await self.session.execute(query)).all()
+        if request.sort is SortKey.DISTANCE and request.point is not None:
+            # Nearest first, ring by ring: the matches within r of the point are nearer than
+            # every match beyond it, so once a disk holds a page, that page is the answer. A
+            # dense city answers from a disk of a mile or two instead of sorting the
+            # 100,000 leads of a 10-mile radius.
+            start = after[0] if after is not None else 0.0
+            outer = request.radius_mi * METERS_PER_MILE if request.radius_mi else None
+            for ring in DISTANCE_RINGS_M:
+                reach = start + ring
+                if outer is not None and reach >= outer:
+                    break
+                within = self.components.within(*request.point, reach)
+                hits = await self._fetch(query.where(within).subquery("found"), direction)
+                if len(hits) == limit:
+                    return hits
+        return await self._fetch(query.subquery("found"), direction)
+
+    async def _fetch(self, found: Any, direction: Any) -> list[Hit]:
+        """The rows of a page whose ids (and sort values) the subquery `found` gives."""
+        extra = [found.c.sort_key, *([found.c.distance_m] if "distance_m" in found.c else [])]
+        rows = (
+            await self.session.execute(
+                sa.select(Lead, *extra)
+                .join(found, Lead.id == found.c.id)
+                .options(*(orm.defer(c, raiseload=True) for c in _NOT_ON_CARDS))
+                .order_by(direction(found.c.sort_key), direction(found.c.id))
+            )
+        ).all()
         return [
             Hit(
                 lead=row[0],
-                distance_m=row[2] if plan.distance is not None else None,
+                distance_m=row[2] if len(extra) > 1 else None,
                 position=(row[1], row[0].id),
             )
             for row in rows
         ]
 
+    @staticmethod
+    def _walkable(
+        request: SearchRequest,
+        source_slugs: Sequence[str] | None,
+        on_sale_since: datetime | None,
+        unannounced_for: uuid.UUID | None,
+    ) -> bool:
+        """Whether the search indexes carry everything this search asks (its order and its
+        filters): every sort but distance and relevance, no words, polygon or source."""
+        ordered = request.sort in (SortKey.PRICE, SortKey.PRICE_DESC, SortKey.NEWEST) or (
+            request.sort in (SortKey.QUALITY, SortKey.RELEVANCE) and not request.q
+        )
+        return (
+            ordered
+            and not request.q
+            and request.polygon is None
+            and source_slugs is None
+            and on_sale_since is None
+            and unannounced_for is None
+        )
+
+    def _walk(
+        self,
+        request: SearchRequest,
+        now: datetime,
+        key: Any,
+        direction: Any,
+        bounds: list[Any],
+        limit: int,
+    ) -> Any:
+        """A page found by walking the index of its sort order: the first WALK_BUDGET
+        entries after the cursor, filtered inside the index. Those hold the first matches of
+        all, so the page is exact when it is full; when it is not, the matches are sparse and
+        `page` asks again without the walk (the planner then starts from the place or the
+        filters).
+
+        The planner cannot make this choice itself: its estimates of how many leads a radius
+        and three filters leave were 5 to 20 times off either way on 1,000,000 leads, and a
+        wrong pick cost 100-300 ms; the walk's cost is bounded and the fallback's is small
+        whenever the walk came up short."""
+        walk = (
+            sa.select(
+                Lead.id,
+                key.label("sort_key"),
+                *self.components.point_columns(),
+                *(Lead.__table__.c[name] for name in SEARCH_FILTER_COLUMNS),
+            )
+            # SQLite's planner prefers the index on `status` and sorts what it finds (its
+            # statistics average 167,000 leads per status); a walk is this index.
+            .select_from(IndexedBy(Lead.__table__, SORT_INDEXES[request.sort]))  # type: ignore[arg-type]
+            .where(ON_SALE, *(b for b in bounds if b is not None))
+            .order_by(direction(key), direction(Lead.id))
+            .limit(WALK_BUDGET)
+            .subquery("walk")
+        )
+        c = walk.c
+        components = search_components(
+            self.session.get_bind().dialect.name,
+            c.get("public_latitude"),
+            c.get("public_longitude"),
+            c.get("geog"),
+        )
+        distance = (
+            [components.distance(*request.point).label("distance_m")] if request.point else []
+        )
+        found = (
+            sa.select(c.id, c.sort_key, *distance)
+            .where(*_filters(request, now, c, components))
+            .order_by(direction(c.sort_key), direction(c.id))
+            .limit(limit)
+        )
+        return found.subquery("found")
+
     async def facets(
         self, request: SearchRequest, source_slugs: Sequence[str] | None, now: datetime
     ) -> dict[str, list[tuple[str, int]]]:
-        """How many matches fall in each kind, property type, price band and market."""
+        """How many matches fall in each kind, property type, price band and market: one pass
+        over the matches grouped by all four at once (a few hundred groups at most), summed
+        per facet here, instead of one scan per facet."""
         plan = self._plan(request, source_slugs, now)
-        groups = {
-            "kind": Lead.kind.label("value"),
-            "property_type": sa.func.coalesce(Lead.property_type, "unknown").label("value"),
-            "price_band": _price_band(),
-            "market": sa.func.coalesce(Lead.market, "unknown").label("value"),
+        groups = (
+            Lead.kind,
+            sa.func.coalesce(Lead.property_type, "unknown"),
+            _price_band(),
+            sa.func.coalesce(Lead.market, "unknown"),
+        )
+        query = plan.query.with_only_columns(*groups, sa.func.count()).group_by(*groups)
+        totals: dict[str, dict[str, int]] = {name: {} for name in FACETS}
+        for row in (await self.session.execute(query)).all():
+            n = int(row[-1])
+            for name, value in zip(FACETS, row[:-1], strict=False):
+                key = str(value)
+                totals[name][key] = totals[name].get(key, 0) + n
+        return {
+            name: sorted(values.items(), key=lambda item: (-item[1], item[0]))
+            for name, values in totals.items()
         }
-        counts: dict[str, list[tuple[str, int]]] = {}
-        for name in FACETS:
-            value = groups[name]
-            query = (
-                plan.query.with_only_columns(value, sa.func.count().label("n"))
-                .group_by(value)
-                .order_by(sa.desc("n"), value)
-            )
-            counts[name] = [(str(v), int(n)) for v, n in (await self.session.execute(query)).all()]
-        return counts
 
     async def bought(self, buyer_id: uuid.UUID, lead_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
         """Which of these leads the buyer has bought."""
