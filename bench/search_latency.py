@@ -29,8 +29,10 @@ Redis, no periodic jobs, logs at WARNING) under uvicorn on 127.0.0.1 in a subpro
 HTTP (register, the verification link from the outbox, login) and searches with the access
 token. An async httpx load generator in this process keeps `--clients` requests in flight
 (closed loop: each client sends its next request when the last one answers). Each scenario
-runs `--warmup` requests first (not counted), then `--requests` (or `--max-seconds`), then
-`--serial` requests with one client (the service time without queueing). Parameters are
+runs `--warmup` requests first (not counted), then `--requests` (or `--max-seconds`), then,
+with `--pace S`, `--requests` more with each client starting one search every S seconds (an
+agent reads the results before searching again), then `--serial` requests with one client
+(the service time without queueing). Parameters are
 drawn from a uniform sample of 20,000 available leads ("a lead that exists"), so every
 search below has at least one match, which each response must contain:
 
@@ -526,6 +528,7 @@ MAKERS: dict[str, Callable[[random.Random, list[Seed]], Request]] = {
 class Phase:
     scenario: str
     clients: int
+    pace: float = 0.0  # seconds between one client's requests (0: back to back)
     latencies: list[float] = field(default_factory=list)  # ms, answered requests
     statuses: dict[int, int] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)  # what was wrong, per bad response
@@ -552,9 +555,12 @@ async def drive(
     clients: int,
     max_seconds: float,
     scenario: str,
+    pace: float = 0.0,
 ) -> Phase:
-    """Send `requests` with `clients` in flight (closed loop); time each one."""
-    phase = Phase(scenario, clients)
+    """Send `requests` with `clients` in flight (closed loop), each client starting a request
+    every `pace` seconds if given (an agent who reads the results before searching again);
+    time each one."""
+    phase = Phase(scenario, clients, pace)
     headers = {"Authorization": f"Bearer {token}"}
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     queue = iter(requests)
@@ -580,16 +586,33 @@ async def drive(
             phase.items.append(len(body["items"]))
             if (m := req.matches(body)) is not None:
                 phase.matches.append(m)
+            if pace:
+                await asyncio.sleep(max(0.0, t0 + pace - time.perf_counter()))
 
     async with httpx.AsyncClient(
         base_url=server.base_url, headers=headers, limits=limits, timeout=120
     ) as client:
         cpu0, scpu0, t0 = time.process_time(), server.cpu_seconds(), time.perf_counter()
-        await asyncio.gather(*(client_loop(client) for _ in range(clients)))
+        if pace:  # spread the clients' first requests over one period
+            starts = [asyncio.sleep(pace * i / clients) for i in range(clients)]
+            await asyncio.gather(*(_after(start, client_loop(client)) for start in starts))
+        else:
+            await asyncio.gather(*(client_loop(client) for _ in range(clients)))
         phase.wall = time.perf_counter() - t0
         phase.client_cpu = time.process_time() - cpu0
         phase.server_cpu = server.cpu_seconds() - scpu0
     return phase
+
+
+async def _after(first: Any, then: Any) -> None:
+    await first
+    await then
+
+
+def clients_text(phase: Phase) -> str:
+    if phase.pace:
+        return f"{phase.clients}, one search per {phase.pace:g} s each"
+    return f"{phase.clients}"
 
 
 def stats(phase: Phase) -> dict[str, float]:
@@ -736,6 +759,13 @@ def main() -> None:
     parser.add_argument("--leads", type=int, default=1_000_000)
     parser.add_argument("--database", choices=("sqlite", "postgresql"), default="postgresql")
     parser.add_argument("--clients", type=int, default=20, help="requests in flight")
+    parser.add_argument(
+        "--pace",
+        type=float,
+        default=0.0,
+        help="also run the clients at one search every PACE seconds each (after the "
+        "closed loop): agents who read their results before searching again",
+    )
     parser.add_argument("--requests", type=int, default=2_000, help="measured, per scenario")
     parser.add_argument("--warmup", type=int, default=100, help="per scenario, not counted")
     parser.add_argument(
@@ -799,6 +829,21 @@ def main() -> None:
                     drive(server, token, measured, args.clients, args.max_seconds, scenario)
                 )
             ]
+            if args.pace:
+                paced = [make(rng, seeds) for _ in range(args.requests)]
+                phases.append(
+                    asyncio.run(
+                        drive(
+                            server,
+                            token,
+                            paced,
+                            args.clients,
+                            args.max_seconds,
+                            scenario,
+                            pace=args.pace,
+                        )
+                    )
+                )
             if serial:
                 phases.append(
                     asyncio.run(drive(server, token, serial, 1, args.max_seconds, scenario))
@@ -807,7 +852,7 @@ def main() -> None:
             for ph in phases:
                 q = stats(ph)
                 print(
-                    f"  {ph.clients:>2} client(s): n {ph.n:,}  p50 {q['p50']:.1f}  p95 {q['p95']:.1f}  "
+                    f"  {clients_text(ph):>2}: n {ph.n:,}  p50 {q['p50']:.1f}  p95 {q['p95']:.1f}  "
                     f"p99 {q['p99']:.1f}  max {q['max']:.1f} ms  {ph.throughput:.1f} req/s  "
                     f"server CPU {ph.server_cpu / max(ph.n, 1) * 1e3:.1f} ms/req  "
                     f"statuses {ph.statuses}  bad {len(ph.failures)}"
@@ -845,7 +890,7 @@ def report(
             rows.append(
                 [
                     scenario,
-                    ph.clients,
+                    clients_text(ph),
                     f"{ph.n:,}" + (" (time cap)" if ph.capped else ""),
                     f"{ok:,}/{ph.n:,}",
                     f"{len(ph.failures)}",
@@ -888,7 +933,13 @@ def report(
         "",
         f"Requests: `GET {SEARCH}` with an agent's access token; per scenario {args.warmup} "
         f"warm-up requests, then {args.requests:,} with {args.clients} clients in a closed loop, "
-        f"then {args.serial} with one client. Each search is built around an available lead "
+        + (
+            f"then {args.requests:,} with {args.clients} clients each starting one search every "
+            f"{args.pace:g} s, "
+            if args.pace
+            else ""
+        )
+        + f"then {args.serial} with one client. Each search is built around an available lead "
         "(see the script), so each must answer 200 with at least that match, and every item "
         "must satisfy the request; `bad` counts answers that did not.",
         "",

@@ -26,6 +26,9 @@ async def test_sqlite_is_opened_with_wal_foreign_keys_and_busy_timeout(tmp_path:
     await engine.dispose()
 
 
+# SQLite's expression indexes (the search indexes' price keys) cannot be reflected; they are
+# migration-only and left out of the comparison (kit.dialect.SEARCH_INDEXES).
+@pytest.mark.filterwarnings("ignore:Skipped unsupported reflection of expression-based index")
 async def test_migrations_match_the_models(database_url: str) -> None:
     """A blank database upgraded to head has exactly the tables and columns the code uses."""
     engine = create_engine(database_url)

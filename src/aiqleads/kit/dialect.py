@@ -251,6 +251,11 @@ def create_search_indexes(bind: Connection) -> None:
     )
 
 
+# SQLite's own name for the index of the leads' primary key (the first constraint of the
+# table "leads"); `IndexedBy` reads leads in id order through it.
+SQLITE_LEADS_PK_INDEX = "sqlite_autoindex_leads_1"
+
+
 class IndexedBy(Alias):
     """`table` read through the index `index`: `leads INDEXED BY ix` on SQLite, plain `leads`
     on PostgreSQL (whose planner needs no telling). Columns of the table itself select from it,

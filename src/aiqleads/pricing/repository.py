@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from aiqleads.demand.models import DemandEvent, DemandKind
 from aiqleads.kit.bulk import chunks, insert_rows
-from aiqleads.kit.dialect import upsert
+from aiqleads.kit.dialect import SQLITE_LEADS_PK_INDEX, IndexedBy, upsert
 from aiqleads.leads.lifecycle import LeadStatus
 from aiqleads.leads.models import Exclusivity, Lead
 from aiqleads.pricing.engine import DEMAND_WEIGHTS
@@ -125,17 +125,24 @@ class PricingRepository:
         each one's stored price (`stored_cents`, None before its first)."""
         if self._dialect == "postgresql":
             return await self._lead_facts_raw(market, after, limit)
+        # In id order, by the primary key's index: without statistics SQLite otherwise picks
+        # the index on `status` and sorts every lead on sale again for each page (a recompute
+        # of 1,000,000 leads took 324 s).
+        leads = IndexedBy(Lead.__table__, SQLITE_LEADS_PK_INDEX)  # type: ignore[arg-type]
+        t = leads.c
         query = (
-            sa.select(*FACT_COLUMNS, LeadPrice.price_cents.label("stored_cents"))
-            .outerjoin(LeadPrice, LeadPrice.lead_id == Lead.id)
-            .where(Lead.status == LeadStatus.AVAILABLE, Lead.market.is_not(None))
+            sa.select(
+                *(t[c.key] for c in FACT_COLUMNS), LeadPrice.price_cents.label("stored_cents")
+            )
+            .select_from(leads.outerjoin(LeadPrice, LeadPrice.lead_id == t.id))
+            .where(t.status == LeadStatus.AVAILABLE, t.market.is_not(None))
         )
         if market is not None:
-            query = query.where(Lead.market == market)
+            query = query.where(t.market == market)
         if after is not None:
-            query = query.where(Lead.id > after)
-        rows = (await self.session.execute(query.order_by(Lead.id).limit(limit))).all()
-        return [FactRow(*row) for row in rows]  # type: ignore[arg-type]  # market: not None
+            query = query.where(t.id > after)
+        rows = (await self.session.execute(query.order_by(t.id).limit(limit))).all()
+        return [FactRow._make(row) for row in rows]
 
     async def _lead_facts_raw(
         self, market: str | None, after: uuid.UUID | None, limit: int
