@@ -127,6 +127,8 @@ async def _truncate_postgres(url: str) -> None:
     engine = create_engine(url)
     tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
     async with engine.begin() as conn:
+        # Replica mode skips triggers: the ledger's tables refuse TRUNCATE otherwise.
+        await conn.execute(sa.text("SET session_replication_role = replica"))
         await conn.execute(sa.text(f"TRUNCATE {tables} CASCADE"))
     await engine.dispose()
 

@@ -17,6 +17,7 @@ from aiqleads.kit.docs import install_docs
 from aiqleads.kit.errors import install_error_handlers
 from aiqleads.kit.observability import HttpMetrics, RequestContextMiddleware, configure_logging
 from aiqleads.leads import endpoints as leads
+from aiqleads.ledger import endpoints as ledger
 from aiqleads.mail import endpoints as mail
 from aiqleads.markets import endpoints as markets
 from aiqleads.notifications import endpoints as notifications
@@ -87,6 +88,8 @@ def create_app(
         pricing.router,
         pricing.admin,
         audit.router,
+        ledger.router,
+        ledger.admin,
     ):
         api.include_router(router)
     app.include_router(api)

@@ -16,6 +16,7 @@ MODEL_MODULES = (
     "aiqleads.pricing.models",
     "aiqleads.search.models",
     "aiqleads.notifications.models",
+    "aiqleads.ledger.models",
 )
 
 

@@ -30,6 +30,7 @@ TASK_MODULES = (
     "aiqleads.ingest.tasks",
     "aiqleads.pricing.tasks",
     "aiqleads.search.tasks",
+    "aiqleads.ledger.tasks",
 )
 
 

@@ -287,6 +287,52 @@ def drop_search_indexes(bind: Connection) -> None:
         bind.execute(sa.text(f"DROP INDEX {name}"))
 
 
+# Append-only tables (the ledger's entries and transactions): the database itself refuses to
+# update or delete a row, whoever asks.
+APPEND_ONLY_MESSAGE = "is append-only"
+
+
+def create_append_only(bind: Connection, table: str) -> None:
+    if is_postgres(bind):
+        bind.execute(
+            sa.text(
+                "CREATE OR REPLACE FUNCTION aiq_refuse_change() RETURNS trigger "
+                "LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION '% "
+                + APPEND_ONLY_MESSAGE
+                + "', TG_TABLE_NAME USING ERRCODE = 'restrict_violation'; END $$"
+            )
+        )
+        bind.execute(
+            sa.text(
+                f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
+                "FOR EACH ROW EXECUTE FUNCTION aiq_refuse_change()"
+            )
+        )
+        bind.execute(
+            sa.text(
+                f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
+                "FOR EACH STATEMENT EXECUTE FUNCTION aiq_refuse_change()"
+            )
+        )
+        return
+    for event in ("UPDATE", "DELETE"):
+        bind.execute(
+            sa.text(
+                f"CREATE TRIGGER {table}_no_{event.lower()} BEFORE {event} ON {table} "
+                f"BEGIN SELECT RAISE(ABORT, '{table} {APPEND_ONLY_MESSAGE}'); END"
+            )
+        )
+
+
+def drop_append_only(bind: Connection, table: str) -> None:
+    if is_postgres(bind):
+        bind.execute(sa.text(f"DROP TRIGGER {table}_append_only ON {table}"))
+        bind.execute(sa.text(f"DROP TRIGGER {table}_no_truncate ON {table}"))
+        return
+    for event in ("update", "delete"):
+        bind.execute(sa.text(f"DROP TRIGGER {table}_no_{event}"))
+
+
 class Statistics:
     """Keeps the planner's statistics of tables a bulk load grows (PostgreSQL).
 

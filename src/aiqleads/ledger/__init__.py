@@ -1,0 +1,1 @@
+"""The credits ledger: double-entry accounts, immutable entries, balances never negative."""

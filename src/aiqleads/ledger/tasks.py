@@ -1,0 +1,29 @@
+"""Background jobs of the ledger: reconciliation."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import structlog
+
+from aiqleads.kit.jobs import job
+from aiqleads.ledger.service import Ledger
+from aiqleads.runtime import JobContext
+
+log = structlog.get_logger(__name__)
+
+RECONCILE_JOB = "ledger.reconcile"
+RECONCILE_EVERY = timedelta(hours=1)
+
+
+@job(RECONCILE_JOB, every=RECONCILE_EVERY)
+async def reconcile_job(ctx: JobContext) -> None:
+    """Check that every transaction sums to zero and every cached balance is its entries' sum;
+    each mismatch is logged as an error for operators (nothing is corrected by itself)."""
+    async with ctx.runtime.transaction(write=False) as session:
+        mismatches = await Ledger(session).reconcile()
+    for m in mismatches:
+        log.error(
+            "ledger_mismatch", subject=m.subject, id=str(m.id), expected=m.expected, found=m.found
+        )
+    log.info("ledger_reconciled", mismatches=len(mismatches))
