@@ -7,11 +7,13 @@ import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse
 
 from aiqleads.accounts import endpoints as accounts
 from aiqleads.audit import endpoints as audit
 from aiqleads.ingest import endpoints as ingest
+from aiqleads.kit import idempotency
 from aiqleads.kit.clock import Clock
 from aiqleads.kit.docs import install_docs
 from aiqleads.kit.errors import install_error_handlers
@@ -70,6 +72,12 @@ def create_app(
     app.state.metrics = HttpMetrics()
     app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)
     install_error_handlers(app)
+
+    async def replay(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, idempotency.Replay)
+        return idempotency.replay_response(exc)
+
+    app.add_exception_handler(idempotency.Replay, replay)
 
     api = APIRouter(prefix=API_PREFIX)
     for router in (

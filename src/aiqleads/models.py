@@ -17,6 +17,7 @@ MODEL_MODULES = (
     "aiqleads.search.models",
     "aiqleads.notifications.models",
     "aiqleads.ledger.models",
+    "aiqleads.kit.idempotency",
 )
 
 

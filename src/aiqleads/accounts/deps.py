@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import Depends
+from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from aiqleads.accounts.models import User
 from aiqleads.accounts.schemas import Scope
 from aiqleads.accounts.service import AccountService, Principal
+from aiqleads.kit import idempotency
 from aiqleads.kit.deps import RuntimeDep, SessionDep
 from aiqleads.kit.errors import Forbidden, Unauthorized
 
@@ -64,3 +65,25 @@ AccountWriter = Annotated[User, Depends(require_scope(Scope.ACCOUNT_WRITE))]
 LeadReader = Annotated[User, Depends(require_scope(Scope.LEADS_READ))]
 # Who sees which leads in full depends on more than the user: the key's scopes too.
 LeadViewer = Annotated[Principal, Depends(_lead_viewer)]
+
+
+async def _idempotent(
+    request: Request, principal: CurrentPrincipal, session: SessionDep, runtime: RuntimeDep
+) -> idempotency.Idempotency:
+    return await idempotency.begin(
+        session, request, str(principal.user.id), runtime.clock.now(), required=False
+    )
+
+
+async def _idempotent_required(
+    request: Request, principal: CurrentPrincipal, session: SessionDep, runtime: RuntimeDep
+) -> idempotency.Idempotency:
+    return await idempotency.begin(
+        session, request, str(principal.user.id), runtime.clock.now(), required=True
+    )
+
+
+# State-changing commerce endpoints: an `Idempotency-Key` header makes a retry safe
+# (kit.idempotency); the endpoint ends with `await idem.complete(session, status, body)`.
+Idempotent = Annotated[idempotency.Idempotency, Depends(_idempotent)]
+IdempotentRequired = Annotated[idempotency.Idempotency, Depends(_idempotent_required)]

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, Field
 
-from aiqleads.accounts.deps import AccountReader, AdminUser
+from aiqleads.accounts.deps import AccountReader, AdminUser, Idempotent
 from aiqleads.accounts.models import User
 from aiqleads.audit.service import record as audit
 from aiqleads.kit.deps import RuntimeDep, SessionDep
@@ -86,10 +86,14 @@ async def credits(
 
 @admin.post("/grant", response_model=GrantOut, status_code=status.HTTP_201_CREATED)
 async def grant(
-    body: GrantIn, operator: AdminUser, session: SessionDep, runtime: RuntimeDep
+    body: GrantIn,
+    operator: AdminUser,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    idem: Idempotent,
 ) -> GrantOut:
     """Give an agent credits (paid outside Stripe, a goodwill gesture...): audited, and the
-    agent is told."""
+    agent is told. With an `Idempotency-Key`, a retry is answered without granting again."""
     agent = await session.get(User, body.user_id)
     if agent is None:
         raise NotFound("No such user", code="user_not_found")
@@ -123,9 +127,11 @@ async def grant(
         body=f"{body.credits:,} credits were added to your balance: {body.reason}",
         data={"transaction_id": str(transaction.id), "credits": body.credits},
     )
-    return GrantOut(
+    out = GrantOut(
         transaction_id=transaction.id,
         user_id=agent.id,
         credits=body.credits,
         balance=await ledger.balance(target),
     )
+    await idem.complete(session, status.HTTP_201_CREATED, out)
+    return out

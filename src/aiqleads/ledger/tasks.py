@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import structlog
 
+from aiqleads.kit.idempotency import forget_old
 from aiqleads.kit.jobs import job
 from aiqleads.ledger.service import Ledger
 from aiqleads.runtime import JobContext
@@ -27,3 +28,14 @@ async def reconcile_job(ctx: JobContext) -> None:
             "ledger_mismatch", subject=m.subject, id=str(m.id), expected=m.expected, found=m.found
         )
     log.info("ledger_reconciled", mismatches=len(mismatches))
+
+
+FORGET_KEYS_JOB = "idempotency.forget"
+
+
+@job(FORGET_KEYS_JOB, every=timedelta(hours=1))
+async def forget_keys_job(ctx: JobContext) -> None:
+    """Delete idempotency keys older than their 24 hours (the commerce endpoints' retries)."""
+    async with ctx.runtime.transaction() as session:
+        forgotten = await forget_old(session, ctx.runtime.clock.now())
+    log.info("idempotency_keys_forgotten", count=forgotten)
