@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 
 from aiqleads.accounts import endpoints as accounts
 from aiqleads.audit import endpoints as audit
+from aiqleads.cart import endpoints as cart
 from aiqleads.ingest import endpoints as ingest
 from aiqleads.kit import idempotency
 from aiqleads.kit.clock import Clock
@@ -98,6 +99,7 @@ def create_app(
         audit.router,
         ledger.router,
         ledger.admin,
+        cart.router,
     ):
         api.include_router(router)
     app.include_router(api)

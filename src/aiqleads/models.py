@@ -18,6 +18,7 @@ MODEL_MODULES = (
     "aiqleads.notifications.models",
     "aiqleads.ledger.models",
     "aiqleads.kit.idempotency",
+    "aiqleads.cart.models",
 )
 
 

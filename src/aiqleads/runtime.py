@@ -31,6 +31,7 @@ TASK_MODULES = (
     "aiqleads.pricing.tasks",
     "aiqleads.search.tasks",
     "aiqleads.ledger.tasks",
+    "aiqleads.cart.tasks",
 )
 
 

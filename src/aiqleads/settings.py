@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     login_max_failures: int = 5
     login_lockout_base_seconds: int = 60
     login_lockout_max_seconds: int = 3600
+    # How long a lead stays in a Basic buyer's cart (Pro and Enterprise may extend a hold).
+    cart_hold_minutes: int = 15
 
     mail_max_attempts: int = 8
 

@@ -1,0 +1,237 @@
+"""Holding leads in a buyer's cart.
+
+Adding a lead locks its row (PostgreSQL `FOR UPDATE`; SQLite has one writer at a time), ends
+any hold on it that has lapsed, and holds it if a sale is left: an exclusive lead has one
+holder, a shared one as many as its remaining sales. When the holds take every remaining sale
+the lead becomes `held`, and it is `available` again when one ends. The price is the quote at
+that moment (`PricingService.quote`), locked for the life of the hold. Two unique indexes back
+the rules: one active hold of an exclusive lead, one active hold per buyer and lead.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from aiqleads.accounts.models import User
+from aiqleads.audit.service import record as audit
+from aiqleads.cart.models import Hold, HoldStatus
+from aiqleads.checkout.models import Purchase
+from aiqleads.demand.models import DemandKind
+from aiqleads.kit.errors import AppError, Conflict, Forbidden, NotFound
+from aiqleads.leads.lifecycle import LeadStatus, check_transition
+from aiqleads.leads.models import Exclusivity, Lead
+from aiqleads.pricing.service import PricingService
+from aiqleads.runtime import Runtime
+
+# What Pro and Enterprise buyers may extend a hold to (from when it was placed; seed 001).
+EXTENSIONS = {"24h": timedelta(hours=24), "3d": timedelta(days=3), "7d": timedelta(days=7)}
+EXTENDING_PLANS = frozenset({"pro", "enterprise"})
+EXPIRE_BATCH = 500
+
+
+class LeadUnavailable(Conflict):
+    code = "lead_unavailable"
+
+
+@dataclass(frozen=True)
+class CartItem:
+    hold: Hold
+    lead: Lead
+
+
+async def _locked_lead(session: AsyncSession, lead_id: uuid.UUID) -> Lead | None:
+    return await session.scalar(
+        sa.select(Lead)
+        .where(Lead.id == lead_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+
+
+async def _active_holds(session: AsyncSession, lead_id: uuid.UUID) -> list[Hold]:
+    return list(
+        await session.scalars(
+            sa.select(Hold).where(Hold.lead_id == lead_id, Hold.status == HoldStatus.ACTIVE)
+        )
+    )
+
+
+def _end(hold: Hold, lead: Lead, status: HoldStatus, at: datetime) -> None:
+    """End `hold` (the lead's row locked by the caller); a held lead is on sale again."""
+    hold.status = status
+    hold.ended_at = at
+    if lead.status is LeadStatus.HELD and status is not HoldStatus.PURCHASED:
+        check_transition(lead.status, LeadStatus.AVAILABLE)
+        lead.status = LeadStatus.AVAILABLE
+        lead.status_changed_at = at
+
+
+class CartService:
+    def __init__(self, session: AsyncSession, runtime: Runtime, buyer: User) -> None:
+        self.session, self.runtime, self.buyer = session, runtime, buyer
+
+    def _hold_length(self) -> timedelta:
+        return timedelta(minutes=self.runtime.settings.cart_hold_minutes)
+
+    async def items(self) -> list[CartItem]:
+        """The buyer's holds that have not lapsed, oldest first."""
+        now = self.runtime.clock.now()
+        rows = await self.session.execute(
+            sa.select(Hold, Lead)
+            .join(Lead, Lead.id == Hold.lead_id)
+            .where(
+                Hold.buyer_id == self.buyer.id,
+                Hold.status == HoldStatus.ACTIVE,
+                Hold.expires_at > now,
+            )
+            .order_by(Hold.created_at, Hold.id)
+        )
+        return [CartItem(h, lead) for h, lead in rows.all()]
+
+    async def add(self, lead_id: uuid.UUID) -> CartItem:
+        now = self.runtime.clock.now()
+        lead = await _locked_lead(self.session, lead_id)
+        if lead is None:
+            raise NotFound("No such lead", code="lead_not_found")
+        bought = await self.session.scalar(
+            sa.select(Purchase.id).where(
+                Purchase.lead_id == lead.id, Purchase.buyer_id == self.buyer.id
+            )
+        )
+        if bought is not None:
+            raise Conflict("You bought this lead already", code="already_bought")
+        holds = await _active_holds(self.session, lead.id)
+        for lapsed in [h for h in holds if h.expires_at <= now]:
+            _end(lapsed, lead, HoldStatus.EXPIRED, now)
+        holds = [h for h in holds if h.expires_at > now]
+        if any(h.buyer_id == self.buyer.id for h in holds):
+            raise Conflict("This lead is in your cart already", code="already_in_cart")
+        if lead.status is not LeadStatus.AVAILABLE or lead.sales_count + len(holds) >= (
+            lead.max_sales
+        ):
+            raise LeadUnavailable("This lead is not available now")
+        quoted, snapshot, _ = await PricingService(self.session, self.runtime).quote(
+            lead, self.buyer.plan
+        )
+        hold = Hold(
+            id=uuid.uuid4(),
+            lead_id=lead.id,
+            buyer_id=self.buyer.id,
+            exclusive=lead.exclusivity is Exclusivity.EXCLUSIVE,
+            status=HoldStatus.ACTIVE,
+            price_cents=quoted.final_cents,
+            config_version=snapshot.config_version,
+            created_at=now,
+            expires_at=now + self._hold_length(),
+        )
+        self.session.add(hold)
+        if lead.sales_count + len(holds) + 1 >= lead.max_sales:
+            check_transition(lead.status, LeadStatus.HELD)
+            lead.status = LeadStatus.HELD
+            lead.status_changed_at = now
+        try:
+            await self.session.flush()
+        except IntegrityError as exc:  # the unique indexes: another hold won the lead
+            raise LeadUnavailable("This lead is not available now") from exc
+        audit(
+            self.session,
+            actor_id=self.buyer.id,
+            action="cart.hold",
+            subject_type="lead",
+            subject_id=str(lead.id),
+            at=now,
+            detail={"hold": str(hold.id), "price_cents": hold.price_cents},
+        )
+        self.runtime.demand.record(
+            DemandKind.CART_ADD,
+            user_id=self.buyer.id,
+            lead_id=lead.id,
+            market=lead.market,
+            lead_kind=lead.kind,
+            property_type=lead.property_type,
+        )
+        return CartItem(hold, lead)
+
+    async def _mine(self, lead_id: uuid.UUID) -> tuple[Hold, Lead]:
+        now = self.runtime.clock.now()
+        lead = await _locked_lead(self.session, lead_id)
+        hold = await self.session.scalar(
+            sa.select(Hold).where(
+                Hold.lead_id == lead_id,
+                Hold.buyer_id == self.buyer.id,
+                Hold.status == HoldStatus.ACTIVE,
+            )
+        )
+        if lead is None or hold is None:
+            raise NotFound("This lead is not in your cart", code="not_in_cart")
+        if hold.expires_at <= now:
+            _end(hold, lead, HoldStatus.EXPIRED, now)
+            raise AppError(
+                "Your hold on this lead has lapsed", code="hold_expired", status=409, commit=True
+            )
+        return hold, lead
+
+    async def remove(self, lead_id: uuid.UUID) -> None:
+        hold, lead = await self._mine(lead_id)
+        now = self.runtime.clock.now()
+        _end(hold, lead, HoldStatus.RELEASED, now)
+        audit(
+            self.session,
+            actor_id=self.buyer.id,
+            action="cart.release",
+            subject_type="lead",
+            subject_id=str(lead.id),
+            at=now,
+            detail={"hold": str(hold.id)},
+        )
+
+    async def extend(self, lead_id: uuid.UUID, duration: str) -> CartItem:
+        if self.buyer.plan not in EXTENDING_PLANS:
+            raise Forbidden(
+                "Extending a hold needs a Pro or Enterprise plan", code="plan_cannot_extend"
+            )
+        hold, lead = await self._mine(lead_id)
+        until = hold.created_at + EXTENSIONS[duration]
+        if until > hold.expires_at:
+            hold.expires_at = until
+        audit(
+            self.session,
+            actor_id=self.buyer.id,
+            action="cart.extend",
+            subject_type="lead",
+            subject_id=str(lead.id),
+            at=self.runtime.clock.now(),
+            detail={"hold": str(hold.id), "expires_at": hold.expires_at.isoformat()},
+        )
+        return CartItem(hold, lead)
+
+
+async def expire_lapsed(runtime: Runtime) -> int:
+    """End every active hold whose time is up (a batch per transaction); returns how many."""
+    ended = 0
+    while True:
+        now = runtime.clock.now()
+        async with runtime.transaction() as session:
+            lapsed = list(
+                await session.scalars(
+                    sa.select(Hold)
+                    .where(Hold.status == HoldStatus.ACTIVE, Hold.expires_at <= now)
+                    .order_by(Hold.lead_id)
+                    .limit(EXPIRE_BATCH)
+                )
+            )
+            for hold in lapsed:
+                lead = await _locked_lead(session, hold.lead_id)
+                await session.refresh(hold)
+                if lead is None or hold.status is not HoldStatus.ACTIVE:
+                    continue  # ended meanwhile
+                _end(hold, lead, HoldStatus.EXPIRED, now)
+                ended += 1
+        if len(lapsed) < EXPIRE_BATCH:
+            return ended

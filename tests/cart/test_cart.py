@@ -1,0 +1,224 @@
+"""Carts on both dialects: a lead held at a locked price, one holder of an exclusive lead, as
+many as a shared lead has sales left, holds that lapse, and extensions by plan."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import jwt
+import sqlalchemy as sa
+
+from aiqleads.accounts.models import Role, User
+from aiqleads.accounts.schemas import NotificationPreferences
+from aiqleads.accounts.tokens import issue_access_token
+from aiqleads.audit.models import AuditEvent
+from aiqleads.cart.models import Hold, HoldStatus
+from aiqleads.cart.service import expire_lapsed
+from aiqleads.kit.clock import FrozenClock
+from aiqleads.leads.lifecycle import LeadStatus
+from aiqleads.leads.models import Exclusivity, Lead
+from aiqleads.pricing.service import recompute
+from aiqleads.runtime import Runtime
+from tests.conftest import Api, bearer
+from tests.search.factories import add_leads, lead_row
+
+ITEMS = "/api/v1/cart/items"
+
+
+async def buyers(runtime: Runtime, n: int, plan: str = "basic") -> list[dict[str, str]]:
+    """`n` verified agents on `plan`, each as the headers of a signed-in request."""
+    now = runtime.clock.now()
+    users = [
+        User(
+            id=uuid.uuid4(),
+            email=f"buyer{i}-{uuid.uuid4().hex[:6]}@realty.example.com",
+            name=f"Buyer {i}",
+            password_hash="unused",
+            role=Role.AGENT,
+            plan=plan,
+            preferred_markets=[],
+            notification_preferences=NotificationPreferences().model_dump(),
+            time_zone="UTC",
+            session_version=1,
+            email_verified_at=now,
+            created_at=now,
+            updated_at=now,
+        )
+        for i in range(n)
+    ]
+    async with runtime.transaction() as session:
+        session.add_all(users)
+    return [bearer(issue_access_token(runtime.settings, u.id, u.role.value, 1, now)) for u in users]
+
+
+async def lead_status(runtime: Runtime, lead_id: uuid.UUID) -> LeadStatus:
+    async with runtime.transaction(write=False) as session:
+        status = await session.scalar(sa.select(Lead.status).where(Lead.id == lead_id))
+    assert status is not None
+    return status
+
+
+async def add(client: httpx.AsyncClient, auth: dict[str, str], lead: Lead) -> httpx.Response:
+    return await client.post(ITEMS, json={"lead_id": str(lead.id)}, headers=auth)
+
+
+async def cart(client: httpx.AsyncClient, auth: dict[str, str]) -> dict[str, Any]:
+    response = await client.get("/api/v1/cart", headers=auth)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def test_a_held_lead_is_yours_at_the_quoted_price_and_off_sale_for_others(
+    api: Api, runtime: Runtime, clock: FrozenClock
+) -> None:
+    alice, bob = await buyers(runtime, 2)
+    lead = (await add_leads(runtime, lead_row(clock.now())))[0]
+    await recompute(runtime)
+    quoted = (await api.client.get(f"/api/v1/leads/{lead.id}/price", headers=alice)).json()
+
+    added = await add(api.client, alice, lead)
+    assert added.status_code == 201, added.text
+    item = added.json()
+    assert item["price_cents"] == quoted["price_cents"]
+    assert item["expires_at"] > item["held_at"]
+    assert item["lead"]["contact"]["phone"] is None  # masked until bought
+    body = await cart(api.client, alice)
+    assert [i["lead"]["id"] for i in body["items"]] == [str(lead.id)]
+    assert body["total_cents"] == quoted["price_cents"]
+    assert await lead_status(runtime, lead.id) is LeadStatus.HELD
+
+    taken = await add(api.client, bob, lead)
+    assert taken.status_code == 409
+    assert taken.json()["code"] == "lead_unavailable"
+    again = await add(api.client, alice, lead)
+    assert again.json()["code"] == "already_in_cart"
+    assert (await cart(api.client, bob))["items"] == []
+
+    # The price is locked: a new configuration does not change what is in the cart.
+    ops = await api.admin()
+    config = (await api.client.get("/api/v1/admin/pricing/las-vegas", headers=ops.auth)).json()
+    config["config"]["base_cents"]["seller"] *= 2
+    saved = await api.client.put(
+        "/api/v1/admin/pricing/las-vegas", json=config["config"], headers=ops.auth
+    )
+    assert saved.status_code == 200, saved.text
+    await recompute(runtime)
+    assert (await cart(api.client, alice))["total_cents"] == quoted["price_cents"]
+
+    async with runtime.transaction(write=False) as session:
+        actions = list(await session.scalars(sa.select(AuditEvent.action)))
+    assert "cart.hold" in actions
+
+
+async def test_taking_a_lead_out_puts_it_back_on_sale(
+    api: Api, runtime: Runtime, clock: FrozenClock
+) -> None:
+    alice, bob = await buyers(runtime, 2)
+    lead = (await add_leads(runtime, lead_row(clock.now())))[0]
+    await recompute(runtime)
+    assert (await add(api.client, alice, lead)).status_code == 201
+    removed = await api.client.delete(f"{ITEMS}/{lead.id}", headers=alice)
+    assert removed.status_code == 204
+    assert await lead_status(runtime, lead.id) is LeadStatus.AVAILABLE
+    assert (await cart(api.client, alice))["items"] == []
+    gone = await api.client.delete(f"{ITEMS}/{lead.id}", headers=alice)
+    assert gone.status_code == 404
+    assert gone.json()["code"] == "not_in_cart"
+    assert (await add(api.client, bob, lead)).status_code == 201
+
+
+async def test_a_hold_lapses_after_the_plans_time_and_pro_buyers_may_extend(
+    api: Api, runtime: Runtime, clock: FrozenClock
+) -> None:
+    (basic,) = await buyers(runtime, 1)
+    (pro,) = await buyers(runtime, 1, plan="pro")
+    (other,) = await buyers(runtime, 1)
+    first, second = await add_leads(runtime, lead_row(clock.now()), lead_row(clock.now()))
+    await recompute(runtime)
+    assert (await add(api.client, basic, first)).status_code == 201
+    assert (await add(api.client, pro, second)).status_code == 201
+
+    refused = await api.client.post(
+        f"{ITEMS}/{first.id}/extend", json={"duration": "24h"}, headers=basic
+    )
+    assert refused.status_code == 403
+    assert refused.json()["code"] == "plan_cannot_extend"
+    extended = await api.client.post(
+        f"{ITEMS}/{second.id}/extend", json={"duration": "3d"}, headers=pro
+    )
+    assert extended.status_code == 200, extended.text
+    bad = await api.client.post(f"{ITEMS}/{second.id}/extend", json={"duration": "1y"}, headers=pro)
+    assert bad.status_code == 422
+
+    clock.advance(timedelta(minutes=15, seconds=1))
+    # Tokens last 15 minutes: sign the buyers in again.
+    basic, pro, other = [await signed_in_again(runtime, h) for h in (basic, pro, other)]
+    assert (await cart(api.client, basic))["items"] == []
+    assert [i["lead"]["id"] for i in (await cart(api.client, pro))["items"]] == [str(second.id)]
+    # The lapsed hold ends the moment someone else adds the lead, before the job runs.
+    assert (await add(api.client, other, first)).status_code == 201
+    async with runtime.transaction(write=False) as session:
+        ended = await session.scalar(
+            sa.select(Hold.status).where(Hold.lead_id == first.id, Hold.ended_at.is_not(None))
+        )
+    assert ended is HoldStatus.EXPIRED
+
+    clock.advance(timedelta(days=3))
+    assert await expire_lapsed(runtime) == 2
+    assert await lead_status(runtime, first.id) is LeadStatus.AVAILABLE
+    assert await lead_status(runtime, second.id) is LeadStatus.AVAILABLE
+    assert await expire_lapsed(runtime) == 0
+
+
+async def signed_in_again(runtime: Runtime, auth: dict[str, str]) -> dict[str, str]:
+    """A fresh access token for the holder of `auth` (whose token may have expired)."""
+    token = auth["Authorization"].removeprefix("Bearer ")
+    claims = jwt.decode(token, options={"verify_signature": False})
+    user_id = uuid.UUID(claims["sub"])
+    return bearer(issue_access_token(runtime.settings, user_id, "agent", 1, runtime.clock.now()))
+
+
+async def test_a_shared_lead_is_held_by_as_many_buyers_as_it_has_sales_left(
+    api: Api, runtime: Runtime, clock: FrozenClock
+) -> None:
+    a, b, c = await buyers(runtime, 3)
+    lead = (
+        await add_leads(
+            runtime,
+            lead_row(clock.now(), exclusivity=Exclusivity.SHARED, max_sales=3, sales_count=1),
+        )
+    )[0]
+    await recompute(runtime)
+    assert (await add(api.client, a, lead)).status_code == 201
+    assert await lead_status(runtime, lead.id) is LeadStatus.AVAILABLE
+    assert (await add(api.client, b, lead)).status_code == 201
+    assert await lead_status(runtime, lead.id) is LeadStatus.HELD
+    assert (await add(api.client, c, lead)).json()["code"] == "lead_unavailable"
+    assert (await api.client.delete(f"{ITEMS}/{lead.id}", headers=a)).status_code == 204
+    assert (await add(api.client, c, lead)).status_code == 201
+
+
+async def test_many_buyers_add_the_same_exclusive_lead_at_once_and_one_holds_it(
+    api: Api, runtime: Runtime, clock: FrozenClock
+) -> None:
+    crowd = await buyers(runtime, 60)
+    for _ in range(2):
+        lead = (await add_leads(runtime, lead_row(clock.now())))[0]
+        await recompute(runtime)
+        answers = await asyncio.gather(*(add(api.client, auth, lead) for auth in crowd))
+        statuses = sorted(a.status_code for a in answers)
+        assert statuses.count(201) == 1, statuses
+        assert statuses.count(409) == len(crowd) - 1, statuses
+        assert {a.json()["code"] for a in answers if a.status_code == 409} == {"lead_unavailable"}
+        async with runtime.transaction(write=False) as session:
+            active = await session.scalar(
+                sa.select(sa.func.count())
+                .select_from(Hold)
+                .where(Hold.lead_id == lead.id, Hold.status == HoldStatus.ACTIVE)
+            )
+        assert active == 1
