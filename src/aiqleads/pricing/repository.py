@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aiqleads.demand.models import DemandEvent, DemandKind
-from aiqleads.kit.bulk import chunks, insert_rows
 from aiqleads.kit.dialect import SQLITE_LEADS_PK_INDEX, IndexedBy, upsert
 from aiqleads.leads.lifecycle import LeadStatus
 from aiqleads.leads.models import Exclusivity, Lead
@@ -184,7 +183,8 @@ class PricingRepository:
         ]
 
     async def _driver(self) -> Any:
-        """The session's asyncpg connection, inside the session's transaction. SQLAlchemy
+        """The session's driver connection (asyncpg or aiosqlite), inside the session's
+        transaction. SQLAlchemy
         begins that transaction lazily, at its own first statement; before it, each driver
         statement would commit alone (and `price_stage`, ON COMMIT DELETE ROWS, would empty
         between the COPY and the INSERT that reads it)."""
@@ -200,24 +200,29 @@ class PricingRepository:
         if self._dialect == "postgresql":
             await self._save_prices_copy(rows, at)
             return
-        stmt = upsert(self._dialect, LeadPrice.__table__)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["lead_id"],
-            set_={c: stmt.excluded[c] for c in ("price_cents", "config_version", "computed_at")},
+        await self._save_prices_sqlite(rows, at)
+
+    async def _save_prices_sqlite(self, rows: Sequence[dict[str, Any]], at: datetime) -> None:
+        """SQLite: the same two writes through the driver, values in SQLAlchemy's own storage
+        formats (a UUID as 32 hex digits, a time as `YYYY-MM-DD HH:MM:SS.ffffff` in UTC).
+        SQLAlchemy's per-row bind processing was most of a first recompute's writing."""
+        stamp = at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+        driver = await self._driver()
+        await driver.executemany(
+            "INSERT INTO lead_prices (lead_id, price_cents, config_version, computed_at) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT (lead_id) DO UPDATE SET "
+            "price_cents = excluded.price_cents, config_version = excluded.config_version, "
+            "computed_at = excluded.computed_at",
+            [(r["lead_id"].hex, r["price_cents"], r["config_version"], stamp) for r in rows],
         )
-        for part in chunks(rows, 1_000):
-            await self.session.execute(stmt, list(part))
-        history = [
-            {
-                "id": uuid.uuid4(),
-                "lead_id": row["lead_id"],
-                "price_cents": row["price_cents"],
-                "config_version": row["config_version"],
-                "computed_at": at,
-            }
-            for row in rows
-        ]
-        await insert_rows(self.session, PriceChange.__table__, history)  # type: ignore[arg-type]
+        await driver.executemany(
+            "INSERT INTO price_history (id, lead_id, price_cents, config_version, computed_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [
+                (uuid.uuid4().hex, r["lead_id"].hex, r["price_cents"], r["config_version"], stamp)
+                for r in rows
+            ],
+        )
 
     async def _save_prices_copy(self, rows: Sequence[dict[str, Any]], at: datetime) -> None:
         """PostgreSQL: COPY the prices into a temporary table, then upsert and log them in two
