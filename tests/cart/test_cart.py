@@ -17,10 +17,11 @@ from aiqleads.accounts.schemas import NotificationPreferences
 from aiqleads.accounts.tokens import issue_access_token
 from aiqleads.audit.models import AuditEvent
 from aiqleads.cart.models import Hold, HoldStatus
-from aiqleads.cart.service import expire_lapsed
+from aiqleads.cart.service import expire_lapsed, warn_lapsing
 from aiqleads.kit.clock import FrozenClock
 from aiqleads.leads.lifecycle import LeadStatus
 from aiqleads.leads.models import Exclusivity, Lead
+from aiqleads.mail.models import OutboundEmail
 from aiqleads.pricing.service import recompute
 from aiqleads.runtime import Runtime
 from tests.conftest import Api, bearer
@@ -222,3 +223,31 @@ async def test_many_buyers_add_the_same_exclusive_lead_at_once_and_one_holds_it(
                 .where(Hold.lead_id == lead.id, Hold.status == HoldStatus.ACTIVE)
             )
         assert active == 1
+
+
+async def test_a_buyer_is_warned_once_before_a_hold_lapses(
+    api: Api, runtime: Runtime, clock: FrozenClock
+) -> None:
+    (auth,) = await buyers(runtime, 1)
+    lead = (await add_leads(runtime, lead_row(clock.now())))[0]
+    await recompute(runtime)
+    assert (await add(api.client, auth, lead)).status_code == 201
+
+    clock.advance(timedelta(minutes=9))
+    assert await warn_lapsing(runtime) == 0  # six minutes left
+    clock.advance(timedelta(minutes=2))
+    assert await warn_lapsing(runtime) == 1  # four minutes left
+    assert await warn_lapsing(runtime) == 0  # once
+
+    auth = await signed_in_again(runtime, auth)
+    inbox = (await api.client.get("/api/v1/notifications", headers=auth)).json()["items"]
+    assert [(n["kind"], n["title"]) for n in inbox] == [
+        ("hold_expiring", "A lead in your cart is released in 4 min")
+    ]
+    async with runtime.transaction(write=False) as session:
+        mails = list(
+            await session.scalars(
+                sa.select(OutboundEmail.subject).where(OutboundEmail.kind == "hold_expiring")
+            )
+        )
+    assert mails == ["A lead in your cart is released in 4 min"]

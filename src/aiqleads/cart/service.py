@@ -26,6 +26,7 @@ from aiqleads.demand.models import DemandKind
 from aiqleads.kit.errors import AppError, Conflict, Forbidden, NotFound
 from aiqleads.leads.lifecycle import LeadStatus, check_transition
 from aiqleads.leads.models import Exclusivity, Lead
+from aiqleads.notifications.service import notify
 from aiqleads.pricing.service import PricingService
 from aiqleads.runtime import Runtime
 
@@ -33,6 +34,8 @@ from aiqleads.runtime import Runtime
 EXTENSIONS = {"24h": timedelta(hours=24), "3d": timedelta(days=3), "7d": timedelta(days=7)}
 EXTENDING_PLANS = frozenset({"pro", "enterprise"})
 EXPIRE_BATCH = 500
+# Buyers hear that a hold is about to lapse this long before it does.
+WARN_BEFORE = timedelta(minutes=5)
 
 
 class LeadUnavailable(Conflict):
@@ -235,3 +238,43 @@ async def expire_lapsed(runtime: Runtime) -> int:
                 ended += 1
         if len(lapsed) < EXPIRE_BATCH:
             return ended
+
+
+async def warn_lapsing(runtime: Runtime) -> int:
+    """Tell each buyer whose hold lapses within WARN_BEFORE (once per hold, in-app and e-mail
+    per their `hold_expiring` preference); returns how many holds were announced."""
+    now = runtime.clock.now()
+    async with runtime.transaction() as session:
+        rows = (
+            await session.execute(
+                sa.select(Hold, Lead, User)
+                .join(Lead, Lead.id == Hold.lead_id)
+                .join(User, User.id == Hold.buyer_id)
+                .where(
+                    Hold.status == HoldStatus.ACTIVE,
+                    Hold.warned_at.is_(None),
+                    Hold.expires_at > now,
+                    Hold.expires_at <= now + WARN_BEFORE,
+                )
+                .order_by(Hold.expires_at)
+                .limit(EXPIRE_BATCH)
+            )
+        ).all()
+        for hold, lead, buyer in rows:
+            minutes = max(1, round((hold.expires_at - now).total_seconds() / 60))
+            place = ", ".join(p for p in (lead.city, lead.state) if p) or "your cart"
+            await notify(
+                session,
+                runtime,
+                buyer,
+                topic="hold_expiring",
+                kind="hold_expiring",
+                title=f"A lead in your cart is released in {minutes} min",
+                body=(
+                    f"Your hold on a {lead.kind.replace('_', ' ')} lead in {place} ends at "
+                    f"{hold.expires_at:%H:%M} UTC. Check out before then to keep it."
+                ),
+                data={"lead_id": str(lead.id), "expires_at": hold.expires_at.isoformat()},
+            )
+            hold.warned_at = now
+    return len(rows)

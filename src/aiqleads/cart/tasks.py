@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import structlog
 
-from aiqleads.cart.service import expire_lapsed
+from aiqleads.cart.service import expire_lapsed, warn_lapsing
 from aiqleads.kit.jobs import job
 from aiqleads.runtime import JobContext
 
@@ -17,7 +17,9 @@ EXPIRE_JOB = "cart.expire_holds"
 
 @job(EXPIRE_JOB, every=timedelta(minutes=1))
 async def expire_job(ctx: JobContext) -> None:
-    """End the holds whose time is up (adding a lead ends a lapsed hold on it at once too)."""
+    """Warn buyers whose holds lapse within five minutes, and end the holds whose time is up
+    (adding a lead ends a lapsed hold on it at once too)."""
+    warned = await warn_lapsing(ctx.runtime)
     ended = await expire_lapsed(ctx.runtime)
-    if ended:
-        log.info("holds_expired", count=ended)
+    if warned or ended:
+        log.info("holds_checked", warned=warned, expired=ended)
