@@ -302,30 +302,6 @@ def lead_values(fields: dict[str, Any], source: str, key: str, updated: datetime
     return values
 
 
-def derive_public(values: dict[str, Any]) -> None:
-    """What the golden record derives for the marketplace (as `dedup` does, in place): the
-    public point, the redacted public description and the words text search indexes."""
-    from aiqleads.kit.dialect import search_text
-    from aiqleads.quality.geocode import public_point
-    from aiqleads.quality.masking import redact, shown_numbers
-
-    values["public_latitude"], values["public_longitude"] = public_point(
-        values.get("latitude"), values.get("longitude")
-    )
-    values["public_description"] = redact(
-        values.get("description"),
-        first_name=values.get("first_name"),
-        last_name=values.get("last_name"),
-        street_number=values.get("street_number"),
-        street_name=values.get("street_name"),
-        unit_number=values.get("unit_number"),
-        shown=shown_numbers(values),
-    )
-    values["search_text"] = search_text(
-        values.get("street_name"), values.get("city"), values["public_description"]
-    )
-
-
 def worker_chunk(chunk: list[Item]) -> list[Any]:
     """Per record: (entity_id, lead row | None, lead id | reason skipped, key rows, agree),
     where `agree` says whether the fast normaliser's keys equal clean's (None: not checked)."""
@@ -349,7 +325,7 @@ def worker_chunk(chunk: list[Item]) -> list[Any]:
         values = lead_values(f, source, key, updated)
         if enrich is not None:
             enrich(values, random.Random(key))
-        derive_public(values)
+        dedup.derive_public(values)
         too_long = [
             f"{k}={v!r}"
             for k, n in _LENGTHS.items()

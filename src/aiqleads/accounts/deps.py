@@ -67,23 +67,20 @@ LeadReader = Annotated[User, Depends(require_scope(Scope.LEADS_READ))]
 LeadViewer = Annotated[Principal, Depends(_lead_viewer)]
 
 
-async def _idempotent(
-    request: Request, principal: CurrentPrincipal, session: SessionDep, runtime: RuntimeDep
-) -> idempotency.Idempotency:
-    return await idempotency.begin(
-        session, request, str(principal.user.id), runtime.clock.now(), required=False
-    )
+def _idempotency(
+    required: bool,
+) -> Callable[..., Coroutine[Any, Any, idempotency.Idempotency]]:
+    async def check(
+        request: Request, principal: CurrentPrincipal, session: SessionDep, runtime: RuntimeDep
+    ) -> idempotency.Idempotency:
+        return await idempotency.begin(
+            session, request, str(principal.user.id), runtime.clock.now(), required=required
+        )
 
-
-async def _idempotent_required(
-    request: Request, principal: CurrentPrincipal, session: SessionDep, runtime: RuntimeDep
-) -> idempotency.Idempotency:
-    return await idempotency.begin(
-        session, request, str(principal.user.id), runtime.clock.now(), required=True
-    )
+    return check
 
 
 # State-changing commerce endpoints: an `Idempotency-Key` header makes a retry safe
 # (kit.idempotency); the endpoint ends with `await idem.complete(session, status, body)`.
-Idempotent = Annotated[idempotency.Idempotency, Depends(_idempotent)]
-IdempotentRequired = Annotated[idempotency.Idempotency, Depends(_idempotent_required)]
+# Checkout will take `Depends(_idempotency(required=True))`.
+Idempotent = Annotated[idempotency.Idempotency, Depends(_idempotency(required=False))]

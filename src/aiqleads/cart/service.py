@@ -79,6 +79,18 @@ class CartService:
     def __init__(self, session: AsyncSession, runtime: Runtime, buyer: User) -> None:
         self.session, self.runtime, self.buyer = session, runtime, buyer
 
+    def _audit(self, action: str, hold: Hold, at: datetime, **detail: object) -> None:
+        """Every change of who holds a lead, in the audit log."""
+        audit(
+            self.session,
+            actor_id=self.buyer.id,
+            action=action,
+            subject_type="lead",
+            subject_id=str(hold.lead_id),
+            at=at,
+            detail={"hold": str(hold.id), **detail},
+        )
+
     def _hold_length(self) -> timedelta:
         return timedelta(minutes=self.runtime.settings.cart_hold_minutes)
 
@@ -142,15 +154,7 @@ class CartService:
             await self.session.flush()
         except IntegrityError as exc:  # the unique indexes: another hold won the lead
             raise LeadUnavailable("This lead is not available now") from exc
-        audit(
-            self.session,
-            actor_id=self.buyer.id,
-            action="cart.hold",
-            subject_type="lead",
-            subject_id=str(lead.id),
-            at=now,
-            detail={"hold": str(hold.id), "price_cents": hold.price_cents},
-        )
+        self._audit("cart.hold", hold, now, price_cents=hold.price_cents)
         self.runtime.demand.record(
             DemandKind.CART_ADD,
             user_id=self.buyer.id,
@@ -184,15 +188,7 @@ class CartService:
         hold, lead = await self._mine(lead_id)
         now = self.runtime.clock.now()
         _end(hold, lead, HoldStatus.RELEASED, now)
-        audit(
-            self.session,
-            actor_id=self.buyer.id,
-            action="cart.release",
-            subject_type="lead",
-            subject_id=str(lead.id),
-            at=now,
-            detail={"hold": str(hold.id)},
-        )
+        self._audit("cart.release", hold, now)
 
     async def extend(self, lead_id: uuid.UUID, duration: str) -> CartItem:
         if self.buyer.plan not in EXTENDING_PLANS:
@@ -203,14 +199,8 @@ class CartService:
         until = hold.created_at + EXTENSIONS[duration]
         if until > hold.expires_at:
             hold.expires_at = until
-        audit(
-            self.session,
-            actor_id=self.buyer.id,
-            action="cart.extend",
-            subject_type="lead",
-            subject_id=str(lead.id),
-            at=self.runtime.clock.now(),
-            detail={"hold": str(hold.id), "expires_at": hold.expires_at.isoformat()},
+        self._audit(
+            "cart.extend", hold, self.runtime.clock.now(), expires_at=hold.expires_at.isoformat()
         )
         return CartItem(hold, lead)
 

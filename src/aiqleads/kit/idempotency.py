@@ -93,8 +93,8 @@ def key_of(request: Request, required: bool) -> str | None:
 class Idempotency:
     """The key a request carries (None without one), in the request's transaction."""
 
-    def __init__(self, owner: str, key: str | None, print_: str, at: datetime) -> None:
-        self.owner, self.key, self.fingerprint, self.at = owner, key, print_, at
+    def __init__(self, owner: str, key: str | None, fingerprint: str, at: datetime) -> None:
+        self.owner, self.key, self.fingerprint, self.at = owner, key, fingerprint, at
 
     async def complete(self, session: AsyncSession, status: int, body: BaseModel) -> None:
         """Store the answer with the change (call it last in the endpoint)."""
@@ -117,10 +117,11 @@ async def begin(
 ) -> Idempotency:
     """Check the request's key before the endpoint runs (see the module's description)."""
     key = key_of(request, required)
-    idem = Idempotency(owner, key, "", at)
     if key is None:
-        return idem
-    idem.fingerprint = fingerprint(request.method, request.url.path, await request.body())
+        return Idempotency(owner, None, "", at)
+    idem = Idempotency(
+        owner, key, fingerprint(request.method, request.url.path, await request.body()), at
+    )
     if session.get_bind().dialect.name == "postgresql":
         free = await session.scalar(
             sa.select(

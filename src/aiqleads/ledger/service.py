@@ -17,6 +17,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 import structlog
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aiqleads.kit.bulk import insert_rows
@@ -76,6 +77,12 @@ class Ledger:
         """The account of `kind` owned by `user_id` (the platform's if None), opened on first
         use; two requests opening it at once get the same one."""
         owner = str(user_id) if user_id is not None else ""
+        query = sa.select(LedgerAccount).where(
+            LedgerAccount.kind == kind, LedgerAccount.owner == owner
+        )
+        found = await self.session.scalar(query)
+        if found is not None:
+            return found
         stmt = upsert(self._dialect, LedgerAccount.__table__).on_conflict_do_nothing(
             index_elements=["kind", "owner"]
         )
@@ -92,11 +99,9 @@ class Ledger:
                 }
             ],
         )
-        found = await self.session.scalar(
-            sa.select(LedgerAccount).where(LedgerAccount.kind == kind, LedgerAccount.owner == owner)
-        )
-        assert found is not None
-        return found
+        opened = await self.session.scalar(query)
+        assert opened is not None
+        return opened
 
     async def credits(self, user_id: uuid.UUID, at: datetime) -> LedgerAccount:
         return await self.account(AccountKind.CREDITS, at, user_id)
@@ -123,16 +128,21 @@ class Ledger:
             kinds[leg.account.id] = leg.account.kind
         if len(legs) < 2 or sum(amounts.values()) != 0:
             raise UnbalancedTransaction(f"entries must sum to zero: {legs}")
-        if reference is not None:
-            posted = await self.session.scalar(
-                sa.select(LedgerTransaction.id).where(
-                    LedgerTransaction.kind == kind, LedgerTransaction.reference == reference
-                )
-            )
-            if posted is not None:
-                raise Conflict(
-                    f"A {kind.value} for {reference} is already posted", code="already_posted"
-                )
+        transaction = LedgerTransaction(
+            id=uuid.uuid4(),
+            kind=kind,
+            reference=reference,
+            memo=memo,
+            actor_id=actor_id,
+            created_at=at,
+        )
+        self.session.add(transaction)
+        try:  # first, so that a duplicate is refused before any balance moves
+            await self.session.flush()
+        except IntegrityError as exc:  # the unique (kind, reference)
+            raise Conflict(
+                f"A {kind.value} for {reference} is already posted", code="already_posted"
+            ) from exc
         # Accounts in one order, so two transactions over the same accounts cannot deadlock.
         for account_id in sorted(amounts):
             amount = amounts[account_id]
@@ -148,16 +158,6 @@ class Ledger:
             )
             if result.scalar_one_or_none() is None:
                 raise InsufficientCredits("Not enough credits", extra={"needed": -amount})
-        transaction = LedgerTransaction(
-            id=uuid.uuid4(),
-            kind=kind,
-            reference=reference,
-            memo=memo,
-            actor_id=actor_id,
-            created_at=at,
-        )
-        self.session.add(transaction)
-        await self.session.flush()
         await insert_rows(
             self.session,
             LedgerEntry.__table__,  # type: ignore[arg-type]

@@ -279,6 +279,27 @@ def _ranked(records: Sequence[Contribution]) -> list[Contribution]:
     return sorted(records, key=lambda r: (-r.trust, -r.seen_at.timestamp()))
 
 
+def derive_public(values: dict[str, Any]) -> None:
+    """What a golden record shows and searches before it is bought, set in `values` from its
+    fields: the public point (about 1 km), the description with contact details redacted, and
+    the words text search indexes."""
+    values["public_latitude"], values["public_longitude"] = public_point(
+        values.get("latitude"), values.get("longitude")
+    )
+    values["public_description"] = redact(
+        values.get("description"),
+        first_name=values.get("first_name"),
+        last_name=values.get("last_name"),
+        street_number=values.get("street_number"),
+        street_name=values.get("street_name"),
+        unit_number=values.get("unit_number"),
+        shown=shown_numbers(values),
+    )
+    values["search_text"] = search_text(
+        values.get("street_name"), values.get("city"), values["public_description"]
+    )
+
+
 def survive(records: Sequence[Contribution]) -> tuple[Fields, dict[str, Any]]:
     """The golden record's fields and each field's provenance (which record it came from)."""
     ranked = _ranked(records)
@@ -305,21 +326,7 @@ def survive(records: Sequence[Contribution]) -> tuple[Fields, dict[str, Any]]:
         if chosen is not None:
             provenance[name] = origin(chosen)
     golden["email_disposable"] = bool(golden.get("email_disposable"))
-    golden["public_latitude"], golden["public_longitude"] = public_point(
-        golden.get("latitude"), golden.get("longitude")
-    )
-    golden["public_description"] = redact(
-        golden.get("description"),
-        first_name=golden.get("first_name"),
-        last_name=golden.get("last_name"),
-        street_number=golden.get("street_number"),
-        street_name=golden.get("street_name"),
-        unit_number=golden.get("unit_number"),
-        shown=shown_numbers(golden),
-    )
-    golden["search_text"] = search_text(
-        golden.get("street_name"), golden.get("city"), golden["public_description"]
-    )
+    derive_public(golden)
     attributes: dict[str, Any] = {}
     for r in reversed(ranked):
         attributes.update(r.fields.get("attributes") or {})

@@ -281,11 +281,8 @@ class SearchRepository:
     ) -> bool:
         """Whether the search indexes carry everything this search asks (its order and its
         filters): every sort but distance and relevance, no words, polygon or source."""
-        ordered = request.sort in (SortKey.PRICE, SortKey.PRICE_DESC, SortKey.NEWEST) or (
-            request.sort in (SortKey.QUALITY, SortKey.RELEVANCE) and not request.q
-        )
         return (
-            ordered
+            request.sort in SORT_INDEXES
             and not request.q
             and request.polygon is None
             and source_slugs is None
