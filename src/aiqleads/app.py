@@ -12,7 +12,9 @@ from fastapi.responses import JSONResponse
 
 from aiqleads.accounts import endpoints as accounts
 from aiqleads.audit import endpoints as audit
+from aiqleads.billing import endpoints as billing
 from aiqleads.cart import endpoints as cart
+from aiqleads.checkout import endpoints as checkout
 from aiqleads.ingest import endpoints as ingest
 from aiqleads.kit import idempotency
 from aiqleads.kit.clock import Clock
@@ -100,6 +102,11 @@ def create_app(
         ledger.router,
         ledger.admin,
         cart.router,
+        checkout.router,
+        billing.plans,
+        billing.router,
+        billing.admin,
+        billing.webhook,
     ):
         api.include_router(router)
     app.include_router(api)

@@ -19,6 +19,7 @@ MODEL_MODULES = (
     "aiqleads.ledger.models",
     "aiqleads.kit.idempotency",
     "aiqleads.cart.models",
+    "aiqleads.billing.models",
 )
 
 

@@ -13,6 +13,8 @@ import structlog
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from aiqleads.billing.plans import PlanCatalog, load_plans
+from aiqleads.billing.provider import StripeGateway
 from aiqleads.demand.recorder import DemandRecorder
 from aiqleads.ingest.sources import SourceCatalog, load_sources
 from aiqleads.kit.clock import Clock, SystemClock
@@ -32,11 +34,12 @@ TASK_MODULES = (
     "aiqleads.search.tasks",
     "aiqleads.ledger.tasks",
     "aiqleads.cart.tasks",
+    "aiqleads.billing.tasks",
 )
 
 
 class Runtime:
-    """Settings, clock, database, jobs, markets and Redis of one process."""
+    """Settings, clock, database, jobs, markets, plans, Stripe and Redis of one process."""
 
     def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
         for module in TASK_MODULES:
@@ -48,6 +51,11 @@ class Runtime:
         self.db.set_dispatcher(self.jobs.dispatch)
         self.markets: MarketCatalog = load_markets(settings.markets_file)
         self.sources: SourceCatalog = load_sources(settings.sources_file)
+        self.plans: PlanCatalog = load_plans(settings.plans_file)
+        # Without a Stripe key, payments are manual: operators mark invoices paid.
+        self.stripe: StripeGateway | None = (
+            StripeGateway(settings) if settings.stripe_secret_key else None
+        )
         self.redis: Redis | None = (
             Redis.from_url(settings.redis_url) if settings.redis_url else None
         )

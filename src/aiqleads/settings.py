@@ -51,6 +51,22 @@ class Settings(BaseSettings):
 
     mail_max_attempts: int = 8
 
+    # Commerce (ADR 0007). Plans and credit packs are data; with no Stripe key, payments are
+    # manual (an operator marks invoices paid).
+    plans_file: Path | None = None
+    stripe_secret_key: SecretStr | None = None
+    stripe_webhook_secret: SecretStr | None = None
+    stripe_api_base: str = "https://api.stripe.com"
+    # A subscription whose renewal is unpaid keeps its plan this long, then falls to Basic.
+    billing_grace_days: int = 7
+    # Buyers may dispute a purchased lead this long after buying it.
+    dispute_window_days: int = 7
+    # Clear disputes are refunded at once while a buyer's refunds this month stay within
+    # this share of their purchases this month; beyond it an operator decides.
+    dispute_auto_approve_percent: int = 10
+    # Per-plan API rate limits (sliding minute; in-process, or Redis when configured).
+    rate_limits: bool = True
+
     markets_file: Path | None = None
     sources_file: Path | None = None
     # Facebook app: the secret signs webhook bodies; the verify token answers the handshake.
@@ -108,6 +124,11 @@ class Settings(BaseSettings):
             problems.append(
                 "AIQLEADS_PUBLIC_URL is a loopback address; set the URL users reach the service "
                 "at (links in e-mails point there)"
+            )
+        if self.stripe_secret_key and not self.stripe_webhook_secret:
+            problems.append(
+                "AIQLEADS_STRIPE_SECRET_KEY is set without AIQLEADS_STRIPE_WEBHOOK_SECRET; "
+                "payments would never be recorded (copy the endpoint's signing secret, whsec_...)"
             )
         if problems:
             raise SettingsError("refusing to start in production: " + "; ".join(problems))

@@ -4,74 +4,22 @@ many as a shared lead has sales left, holds that lapse, and extensions by plan."
 from __future__ import annotations
 
 import asyncio
-import uuid
 from datetime import timedelta
-from typing import Any
 
-import httpx
-import jwt
 import sqlalchemy as sa
 
-from aiqleads.accounts.models import Role, User
-from aiqleads.accounts.schemas import NotificationPreferences
-from aiqleads.accounts.tokens import issue_access_token
 from aiqleads.audit.models import AuditEvent
 from aiqleads.cart.models import Hold, HoldStatus
 from aiqleads.cart.service import expire_lapsed, warn_lapsing
 from aiqleads.kit.clock import FrozenClock
 from aiqleads.leads.lifecycle import LeadStatus
-from aiqleads.leads.models import Exclusivity, Lead
+from aiqleads.leads.models import Exclusivity
 from aiqleads.mail.models import OutboundEmail
 from aiqleads.pricing.service import recompute
 from aiqleads.runtime import Runtime
-from tests.conftest import Api, bearer
+from tests.commerce import ITEMS, add, buyers, cart, lead_status, signed_in_again
+from tests.conftest import Api
 from tests.search.factories import add_leads, lead_row
-
-ITEMS = "/api/v1/cart/items"
-
-
-async def buyers(runtime: Runtime, n: int, plan: str = "basic") -> list[dict[str, str]]:
-    """`n` verified agents on `plan`, each as the headers of a signed-in request."""
-    now = runtime.clock.now()
-    users = [
-        User(
-            id=uuid.uuid4(),
-            email=f"buyer{i}-{uuid.uuid4().hex[:6]}@realty.example.com",
-            name=f"Buyer {i}",
-            password_hash="unused",
-            role=Role.AGENT,
-            plan=plan,
-            preferred_markets=[],
-            notification_preferences=NotificationPreferences().model_dump(),
-            time_zone="UTC",
-            session_version=1,
-            email_verified_at=now,
-            created_at=now,
-            updated_at=now,
-        )
-        for i in range(n)
-    ]
-    async with runtime.transaction() as session:
-        session.add_all(users)
-    return [bearer(issue_access_token(runtime.settings, u.id, u.role.value, 1, now)) for u in users]
-
-
-async def lead_status(runtime: Runtime, lead_id: uuid.UUID) -> LeadStatus:
-    async with runtime.transaction(write=False) as session:
-        status = await session.scalar(sa.select(Lead.status).where(Lead.id == lead_id))
-    assert status is not None
-    return status
-
-
-async def add(client: httpx.AsyncClient, auth: dict[str, str], lead: Lead) -> httpx.Response:
-    return await client.post(ITEMS, json={"lead_id": str(lead.id)}, headers=auth)
-
-
-async def cart(client: httpx.AsyncClient, auth: dict[str, str]) -> dict[str, Any]:
-    response = await client.get("/api/v1/cart", headers=auth)
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
 
 
 async def test_a_held_lead_is_yours_at_the_quoted_price_and_off_sale_for_others(
@@ -174,14 +122,6 @@ async def test_a_hold_lapses_after_the_plans_time_and_pro_buyers_may_extend(
     assert await lead_status(runtime, first.id) is LeadStatus.AVAILABLE
     assert await lead_status(runtime, second.id) is LeadStatus.AVAILABLE
     assert await expire_lapsed(runtime) == 0
-
-
-async def signed_in_again(runtime: Runtime, auth: dict[str, str]) -> dict[str, str]:
-    """A fresh access token for the holder of `auth` (whose token may have expired)."""
-    token = auth["Authorization"].removeprefix("Bearer ")
-    claims = jwt.decode(token, options={"verify_signature": False})
-    user_id = uuid.UUID(claims["sub"])
-    return bearer(issue_access_token(runtime.settings, user_id, "agent", 1, runtime.clock.now()))
 
 
 async def test_a_shared_lead_is_held_by_as_many_buyers_as_it_has_sales_left(

@@ -8,7 +8,8 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from aiqleads.checkout.models import Purchase
+from aiqleads.cart.models import Hold, HoldStatus
+from aiqleads.checkout.models import Order, Purchase, PurchaseStatus
 from aiqleads.kit.dialect import EARTH_RADIUS_M, search_text
 from aiqleads.leads.lifecycle import LeadStatus
 from aiqleads.leads.models import Exclusivity, Lead
@@ -100,9 +101,38 @@ async def add_leads(runtime: Runtime, *leads: Lead) -> list[Lead]:
 
 
 async def buy(runtime: Runtime, lead: Lead, buyer_id: uuid.UUID, now: datetime) -> None:
+    """Record a purchase of `lead` as checkout would (its hold, order and purchase rows),
+    without the money: for tests about who sees what."""
+    exclusive = lead.exclusivity is Exclusivity.EXCLUSIVE
     async with runtime.transaction() as session:
+        hold = Hold(
+            id=uuid.uuid4(),
+            lead_id=lead.id,
+            buyer_id=buyer_id,
+            exclusive=exclusive,
+            status=HoldStatus.PURCHASED,
+            price_cents=12_500,
+            config_version=0,
+            created_at=now,
+            expires_at=now,
+            ended_at=now,
+        )
+        order = Order(
+            id=uuid.uuid4(), buyer_id=buyer_id, total_cents=12_500, item_count=1, created_at=now
+        )
+        session.add_all([hold, order])
+        await session.flush()
         session.add(
-            Purchase(lead_id=lead.id, buyer_id=buyer_id, price_cents=12_500, created_at=now)
+            Purchase(
+                lead_id=lead.id,
+                buyer_id=buyer_id,
+                order_id=order.id,
+                hold_id=hold.id,
+                exclusive=exclusive,
+                status=PurchaseStatus.PAID,
+                price_cents=12_500,
+                created_at=now,
+            )
         )
 
 

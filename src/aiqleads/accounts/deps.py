@@ -82,5 +82,6 @@ def _idempotency(
 
 # State-changing commerce endpoints: an `Idempotency-Key` header makes a retry safe
 # (kit.idempotency); the endpoint ends with `await idem.complete(session, status, body)`.
-# Checkout will take `Depends(_idempotency(required=True))`.
 Idempotent = Annotated[idempotency.Idempotency, Depends(_idempotency(required=False))]
+# Checkout: money moves, so a retry without a key would buy twice; the key is required.
+IdempotentRequired = Annotated[idempotency.Idempotency, Depends(_idempotency(required=True))]

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from aiqleads.accounts.models import User
 from aiqleads.audit.service import record as audit
 from aiqleads.cart.models import Hold, HoldStatus
-from aiqleads.checkout.models import Purchase
+from aiqleads.checkout.models import Purchase, PurchaseStatus
 from aiqleads.demand.models import DemandKind
 from aiqleads.kit.errors import AppError, Conflict, Forbidden, NotFound
 from aiqleads.leads.lifecycle import LeadStatus, check_transition
@@ -65,7 +65,7 @@ async def _active_holds(session: AsyncSession, lead_id: uuid.UUID) -> list[Hold]
     )
 
 
-def _end(hold: Hold, lead: Lead, status: HoldStatus, at: datetime) -> None:
+def end_hold(hold: Hold, lead: Lead, status: HoldStatus, at: datetime) -> None:
     """End `hold` (the lead's row locked by the caller); a held lead is on sale again."""
     hold.status = status
     hold.ended_at = at
@@ -116,14 +116,16 @@ class CartService:
             raise NotFound("No such lead", code="lead_not_found")
         bought = await self.session.scalar(
             sa.select(Purchase.id).where(
-                Purchase.lead_id == lead.id, Purchase.buyer_id == self.buyer.id
+                Purchase.lead_id == lead.id,
+                Purchase.buyer_id == self.buyer.id,
+                Purchase.status == PurchaseStatus.PAID,
             )
         )
         if bought is not None:
             raise Conflict("You bought this lead already", code="already_bought")
         holds = await _active_holds(self.session, lead.id)
         for lapsed in [h for h in holds if h.expires_at <= now]:
-            _end(lapsed, lead, HoldStatus.EXPIRED, now)
+            end_hold(lapsed, lead, HoldStatus.EXPIRED, now)
         holds = [h for h in holds if h.expires_at > now]
         if any(h.buyer_id == self.buyer.id for h in holds):
             raise Conflict("This lead is in your cart already", code="already_in_cart")
@@ -178,7 +180,7 @@ class CartService:
         if lead is None or hold is None:
             raise NotFound("This lead is not in your cart", code="not_in_cart")
         if hold.expires_at <= now:
-            _end(hold, lead, HoldStatus.EXPIRED, now)
+            end_hold(hold, lead, HoldStatus.EXPIRED, now)
             raise AppError(
                 "Your hold on this lead has lapsed", code="hold_expired", status=409, commit=True
             )
@@ -187,7 +189,7 @@ class CartService:
     async def remove(self, lead_id: uuid.UUID) -> None:
         hold, lead = await self._mine(lead_id)
         now = self.runtime.clock.now()
-        _end(hold, lead, HoldStatus.RELEASED, now)
+        end_hold(hold, lead, HoldStatus.RELEASED, now)
         self._audit("cart.release", hold, now)
 
     async def extend(self, lead_id: uuid.UUID, duration: str) -> CartItem:
@@ -224,7 +226,7 @@ async def expire_lapsed(runtime: Runtime) -> int:
                 await session.refresh(hold)
                 if lead is None or hold.status is not HoldStatus.ACTIVE:
                     continue  # ended meanwhile
-                _end(hold, lead, HoldStatus.EXPIRED, now)
+                end_hold(hold, lead, HoldStatus.EXPIRED, now)
                 ended += 1
         if len(lapsed) < EXPIRE_BATCH:
             return ended

@@ -53,6 +53,7 @@ class DemandRecorder:
         self.signal_job = signal_job
         self._buffer: deque[dict[str, Any]] = deque(maxlen=max_buffered)
         self._signalled: dict[str, datetime] = {}
+        self._to_signal: set[str] = set()
         self.dropped = 0
 
     def record(
@@ -85,11 +86,17 @@ class DemandRecorder:
             }
         )
 
+    def signal(self, markets: set[str]) -> None:
+        """Ask for these markets to be repriced at the next flush, as a cart add would
+        (purchases are written with the sale itself, and signal through here)."""
+        self._to_signal |= markets
+
     async def flush(self) -> int:
         """Write everything buffered so far; returns how many events were written."""
         batch = list(self._buffer)
         self._buffer.clear()
         if not batch:
+            await self._signal(batch)
             return 0
         try:
             async with self.db.unit_of_work() as session:
@@ -105,6 +112,8 @@ class DemandRecorder:
             return
         now = self.clock.now()
         markets = {e["market"] for e in batch if e["kind"] in STRONG_SIGNALS and e["market"]}
+        markets |= self._to_signal
+        self._to_signal = set()
         due = [
             m
             for m in sorted(markets)

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import secrets
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
 import httpx
 from fastapi import APIRouter, Header, Query, Request, Response
@@ -27,6 +26,7 @@ from aiqleads.ingest.schemas import (
 )
 from aiqleads.ingest.service import ingest_pushed, start_replay
 from aiqleads.ingest.sources import SourceConfig
+from aiqleads.kit.body import json_body, raw_body
 from aiqleads.kit.deps import RuntimeDep, SessionDep
 from aiqleads.kit.errors import AppError, Forbidden, Invalid, NotFound, Unauthorized
 from aiqleads.kit.pagination import Page, decode_cursor, page_of
@@ -37,28 +37,7 @@ webhooks = APIRouter(prefix="/webhooks", tags=["webhooks"])
 intake = APIRouter(prefix="/intake", tags=["intake"])
 runs = APIRouter(prefix="/admin/ingestion-runs", tags=["admin: ingestion"])
 
-MAX_BODY_BYTES = 1_000_000
 GRAPH_FIELDS = "id,created_time,ad_id,form_id,campaign_id,field_data"
-
-
-async def _body(request: Request) -> bytes:
-    """The raw body (signatures are over the exact bytes), refused beyond 1 MB."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise AppError("The body is larger than 1 MB", code="payload_too_large", status=413)
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY_BYTES:
-            raise AppError("The body is larger than 1 MB", code="payload_too_large", status=413)
-    return body
-
-
-def _json(body: bytes) -> Any:
-    try:
-        return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise AppError(f"The body is not JSON: {exc}", code="invalid_json", status=400) from exc
 
 
 def _hmac_hex(secret: str, data: bytes) -> str:
@@ -103,13 +82,13 @@ async def facebook_webhook(
     """`leadgen` changes: each lead is fetched from the Graph API and ingested. If Graph cannot
     be reached we answer 502 and Meta delivers the notification again, so no lead is lost."""
     secret = runtime.settings.facebook_app_secret
-    body = await _body(request)
+    body = await raw_body(request)
     if secret is None:
         raise NotFound("Facebook is not configured", code="source_not_configured")
     expected = "sha256=" + _hmac_hex(secret.get_secret_value(), body)
     if signature is None or not hmac.compare_digest(signature.strip(), expected):
         raise Unauthorized("X-Hub-Signature-256 does not match the body", code="invalid_signature")
-    payload = _json(body)
+    payload = json_body(body)
     if not isinstance(payload, dict) or not isinstance(payload.get("entry"), list):
         raise Invalid("Expected an object with an entry list", code="invalid_payload")
     lead_ids = [
@@ -191,14 +170,14 @@ async def linkedin_webhook(
 ) -> WebhookAck:
     """Lead-gen form responses, signed with HMAC-SHA256 of the body (`X-LI-Signature`)."""
     secret = runtime.settings.linkedin_client_secret
-    body = await _body(request)
+    body = await raw_body(request)
     if secret is None:
         raise NotFound("LinkedIn is not configured", code="source_not_configured")
     expected = _hmac_hex(secret.get_secret_value(), body)
     given = (signature or "").strip().removeprefix("hmacsha256=")
     if not given or not hmac.compare_digest(given, expected):
         raise Unauthorized("X-LI-Signature does not match the body", code="invalid_signature")
-    payload = _json(body)
+    payload = json_body(body)
     elements = (
         payload.get("elements")
         if isinstance(payload, dict) and "elements" in payload
@@ -241,7 +220,7 @@ async def intake_lead(
         or not secrets.compare_digest(api_key.encode(), key.get_secret_value().encode())
     ):
         raise Unauthorized("Send the source's key in X-API-Key", code="invalid_api_key")
-    payload = _json(await _body(request))
+    payload = json_body(await raw_body(request))
     try:
         submission = IntakeIn.model_validate(payload)
     except ValidationError as exc:

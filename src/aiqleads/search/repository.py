@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy import orm
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from aiqleads.checkout.models import Purchase
+from aiqleads.checkout.models import Purchase, PurchaseStatus
 from aiqleads.kit.bulk import insert_rows
 from aiqleads.kit.dialect import (
     NO_PRICE_HIGH,
@@ -368,12 +368,14 @@ class SearchRepository:
         }
 
     async def bought(self, buyer_id: uuid.UUID, lead_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
-        """Which of these leads the buyer has bought."""
+        """Which of these leads the buyer has bought (and not had refunded)."""
         if not lead_ids:
             return set()
         rows = await self.session.scalars(
             sa.select(Purchase.lead_id).where(
-                Purchase.buyer_id == buyer_id, Purchase.lead_id.in_(lead_ids)
+                Purchase.buyer_id == buyer_id,
+                Purchase.lead_id.in_(lead_ids),
+                Purchase.status == PurchaseStatus.PAID,
             )
         )
         return set(rows)

@@ -1,0 +1,1 @@
+"""Plans, subscriptions, credit packs, invoices and payments (Stripe, or an operator's hand)."""

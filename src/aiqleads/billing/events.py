@@ -1,0 +1,362 @@
+"""Stripe's events, applied to subscriptions, invoices and credits.
+
+An event is stored first (`payment_events`, by Stripe's event id, so a redelivery is stored
+once), answered, and applied by the job `billing.apply_event` in a transaction of its own that
+also marks it processed: applied once, or not at all. The sweeper applies what a crash left
+pending, and retries an event that arrived before what it needs.
+
+Stripe does not promise order. What this module does about it:
+- an invoice paid before its subscription's checkout completed creates the subscription from
+  the metadata Stripe copies from the subscription onto its invoices;
+- a subscription update older than the last one applied (`created` of the event) is stale and
+  changes nothing;
+- an ended subscription is never revived by a late event (money that arrives late still buys
+  its credits);
+- an event that needs a subscription nobody has described yet waits and is retried (backoff,
+  up to MAX_ATTEMPTS, then `failed` for operators).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from aiqleads.accounts.models import User
+from aiqleads.billing.models import (
+    EventStatus,
+    Invoice,
+    InvoiceKind,
+    InvoiceStatus,
+    PaymentEvent,
+    Provider,
+    Subscription,
+    SubscriptionStatus,
+)
+from aiqleads.billing.repository import BillingRepository
+from aiqleads.billing.service import Billing, line, new_invoice
+from aiqleads.kit.retry import backoff
+from aiqleads.runtime import Runtime
+
+log = structlog.get_logger(__name__)
+
+MAX_ATTEMPTS = 10
+
+STATUSES = {
+    "active": SubscriptionStatus.ACTIVE,
+    "trialing": SubscriptionStatus.ACTIVE,
+    "past_due": SubscriptionStatus.PAST_DUE,
+    "unpaid": SubscriptionStatus.PAST_DUE,
+    "paused": SubscriptionStatus.PAST_DUE,
+    "incomplete": SubscriptionStatus.PENDING,
+    "canceled": SubscriptionStatus.CANCELED,
+    "incomplete_expired": SubscriptionStatus.CANCELED,
+}
+
+
+class NotYet(Exception):  # noqa: N818  (a wait, not an error)
+    """The event needs something another event has not brought yet: retried later."""
+
+
+class InvalidEvent(ValueError):
+    """The event cannot be applied, ever (a shape or reference we do not know)."""
+
+
+def _at(unix: Any) -> datetime | None:
+    return datetime.fromtimestamp(int(unix), UTC) if unix else None
+
+
+def _id(value: Any) -> str | None:
+    """An id, whether the API version sent the id or the expanded object."""
+    if isinstance(value, dict):
+        value = value.get("id")
+    return str(value) if value else None
+
+
+def _invoice_subscription(obj: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
+    """An invoice's subscription id and that subscription's metadata, where the API version
+    puts them (`parent.subscription_details` since 2025-03, top-level before)."""
+    details = (
+        (obj.get("parent") or {}).get("subscription_details")
+        or obj.get("subscription_details")
+        or {}
+    )
+    ref = _id(obj.get("subscription")) or _id(details.get("subscription"))
+    return ref, dict(details.get("metadata") or {})
+
+
+def _invoice_period(obj: dict[str, Any]) -> tuple[datetime | None, datetime | None]:
+    for item in (obj.get("lines") or {}).get("data") or []:
+        period = item.get("period") or {}
+        if period.get("start") and period.get("end"):
+            return _at(period["start"]), _at(period["end"])
+    return _at(obj.get("period_start")), _at(obj.get("period_end"))
+
+
+def _subscription_period_end(obj: dict[str, Any]) -> datetime | None:
+    """Top-level before 2025-03, on the items since."""
+    if obj.get("current_period_end"):
+        return _at(obj["current_period_end"])
+    for item in (obj.get("items") or {}).get("data") or []:
+        if item.get("current_period_end"):
+            return _at(item["current_period_end"])
+    return None
+
+
+Handler = Callable[["StripeEvents", dict[str, Any], PaymentEvent, datetime], Awaitable[None]]
+
+
+class StripeEvents:
+    def __init__(self, session: AsyncSession, runtime: Runtime) -> None:
+        self.session, self.runtime = session, runtime
+        self.billing = Billing(session, runtime)
+        self.repo = BillingRepository(session)
+
+    async def apply(self, event: PaymentEvent, now: datetime) -> None:
+        handler = HANDLERS.get(event.type)
+        if handler is None:
+            return  # an event type we do not subscribe to: stored, nothing to do
+        obj = (event.payload.get("data") or {}).get("object")
+        if not isinstance(obj, dict):
+            raise InvalidEvent("the event has no data.object")
+        await handler(self, obj, event, now)
+
+    async def _user(self, metadata: dict[str, Any]) -> User | None:
+        try:
+            user_id = uuid.UUID(str(metadata.get("user_id")))
+        except ValueError:
+            return None
+        return await self.session.get(User, user_id)
+
+    async def _subscription(
+        self, ref: str | None, metadata: dict[str, Any], now: datetime
+    ) -> Subscription:
+        """Our row of Stripe's subscription `ref`, created from its metadata (user, plan) the
+        first time any event names it."""
+        if not ref:
+            raise InvalidEvent("the event names no subscription")
+        found = await self.repo.subscription_by_ref(Provider.STRIPE, ref)
+        if found is not None:
+            return found
+        user = await self._user(metadata)
+        plan = self.runtime.plans.plan(str(metadata.get("plan")))
+        if user is None or plan is None:
+            raise NotYet(f"subscription {ref} is not known yet and its metadata names no plan")
+        older = await self.repo.live_subscription(user.id)
+        if older is not None:
+            log.warning("subscription_replaced", user=str(user.id), old=str(older.id), new=ref)
+            await self.billing.end(older, now, "replaced by a newer subscription")
+            await self.session.flush()
+        subscription = Subscription(
+            id=uuid.uuid4(),
+            user_id=user.id,
+            plan=plan.id,
+            status=SubscriptionStatus.PENDING,
+            provider=Provider.STRIPE,
+            provider_ref=ref,
+            cancel_at_period_end=False,
+            created_at=now,
+            updated_at=now,
+        )
+        self.session.add(subscription)
+        await self.session.flush()
+        return subscription
+
+    async def _activate(
+        self, subscription: Subscription, end: datetime | None, now: datetime
+    ) -> None:
+        if subscription.status is SubscriptionStatus.CANCELED:
+            return  # ended: a late event does not revive it
+        user = await self.session.get(User, subscription.user_id)
+        assert user is not None
+        await self.billing.activate(subscription, user, None, end, now)
+
+    async def checkout_completed(
+        self, obj: dict[str, Any], event: PaymentEvent, now: datetime
+    ) -> None:
+        if obj.get("payment_status") not in {"paid", "no_payment_required"}:
+            return  # a delayed payment method: `async_payment_succeeded` follows
+        metadata = dict(obj.get("metadata") or {})
+        if obj.get("mode") == "subscription":
+            subscription = await self._subscription(_id(obj.get("subscription")), metadata, now)
+            await self._activate(subscription, None, now)
+            return
+        invoice = await self.repo.invoice_by_ref(Provider.STRIPE, str(obj.get("id")))
+        if invoice is None:
+            invoice = await self._pack_invoice(obj, metadata, now)
+        await self.billing.settle(invoice, now)
+
+    async def _pack_invoice(
+        self, obj: dict[str, Any], metadata: dict[str, Any], now: datetime
+    ) -> Invoice:
+        """A paid session whose invoice we never stored (the request that opened it failed
+        after Stripe answered): the money arrived, so the invoice is made from its metadata."""
+        user = await self._user(metadata)
+        pack = self.runtime.plans.pack(str(metadata.get("credit_pack")))
+        if user is None or pack is None:
+            raise InvalidEvent(f"checkout session {obj.get('id')} is not one of ours")
+        invoice = new_invoice(
+            now,
+            user_id=user.id,
+            kind=InvoiceKind.CREDIT_PACK,
+            status=InvoiceStatus.OPEN,
+            provider=Provider.STRIPE,
+            provider_ref=str(obj["id"]),
+            description=f"Credit pack {pack.name}",
+            lines=[line(f"{pack.name}: {pack.credits:,} credits", pack.price_cents)],
+            amount_cents=int(obj.get("amount_total") or pack.price_cents),
+            credits=pack.credits,
+            credit_pack=pack.id,
+        )
+        self.session.add(invoice)
+        await self.session.flush()
+        return invoice
+
+    async def _stripe_invoice(
+        self, obj: dict[str, Any], subscription: Subscription, now: datetime
+    ) -> Invoice:
+        """Our copy of Stripe's subscription invoice `obj` (made the first time it is seen)."""
+        found = await self.repo.invoice_by_ref(Provider.STRIPE, str(obj["id"]))
+        if found is not None:
+            return found
+        plan = self.runtime.plans.of(subscription.plan)
+        start, end = _invoice_period(obj)
+        amount = int(obj.get("amount_due") or obj.get("amount_paid") or 0)
+        invoice = new_invoice(
+            now,
+            user_id=subscription.user_id,
+            kind=InvoiceKind.SUBSCRIPTION,
+            status=InvoiceStatus.OPEN,
+            provider=Provider.STRIPE,
+            provider_ref=str(obj["id"]),
+            description=f"{plan.name} plan"
+            + (f", {start:%Y-%m-%d} to {end:%Y-%m-%d}" if start and end else ""),
+            lines=[
+                line(f"{plan.name} plan, one month", amount),
+                line(f"{plan.monthly_credits:,} credits included", 0),
+            ],
+            amount_cents=amount,
+            credits=plan.monthly_credits,
+            plan=plan.id,
+            subscription_id=subscription.id,
+            period_start=start,
+            period_end=end,
+            checkout_url=obj.get("hosted_invoice_url"),
+        )
+        self.session.add(invoice)
+        await self.session.flush()
+        return invoice
+
+    async def invoice_paid(self, obj: dict[str, Any], event: PaymentEvent, now: datetime) -> None:
+        ref, metadata = _invoice_subscription(obj)
+        if ref is None:
+            return  # not a subscription's invoice: nothing of ours
+        subscription = await self._subscription(ref, metadata, now)
+        invoice = await self._stripe_invoice(obj, subscription, now)
+        await self.billing.settle(invoice, now)
+
+    async def invoice_failed(self, obj: dict[str, Any], event: PaymentEvent, now: datetime) -> None:
+        ref, metadata = _invoice_subscription(obj)
+        if ref is None:
+            return
+        subscription = await self._subscription(ref, metadata, now)
+        await self._stripe_invoice(obj, subscription, now)
+        await self.billing.fall_behind(subscription, now)
+
+    async def subscription_updated(
+        self, obj: dict[str, Any], event: PaymentEvent, now: datetime
+    ) -> None:
+        subscription = await self._subscription(_id(obj), dict(obj.get("metadata") or {}), now)
+        stated = subscription.provider_updated_at
+        if stated is not None and event.created < stated:
+            log.info("stale_subscription_event", event=event.id, subscription=subscription.id)
+            return
+        subscription.provider_updated_at = event.created
+        subscription.cancel_at_period_end = bool(obj.get("cancel_at_period_end"))
+        status = STATUSES.get(str(obj.get("status")))
+        if status is SubscriptionStatus.CANCELED:
+            await self.billing.end(subscription, now, "cancelled at Stripe")
+        elif status is SubscriptionStatus.PAST_DUE:
+            await self.billing.fall_behind(subscription, now)
+        elif status is SubscriptionStatus.ACTIVE:
+            await self._activate(subscription, _subscription_period_end(obj), now)
+
+    async def subscription_deleted(
+        self, obj: dict[str, Any], event: PaymentEvent, now: datetime
+    ) -> None:
+        subscription = await self._subscription(_id(obj), dict(obj.get("metadata") or {}), now)
+        if subscription.provider_updated_at is None or event.created > (
+            subscription.provider_updated_at
+        ):
+            subscription.provider_updated_at = event.created
+        await self.billing.end(subscription, now, "cancelled")
+
+
+HANDLERS: dict[str, Handler] = {
+    "checkout.session.completed": StripeEvents.checkout_completed,
+    "checkout.session.async_payment_succeeded": StripeEvents.checkout_completed,
+    "invoice.paid": StripeEvents.invoice_paid,
+    "invoice.payment_failed": StripeEvents.invoice_failed,
+    "customer.subscription.created": StripeEvents.subscription_updated,
+    "customer.subscription.updated": StripeEvents.subscription_updated,
+    "customer.subscription.deleted": StripeEvents.subscription_deleted,
+}
+
+
+def stored_event(payload: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """The `payment_events` row of a verified delivery; InvalidEvent if it is not an event."""
+    event_id, kind, created = payload.get("id"), payload.get("type"), payload.get("created")
+    data = payload.get("data")
+    if not (isinstance(event_id, str) and 0 < len(event_id) <= 255 and isinstance(kind, str)):
+        raise InvalidEvent("an event needs a string id and type")
+    if not isinstance(created, int) or not isinstance(data, dict):
+        raise InvalidEvent("an event needs an integer created and a data object")
+    return {
+        "id": event_id,
+        "type": kind[:100],
+        "payload": payload,
+        "created": _at(created) or now,
+        "received_at": now,
+        "status": EventStatus.PENDING,
+        "attempts": 0,
+        "next_attempt_at": now,
+    }
+
+
+async def apply_event(runtime: Runtime, event_id: str) -> EventStatus | None:
+    """Apply one stored event in one transaction that also records the outcome; None if it
+    was applied already (or by a concurrent worker)."""
+    async with runtime.transaction() as session:
+        event = await BillingRepository(session).pending_event(event_id)
+        if event is None:
+            return None
+        now = runtime.clock.now()
+        event.attempts += 1
+        try:
+            async with session.begin_nested():
+                await StripeEvents(session, runtime).apply(event, now)
+        except NotYet as exc:
+            error = str(exc)
+        except InvalidEvent as exc:  # no retry will help
+            event.attempts = MAX_ATTEMPTS
+            error = str(exc)
+        except Exception as exc:  # recorded and retried, never lost
+            log.exception("payment_event_failed", event=event_id, type=event.type)
+            error = f"{type(exc).__name__}: {exc}"
+        else:
+            event.status = EventStatus.PROCESSED
+            event.processed_at = now
+            event.last_error = None
+            log.info("payment_event_applied", event=event_id, type=event.type)
+            return event.status
+        event.last_error = error[:1000]
+        if event.attempts >= MAX_ATTEMPTS:
+            event.status = EventStatus.FAILED
+            log.error("payment_event_gave_up", event=event_id, type=event.type, error=error)
+        else:
+            event.next_attempt_at = now + backoff(event.attempts)
+        return event.status

@@ -1,0 +1,502 @@
+"""Billing rules: subscribing, cancelling, buying credit packs, and what a paid invoice does.
+
+Two payment providers. With a Stripe key, a buyer pays on a Stripe Checkout page and Stripe's
+events (billing.events) settle the invoice. Without one, payment is manual: the buyer gets an
+open invoice and an operator marks it paid once the money arrived. Either way `settle` is the
+one place where an invoice becomes paid: it grants the invoice's credits in one ledger
+transaction whose reference is the invoice (posted once, whatever is retried) and, for a
+subscription invoice, starts or renews the paid period.
+"""
+
+from __future__ import annotations
+
+import calendar
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from aiqleads.accounts.models import User
+from aiqleads.audit.service import record as audit
+from aiqleads.billing.models import (
+    Invoice,
+    InvoiceKind,
+    InvoiceStatus,
+    Provider,
+    Subscription,
+    SubscriptionStatus,
+)
+from aiqleads.billing.plans import FREE_PLAN, CreditPack, Plan
+from aiqleads.billing.repository import BillingRepository
+from aiqleads.checkout.models import Order, Purchase
+from aiqleads.kit.errors import AppError, Conflict, NotFound
+from aiqleads.leads.models import Lead
+from aiqleads.ledger.models import AccountKind, TransactionKind
+from aiqleads.ledger.service import Ledger, Leg
+from aiqleads.notifications.service import notify
+from aiqleads.runtime import Runtime
+
+
+def money(cents: int) -> str:
+    return f"${cents / 100:,.2f}"
+
+
+def add_month(at: datetime) -> datetime:
+    """The same time one calendar month later (Jan 31 -> Feb 28)."""
+    year, month = (at.year + 1, 1) if at.month == 12 else (at.year, at.month + 1)
+    return at.replace(year=year, month=month, day=min(at.day, calendar.monthrange(year, month)[1]))
+
+
+def new_invoice(at: datetime, **fields: Any) -> Invoice:
+    """An invoice with its id and number ("AIQ-20260302-7F3A9C21": date and id, unique)."""
+    invoice_id = uuid.uuid4()
+    return Invoice(
+        id=invoice_id,
+        number=f"AIQ-{at:%Y%m%d}-{invoice_id.hex[:8].upper()}",
+        created_at=at,
+        **fields,
+    )
+
+
+def line(description: str, unit_cents: int, quantity: int = 1) -> dict[str, Any]:
+    return {
+        "description": description,
+        "quantity": quantity,
+        "unit_cents": unit_cents,
+        "amount_cents": unit_cents * quantity,
+    }
+
+
+async def issue_receipt(
+    session: AsyncSession, buyer: User, order: Order, items: Sequence[tuple[Lead, Purchase]]
+) -> Invoice:
+    """The receipt of a checkout: an invoice paid in credits, one line per lead."""
+    invoice = new_invoice(
+        order.created_at,
+        user_id=buyer.id,
+        kind=InvoiceKind.PURCHASE,
+        status=InvoiceStatus.PAID,
+        provider=Provider.CREDITS,
+        description=f"{len(items)} lead(s), paid in credits",
+        lines=[
+            line(
+                f"{lead.kind.replace('_', ' ')} lead {lead.id}"
+                + (f", {lead.city}, {lead.state}" if lead.city and lead.state else ""),
+                purchase.price_cents,
+            )
+            for lead, purchase in items
+        ],
+        amount_cents=order.total_cents,
+        credits=0,
+        order_id=order.id,
+        paid_at=order.created_at,
+    )
+    session.add(invoice)
+    return invoice
+
+
+class NoSubscription(NotFound):
+    code = "no_subscription"
+
+
+@dataclass(frozen=True)
+class Payment:
+    """What a buyer does next to pay: open Stripe's page, or wait for the manual invoice."""
+
+    invoice: Invoice | None
+    checkout_url: str | None
+    subscription: Subscription | None
+
+
+class Billing:
+    """What happens when money arrives or stops arriving (requests, events and jobs)."""
+
+    def __init__(self, session: AsyncSession, runtime: Runtime) -> None:
+        self.session, self.runtime = session, runtime
+        self.repo = BillingRepository(session)
+
+    async def _user(self, user_id: uuid.UUID) -> User:
+        user = await self.session.get(User, user_id)
+        if user is None:
+            raise NotFound("No such user", code="user_not_found")
+        return user
+
+    async def settle(self, invoice: Invoice, at: datetime, *, by: uuid.UUID | None = None) -> bool:
+        """Mark the invoice paid and do what it pays for; False if it was paid already."""
+        if invoice.status is InvoiceStatus.PAID:
+            return False
+        invoice.status = InvoiceStatus.PAID
+        invoice.paid_at = at
+        invoice.paid_by = by
+        user = await self._user(invoice.user_id)
+        if invoice.credits:
+            ledger = Ledger(self.session)
+            source = (
+                AccountKind.STRIPE_CLEARING
+                if invoice.provider is Provider.STRIPE
+                else (AccountKind.GRANTS)
+            )
+            kind = (
+                TransactionKind.SUBSCRIPTION
+                if invoice.kind is InvoiceKind.SUBSCRIPTION
+                else TransactionKind.TOP_UP
+            )
+            await ledger.post(
+                kind,
+                [
+                    Leg(await ledger.account(source, at), -invoice.credits),
+                    Leg(await ledger.credits(user.id, at), invoice.credits),
+                ],
+                at,
+                reference=str(invoice.id),
+                memo=f"{invoice.description} (invoice {invoice.number})",
+                actor_id=by,
+            )
+        if invoice.subscription_id is not None:
+            subscription = await self.session.get(Subscription, invoice.subscription_id)
+            assert subscription is not None
+            await self.activate(subscription, user, invoice.period_start, invoice.period_end, at)
+        audit(
+            self.session,
+            actor_id=by,
+            action="billing.invoice_paid",
+            subject_type="invoice",
+            subject_id=str(invoice.id),
+            at=at,
+            detail={
+                "user": str(user.id),
+                "provider": invoice.provider.value,
+                "amount_cents": invoice.amount_cents,
+                "credits": invoice.credits,
+            },
+        )
+        credits = (
+            f" {invoice.credits:,} credits were added to your balance." if invoice.credits else ""
+        )
+        await notify(
+            self.session,
+            self.runtime,
+            user,
+            topic="purchase_receipts",
+            kind="payment_received",
+            title=f"Payment received: {money(invoice.amount_cents)}",
+            body=f"We received {money(invoice.amount_cents)} for {invoice.description} "
+            f"(invoice {invoice.number}).{credits}",
+            data={"invoice_id": str(invoice.id)},
+        )
+        return True
+
+    async def activate(
+        self,
+        subscription: Subscription,
+        user: User,
+        start: datetime | None,
+        end: datetime | None,
+        at: datetime,
+    ) -> None:
+        """The subscription is paid up (until `end`): its plan is the user's."""
+        subscription.status = SubscriptionStatus.ACTIVE
+        subscription.grace_until = None
+        if start is not None:
+            subscription.current_period_start = start
+        if end is not None and (
+            subscription.current_period_end is None or end > subscription.current_period_end
+        ):
+            subscription.current_period_end = end
+        subscription.updated_at = at
+        self._set_plan(user, subscription.plan, at, "subscription active")
+
+    async def fall_behind(self, subscription: Subscription, at: datetime) -> None:
+        """A renewal went unpaid: the plan holds through the grace period, the user is told."""
+        if subscription.status is not SubscriptionStatus.ACTIVE:
+            return
+        subscription.status = SubscriptionStatus.PAST_DUE
+        subscription.grace_until = at + timedelta(days=self.runtime.settings.billing_grace_days)
+        subscription.updated_at = at
+        user = await self._user(subscription.user_id)
+        plan = self.runtime.plans.of(subscription.plan)
+        await notify(
+            self.session,
+            self.runtime,
+            user,
+            topic="purchase_receipts",
+            kind="payment_failed",
+            title=f"Your {plan.name} payment did not go through",
+            body=f"We could not collect the renewal of your {plan.name} plan. It stays active "
+            f"until {subscription.grace_until:%Y-%m-%d}; pay the open invoice by then to keep "
+            "it, or it falls back to Basic.",
+            data={"subscription_id": str(subscription.id)},
+        )
+
+    async def end(self, subscription: Subscription, at: datetime, reason: str) -> None:
+        """The subscription is over: its open invoices are void, the user is on Basic."""
+        if subscription.status is SubscriptionStatus.CANCELED:
+            return
+        subscription.status = SubscriptionStatus.CANCELED
+        subscription.ended_at = at
+        subscription.updated_at = at
+        subscription.grace_until = None
+        for invoice in await self.repo.open_invoices_of(subscription.id):
+            invoice.status = InvoiceStatus.VOID
+        user = await self._user(subscription.user_id)
+        if user.plan == subscription.plan:
+            self._set_plan(user, FREE_PLAN, at, reason)
+        plan = self.runtime.plans.of(subscription.plan)
+        await notify(
+            self.session,
+            self.runtime,
+            user,
+            topic="purchase_receipts",
+            kind="subscription_ended",
+            title=f"Your {plan.name} plan has ended",
+            body=f"Your {plan.name} plan ended ({reason}). You are on Basic now; your credits "
+            "stay yours.",
+            data={"subscription_id": str(subscription.id)},
+        )
+
+    def _set_plan(self, user: User, plan: str, at: datetime, reason: str) -> None:
+        if user.plan == plan:
+            return
+        audit(
+            self.session,
+            actor_id=None,
+            action="billing.plan_changed",
+            subject_type="user",
+            subject_id=str(user.id),
+            at=at,
+            detail={"from": user.plan, "to": plan, "reason": reason},
+        )
+        user.plan = plan
+        user.updated_at = at
+
+    async def mark_paid(self, invoice_id: uuid.UUID, operator: User) -> Invoice:
+        """An operator saw the money of a manual invoice arrive."""
+        invoice = await self.repo.invoice(invoice_id, lock=True)
+        if invoice is None:
+            raise NotFound("No such invoice", code="invoice_not_found")
+        if invoice.provider is not Provider.MANUAL:
+            raise Conflict(
+                "This invoice is paid through its provider, not by hand", code="not_manual"
+            )
+        if invoice.status is InvoiceStatus.VOID:
+            raise Conflict("This invoice is void", code="invoice_void")
+        if invoice.status is InvoiceStatus.PAID:
+            raise Conflict("This invoice is paid already", code="invoice_paid")
+        await self.settle(invoice, self.runtime.clock.now(), by=operator.id)
+        return invoice
+
+    async def renew_manual(self, limit: int = 200) -> int:
+        """Manual subscriptions at the end of their period: end those cancelled, bill the
+        others for the next month (they are past due until it is paid); returns how many."""
+        now = self.runtime.clock.now()
+        lapsed = await self.repo.lapsed_periods(now, limit)
+        for subscription in lapsed:
+            if subscription.cancel_at_period_end:
+                await self.end(subscription, now, "cancelled at the end of its period")
+                continue
+            plan = self.runtime.plans.of(subscription.plan)
+            start = subscription.current_period_end
+            assert start is not None
+            self.session.add(_subscription_invoice(subscription, plan, start, Provider.MANUAL))
+            await self.fall_behind(subscription, now)
+        return len(lapsed)
+
+    async def end_grace(self, limit: int = 200) -> int:
+        """Past-due subscriptions whose grace period is over fall back to Basic."""
+        now = self.runtime.clock.now()
+        over = await self.repo.grace_over(now, limit)
+        for subscription in over:
+            await self.end(subscription, now, "the renewal was not paid")
+        return len(over)
+
+
+def _subscription_invoice(
+    subscription: Subscription, plan: Plan, start: datetime, provider: Provider
+) -> Invoice:
+    end = add_month(start)
+    return new_invoice(
+        start,
+        user_id=subscription.user_id,
+        kind=InvoiceKind.SUBSCRIPTION,
+        status=InvoiceStatus.OPEN,
+        provider=provider,
+        description=f"{plan.name} plan, {start:%Y-%m-%d} to {end:%Y-%m-%d}",
+        lines=[
+            line(f"{plan.name} plan, one month", plan.monthly_price_cents),
+            line(f"{plan.monthly_credits:,} credits included", 0),
+        ],
+        amount_cents=plan.monthly_price_cents,
+        credits=plan.monthly_credits,
+        plan=plan.id,
+        subscription_id=subscription.id,
+        period_start=start,
+        period_end=end,
+    )
+
+
+class BillingService:
+    """A buyer's own billing: plans, packs, invoices."""
+
+    def __init__(self, session: AsyncSession, runtime: Runtime, user: User) -> None:
+        self.session, self.runtime, self.user = session, runtime, user
+        self.billing = Billing(session, runtime)
+        self.repo = self.billing.repo
+
+    def _success_url(self, what: str) -> str:
+        return f"{self.runtime.settings.public_url}/billing?{what}=paid"
+
+    async def subscription(self) -> Subscription | None:
+        return await self.repo.live_subscription(self.user.id)
+
+    async def subscribe(self, plan_id: str) -> Payment:
+        plan = self.runtime.plans.plan(plan_id)
+        if plan is None:
+            raise NotFound("No such plan", code="plan_not_found")
+        if plan.free:
+            raise AppError(
+                f"{plan.name} is free: cancel your subscription to return to it",
+                code="plan_is_free",
+                status=422,
+            )
+        now = self.runtime.clock.now()
+        live = await self.repo.live_subscription(self.user.id)
+        if live is not None and live.status is not SubscriptionStatus.PENDING:
+            raise Conflict(
+                f"You are subscribed to {self.runtime.plans.of(live.plan).name} already; "
+                "cancel it first",
+                code="already_subscribed",
+            )
+        if live is not None:  # a manual subscription waiting for payment: start over
+            await self.billing.end(live, now, f"replaced by {plan.name}")
+            await self.session.flush()
+        stripe = self.runtime.stripe
+        if stripe is not None:
+            metadata = {"user_id": str(self.user.id), "plan": plan.id}
+            session = await stripe.checkout_session(
+                {
+                    "mode": "subscription",
+                    "client_reference_id": str(self.user.id),
+                    "customer_email": self.user.email,
+                    "line_items": [
+                        {
+                            "quantity": 1,
+                            "price_data": {
+                                "currency": "usd",
+                                "unit_amount": plan.monthly_price_cents,
+                                "recurring": {"interval": "month"},
+                                "product_data": {"name": f"AIQLeads {plan.name}"},
+                            },
+                        }
+                    ],
+                    "metadata": metadata,
+                    "subscription_data": {"metadata": metadata},
+                    "success_url": self._success_url("subscription"),
+                    "cancel_url": f"{self.runtime.settings.public_url}/billing",
+                }
+            )
+            self._audit("billing.subscribe", now, plan=plan.id, provider="stripe")
+            return Payment(None, session.url, None)
+        subscription = Subscription(
+            id=uuid.uuid4(),
+            user_id=self.user.id,
+            plan=plan.id,
+            status=SubscriptionStatus.PENDING,
+            provider=Provider.MANUAL,
+            cancel_at_period_end=False,
+            created_at=now,
+            updated_at=now,
+        )
+        self.session.add(subscription)
+        invoice = _subscription_invoice(subscription, plan, now, Provider.MANUAL)
+        self.session.add(invoice)
+        await self.session.flush()
+        self._audit("billing.subscribe", now, plan=plan.id, provider="manual")
+        return Payment(invoice, None, subscription)
+
+    async def cancel(self) -> Subscription:
+        """Stop the subscription at the end of the paid period (one not yet paid stops now)."""
+        now = self.runtime.clock.now()
+        live = await self.repo.live_subscription(self.user.id)
+        if live is None:
+            raise NoSubscription("You have no subscription")
+        if live.status is SubscriptionStatus.PENDING:
+            await self.billing.end(live, now, "cancelled before it was paid")
+        elif not live.cancel_at_period_end:
+            if live.provider is Provider.STRIPE:
+                if self.runtime.stripe is None:
+                    raise AppError(
+                        "Stripe is not configured here", code="provider_not_configured", status=503
+                    )
+                assert live.provider_ref is not None
+                await self.runtime.stripe.cancel_at_period_end(live.provider_ref)
+            live.cancel_at_period_end = True
+            live.updated_at = now
+        self._audit("billing.cancel", now, subscription=str(live.id))
+        return live
+
+    async def buy_pack(self, pack: CreditPack) -> Payment:
+        now = self.runtime.clock.now()
+        stripe = self.runtime.stripe
+        invoice = new_invoice(
+            now,
+            user_id=self.user.id,
+            kind=InvoiceKind.CREDIT_PACK,
+            status=InvoiceStatus.OPEN,
+            provider=Provider.STRIPE if stripe is not None else Provider.MANUAL,
+            description=f"Credit pack {pack.name}",
+            lines=[line(f"{pack.name}: {pack.credits:,} credits", pack.price_cents)],
+            amount_cents=pack.price_cents,
+            credits=pack.credits,
+            credit_pack=pack.id,
+        )
+        if stripe is not None:
+            session = await stripe.checkout_session(
+                {
+                    "mode": "payment",
+                    "client_reference_id": str(self.user.id),
+                    "customer_email": self.user.email,
+                    "line_items": [
+                        {
+                            "quantity": 1,
+                            "price_data": {
+                                "currency": "usd",
+                                "unit_amount": pack.price_cents,
+                                "product_data": {"name": f"AIQLeads credits: {pack.name}"},
+                            },
+                        }
+                    ],
+                    "metadata": {
+                        "user_id": str(self.user.id),
+                        "invoice_id": str(invoice.id),
+                        "credit_pack": pack.id,
+                    },
+                    "success_url": self._success_url("credits"),
+                    "cancel_url": f"{self.runtime.settings.public_url}/billing",
+                }
+            )
+            invoice.provider_ref = session.id
+            invoice.checkout_url = session.url
+        self.session.add(invoice)
+        await self.session.flush()
+        self._audit("billing.credit_pack", now, pack=pack.id, invoice=str(invoice.id))
+        return Payment(invoice, invoice.checkout_url, None)
+
+    async def invoice(self, invoice_id: uuid.UUID, operator: bool) -> Invoice:
+        invoice = await self.repo.invoice(invoice_id)
+        if invoice is None or (invoice.user_id != self.user.id and not operator):
+            raise NotFound("No such invoice", code="invoice_not_found")
+        return invoice
+
+    def _audit(self, action: str, at: datetime, **detail: object) -> None:
+        audit(
+            self.session,
+            actor_id=self.user.id,
+            action=action,
+            subject_type="user",
+            subject_id=str(self.user.id),
+            at=at,
+            detail=dict(detail),
+        )

@@ -1,0 +1,37 @@
+"""Raw request bodies for webhooks: signatures are over the exact bytes, so the body is read
+once, bounded, and parsed only after the signature is checked."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import Request
+
+from aiqleads.kit.errors import AppError
+
+MAX_BODY_BYTES = 1_000_000
+
+
+async def raw_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The raw body, refused (413) beyond `limit` bytes, declared or streamed."""
+    too_large = AppError(
+        f"The body is larger than {limit:,} bytes", code="payload_too_large", status=413
+    )
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise too_large
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise too_large
+    return body
+
+
+def json_body(body: bytes) -> Any:
+    """The body as JSON, or 400 `invalid_json`."""
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise AppError(f"The body is not JSON: {exc}", code="invalid_json", status=400) from exc
