@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aiqleads.accounts.models import User
@@ -38,7 +39,7 @@ from aiqleads.billing.models import (
     SubscriptionStatus,
 )
 from aiqleads.billing.repository import BillingRepository
-from aiqleads.billing.service import Billing, line, new_invoice
+from aiqleads.billing.service import Billing, line, money, new_invoice
 from aiqleads.kit.retry import backoff
 from aiqleads.runtime import Runtime
 
@@ -162,15 +163,19 @@ class StripeEvents:
             created_at=now,
             updated_at=now,
         )
-        self.session.add(subscription)
-        await self.session.flush()
+        try:
+            async with self.session.begin_nested():
+                self.session.add(subscription)
+        except IntegrityError:  # another event of it, applied at this moment, made the row
+            found = await self.repo.subscription_by_ref(Provider.STRIPE, ref)
+            if found is None:
+                raise
+            return found
         return subscription
 
     async def _activate(
         self, subscription: Subscription, end: datetime | None, now: datetime
     ) -> None:
-        if subscription.status is SubscriptionStatus.CANCELED:
-            return  # ended: a late event does not revive it
         user = await self.session.get(User, subscription.user_id)
         assert user is not None
         await self.billing.activate(subscription, user, None, end, now)
@@ -264,8 +269,12 @@ class StripeEvents:
         if ref is None:
             return
         subscription = await self._subscription(ref, metadata, now)
-        await self._stripe_invoice(obj, subscription, now)
-        await self.billing.fall_behind(subscription, now)
+        invoice = await self._stripe_invoice(obj, subscription, now)
+        await self.billing.fall_behind(
+            subscription,
+            now,
+            f"We could not collect {money(invoice.amount_cents)} for invoice {invoice.number}.",
+        )
 
     async def subscription_updated(
         self, obj: dict[str, Any], event: PaymentEvent, now: datetime
@@ -273,7 +282,9 @@ class StripeEvents:
         subscription = await self._subscription(_id(obj), dict(obj.get("metadata") or {}), now)
         stated = subscription.provider_updated_at
         if stated is not None and event.created < stated:
-            log.info("stale_subscription_event", event=event.id, subscription=subscription.id)
+            log.info(
+                "stale_subscription_event", event_id=event.id, subscription=str(subscription.id)
+            )
             return
         subscription.provider_updated_at = event.created
         subscription.cancel_at_period_end = bool(obj.get("cancel_at_period_end"))
@@ -281,7 +292,7 @@ class StripeEvents:
         if status is SubscriptionStatus.CANCELED:
             await self.billing.end(subscription, now, "cancelled at Stripe")
         elif status is SubscriptionStatus.PAST_DUE:
-            await self.billing.fall_behind(subscription, now)
+            await self.billing.fall_behind(subscription, now, "Stripe could not collect it.")
         elif status is SubscriptionStatus.ACTIVE:
             await self._activate(subscription, _subscription_period_end(obj), now)
 
@@ -345,18 +356,18 @@ async def apply_event(runtime: Runtime, event_id: str) -> EventStatus | None:
             event.attempts = MAX_ATTEMPTS
             error = str(exc)
         except Exception as exc:  # recorded and retried, never lost
-            log.exception("payment_event_failed", event=event_id, type=event.type)
+            log.exception("payment_event_failed", event_id=event_id, type=event.type)
             error = f"{type(exc).__name__}: {exc}"
         else:
             event.status = EventStatus.PROCESSED
             event.processed_at = now
             event.last_error = None
-            log.info("payment_event_applied", event=event_id, type=event.type)
+            log.info("payment_event_applied", event_id=event_id, type=event.type)
             return event.status
         event.last_error = error[:1000]
         if event.attempts >= MAX_ATTEMPTS:
             event.status = EventStatus.FAILED
-            log.error("payment_event_gave_up", event=event_id, type=event.type, error=error)
+            log.error("payment_event_gave_up", event_id=event_id, type=event.type, error=error)
         else:
             event.next_attempt_at = now + backoff(event.attempts)
         return event.status

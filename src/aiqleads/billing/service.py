@@ -197,7 +197,10 @@ class Billing:
         end: datetime | None,
         at: datetime,
     ) -> None:
-        """The subscription is paid up (until `end`): its plan is the user's."""
+        """The subscription is paid up (until `end`): its plan is the user's. An ended one
+        stays ended (money that arrives late still buys its credits, not the plan)."""
+        if subscription.status is SubscriptionStatus.CANCELED:
+            return
         subscription.status = SubscriptionStatus.ACTIVE
         subscription.grace_until = None
         if start is not None:
@@ -209,8 +212,9 @@ class Billing:
         subscription.updated_at = at
         self._set_plan(user, subscription.plan, at, "subscription active")
 
-    async def fall_behind(self, subscription: Subscription, at: datetime) -> None:
-        """A renewal went unpaid: the plan holds through the grace period, the user is told."""
+    async def fall_behind(self, subscription: Subscription, at: datetime, what: str) -> None:
+        """A renewal is unpaid (`what` says how): the plan holds through the grace period, and
+        the user is told."""
         if subscription.status is not SubscriptionStatus.ACTIVE:
             return
         subscription.status = SubscriptionStatus.PAST_DUE
@@ -223,11 +227,11 @@ class Billing:
             self.runtime,
             user,
             topic="purchase_receipts",
-            kind="payment_failed",
-            title=f"Your {plan.name} payment did not go through",
-            body=f"We could not collect the renewal of your {plan.name} plan. It stays active "
-            f"until {subscription.grace_until:%Y-%m-%d}; pay the open invoice by then to keep "
-            "it, or it falls back to Basic.",
+            kind="payment_due",
+            title=f"Your {plan.name} renewal is unpaid",
+            body=f"{what} Your {plan.name} plan stays active until "
+            f"{subscription.grace_until:%Y-%m-%d}; once the renewal is paid it carries on, "
+            "otherwise it falls back to Basic then.",
             data={"subscription_id": str(subscription.id)},
         )
 
@@ -300,8 +304,13 @@ class Billing:
             plan = self.runtime.plans.of(subscription.plan)
             start = subscription.current_period_end
             assert start is not None
-            self.session.add(_subscription_invoice(subscription, plan, start, Provider.MANUAL))
-            await self.fall_behind(subscription, now)
+            invoice = _subscription_invoice(subscription, plan, start, Provider.MANUAL)
+            self.session.add(invoice)
+            await self.fall_behind(
+                subscription,
+                now,
+                f"Invoice {invoice.number} for {money(invoice.amount_cents)} renews your plan.",
+            )
         return len(lapsed)
 
     async def end_grace(self, limit: int = 200) -> int:
@@ -410,6 +419,7 @@ class BillingService:
             updated_at=now,
         )
         self.session.add(subscription)
+        await self.session.flush()  # the invoice refers to it
         invoice = _subscription_invoice(subscription, plan, now, Provider.MANUAL)
         self.session.add(invoice)
         await self.session.flush()

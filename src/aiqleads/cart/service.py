@@ -30,9 +30,9 @@ from aiqleads.notifications.service import notify
 from aiqleads.pricing.service import PricingService
 from aiqleads.runtime import Runtime
 
-# What Pro and Enterprise buyers may extend a hold to (from when it was placed; seed 001).
+# What a hold may be extended to (from when it was placed; seed 001); each plan says which
+# of these its buyers may use (billing/data/plans.json: Pro and Enterprise, all three).
 EXTENSIONS = {"24h": timedelta(hours=24), "3d": timedelta(days=3), "7d": timedelta(days=7)}
-EXTENDING_PLANS = frozenset({"pro", "enterprise"})
 EXPIRE_BATCH = 500
 # Buyers hear that a hold is about to lapse this long before it does.
 WARN_BEFORE = timedelta(minutes=5)
@@ -193,9 +193,11 @@ class CartService:
         self._audit("cart.release", hold, now)
 
     async def extend(self, lead_id: uuid.UUID, duration: str) -> CartItem:
-        if self.buyer.plan not in EXTENDING_PLANS:
+        plan = self.runtime.plans.of(self.buyer.plan)
+        if duration not in plan.hold_extensions:
             raise Forbidden(
-                "Extending a hold needs a Pro or Enterprise plan", code="plan_cannot_extend"
+                f"The {plan.name} plan cannot extend a hold to {duration}",
+                code="plan_cannot_extend",
             )
         hold, lead = await self._mine(lead_id)
         until = hold.created_at + EXTENSIONS[duration]

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from aiqleads.accounts.models import User
 from aiqleads.audit.service import record as audit
 from aiqleads.billing.models import Invoice
-from aiqleads.billing.service import issue_receipt
+from aiqleads.billing.service import issue_receipt, money
 from aiqleads.cart.models import Hold, HoldStatus
 from aiqleads.cart.service import LeadUnavailable, end_hold
 from aiqleads.checkout.models import Order, Purchase, PurchaseStatus
@@ -55,10 +55,6 @@ class Checkout:
     items: list[Bought]
     receipt: Invoice
     balance: int
-
-
-def money(cents: int) -> str:
-    return f"${cents / 100:,.2f}"
 
 
 def _receipt_text(buyer: User, order: Order, items: list[Bought]) -> str:

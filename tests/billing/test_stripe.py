@@ -1,0 +1,360 @@
+"""Payments through Stripe, on both dialects: Checkout Sessions created through the official
+library against a loopback Stripe, the webhook's signature checks, each event applied once
+however often and in whatever order it arrives."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from datetime import timedelta
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from aiqleads.billing.models import EventStatus, PaymentEvent
+from aiqleads.billing.service import add_month
+from aiqleads.billing.tasks import sweep_events
+from aiqleads.kit.clock import FrozenClock
+from aiqleads.ledger.models import LedgerTransaction
+from aiqleads.runtime import Runtime
+from aiqleads.settings import Settings
+from tests.billing.fake_stripe import (
+    SECRET_KEY,
+    WEBHOOK,
+    WEBHOOK_SECRET,
+    FakeStripe,
+    deliver,
+    event,
+    new_id,
+    paid_session,
+    signed,
+    subscription_invoice,
+)
+from tests.billing.test_manual import me
+from tests.commerce import balance, buyers, user_of
+from tests.conftest import TEST_SECRET, Api
+from tests.ingest.loopback import serve
+from tests.ledger.test_ledger import reconcile
+
+
+@pytest.fixture(scope="module")
+def fake_stripe() -> Iterator[tuple[FakeStripe, str]]:
+    fake = FakeStripe()
+    with serve(fake.app()) as url:
+        yield fake, url
+
+
+@pytest.fixture
+def stripe_api(fake_stripe: tuple[FakeStripe, str]) -> FakeStripe:
+    fake = fake_stripe[0]
+    fake.calls.clear()
+    fake.fail_with = None
+    return fake
+
+
+@pytest.fixture
+def settings(database_url: str, fake_stripe: tuple[FakeStripe, str]) -> Settings:
+    return Settings(
+        env="test",
+        database_url=database_url,
+        secret_key=TEST_SECRET,
+        log_level="WARNING",
+        stripe_secret_key=SECRET_KEY,
+        stripe_webhook_secret=WEBHOOK_SECRET,
+        stripe_api_base=fake_stripe[1],
+    )
+
+
+async def settled(runtime: Runtime) -> None:
+    await runtime.jobs.wait_idle()
+
+
+async def events(runtime: Runtime) -> dict[str, EventStatus]:
+    async with runtime.transaction(write=False) as session:
+        rows = await session.execute(sa.select(PaymentEvent.id, PaymentEvent.status))
+    return {event_id: status for event_id, status in rows}
+
+
+# The webhook's signature -----------------------------------------------------------------
+
+
+async def test_the_webhook_takes_only_bodies_stripe_signed_recently(
+    api: Api, runtime: Runtime, clock: FrozenClock
+) -> None:
+    now = clock.now()
+    body = json.dumps(event("customer.created", {"id": "cus_1"}, now)).encode()
+
+    async def post(content: bytes, header: str | None) -> httpx.Response:
+        headers = {"Content-Type": "application/json"}
+        if header is not None:
+            headers["Stripe-Signature"] = header
+        return await api.client.post(WEBHOOK, content=content, headers=headers)
+
+    good = signed(body, now)
+    signature = good.split("v1=")[1]
+    t = good.split(",")[0]
+    cases = {
+        "valid": (body, good, 200),
+        "several v1, one right": (body, f"{t},v1={'0' * 64},v1={signature},v0=abc", 200),
+        "one byte changed": (body.replace(b"cus_1", b"cus_2"), good, 400),
+        "re-serialised JSON": (json.dumps(json.loads(body), indent=2).encode(), good, 400),
+        "another secret": (body, signed(body, now, "whsec_other"), 400),
+        "stale": (body, signed(body, now - timedelta(seconds=301)), 400),
+        "future": (body, signed(body, now + timedelta(seconds=301)), 400),
+        "edge of tolerance": (body, signed(body, now - timedelta(seconds=300)), 200),
+        "no v1": (body, t, 400),
+        "garbage": (body, "nonsense", 400),
+        "missing": (body, None, 400),
+    }
+    for name, (content, header, expected) in cases.items():
+        response = await post(content, header)
+        assert response.status_code == expected, (name, response.text)
+        if expected == 400:
+            assert response.headers["content-type"] == "application/problem+json"
+            assert response.json()["code"] in {
+                "invalid_signature",
+                "signature_timestamp_out_of_range",
+            }, name
+    assert list(await events(runtime)) == [json.loads(body)["id"]]  # stored once
+    stale = await post(body, signed(body, now - timedelta(seconds=301)))
+    assert stale.json()["code"] == "signature_timestamp_out_of_range"
+
+    not_json = b"{not json"
+    assert (await post(not_json, signed(not_json, now))).json()["code"] == "invalid_json"
+    not_event = json.dumps({"id": 5}).encode()
+    assert (await post(not_event, signed(not_event, now))).json()["code"] == "invalid_event"
+
+
+# Credit packs ----------------------------------------------------------------------------
+
+
+async def test_a_credit_pack_paid_on_stripe_is_credited_once_however_often_it_is_announced(
+    api: Api, runtime: Runtime, clock: FrozenClock, stripe_api: FakeStripe
+) -> None:
+    (agent,) = await buyers(runtime, 1)
+    started = await api.client.post("/api/v1/billing/credit-packs/pack-100/checkout", headers=agent)
+    assert started.status_code == 201, started.text
+    payment = started.json()
+    assert payment["provider"] == "stripe"
+    assert payment["checkout_url"].startswith("https://checkout.stripe.com/c/pay/cs_test_")
+    path, form = stripe_api.calls[-1]
+    assert path == "/v1/checkout/sessions"
+    assert form["mode"] == "payment"
+    assert form["line_items[0][price_data][unit_amount]"] == "10000"
+    assert form["line_items[0][price_data][currency]"] == "usd"
+    assert form["metadata[invoice_id]"] == payment["invoice"]["id"]
+    assert form["client_reference_id"] == str(user_of(agent))
+    session_id = payment["checkout_url"].rsplit("/", 1)[1]
+    assert await balance(api.client, agent) == 0
+
+    completed = event(
+        "checkout.session.completed",
+        paid_session(
+            session_id,
+            {"user_id": str(user_of(agent)), "invoice_id": payment["invoice"]["id"],
+             "credit_pack": "pack-100"},
+            10_000,
+        ),
+        clock.now(),
+    )  # fmt: skip
+    answers = await asyncio.gather(*(deliver(api.client, completed, clock.now()) for _ in range(5)))
+    assert [a.status_code for a in answers] == [200] * 5
+    assert sorted(a.json()["duplicate"] for a in answers) == [False, True, True, True, True]
+    await settled(runtime)
+    assert await balance(api.client, agent) == 10_000
+    again = await deliver(api.client, completed, clock.now())
+    assert again.json() == {"received": True, "duplicate": True}
+    await settled(runtime)
+    assert await balance(api.client, agent) == 10_000
+    invoice = (
+        await api.client.get(f"/api/v1/billing/invoices/{payment['invoice']['id']}", headers=agent)
+    ).json()
+    assert invoice["status"] == "paid"
+    assert await events(runtime) == {completed["id"]: EventStatus.PROCESSED}
+    assert await reconcile(runtime) == []
+
+
+async def test_a_session_paid_after_its_request_failed_still_credits_the_buyer(
+    api: Api, runtime: Runtime, clock: FrozenClock
+) -> None:
+    """The request that opened the session failed after Stripe answered, so no invoice was
+    stored; the money arrived all the same."""
+    (agent,) = await buyers(runtime, 1)
+    metadata = {"user_id": str(user_of(agent)), "credit_pack": "pack-500"}
+    completed = event(
+        "checkout.session.completed", paid_session(new_id("cs"), metadata, 50_000), clock.now()
+    )
+    assert (await deliver(api.client, completed, clock.now())).status_code == 200
+    await settled(runtime)
+    assert await balance(api.client, agent) == 52_500
+    invoices = (await api.client.get("/api/v1/billing/invoices", headers=agent)).json()["items"]
+    assert [(i["status"], i["amount_cents"]) for i in invoices] == [("paid", 50_000)]
+
+
+async def test_stripe_unreachable_is_a_clear_error_and_stores_nothing(
+    api: Api, runtime: Runtime, stripe_api: FakeStripe
+) -> None:
+    (agent,) = await buyers(runtime, 1)
+    stripe_api.fail_with = 500
+    failed = await api.client.post("/api/v1/billing/credit-packs/pack-100/checkout", headers=agent)
+    assert failed.status_code == 502
+    assert failed.json()["code"] == "payment_provider_unavailable"
+    assert (await api.client.get("/api/v1/billing/invoices", headers=agent)).json()["items"] == []
+
+
+# Subscriptions ---------------------------------------------------------------------------
+
+
+async def test_a_stripe_subscription_follows_its_events_in_whatever_order_they_come(
+    api: Api, runtime: Runtime, clock: FrozenClock, stripe_api: FakeStripe
+) -> None:
+    (agent,) = await buyers(runtime, 1)
+    started = await api.client.post(
+        "/api/v1/billing/subscribe", json={"plan": "pro"}, headers=agent
+    )
+    assert started.status_code == 201, started.text
+    assert started.json()["invoice"] is None
+    _, form = stripe_api.calls[-1]
+    assert form["mode"] == "subscription"
+    assert form["line_items[0][price_data][recurring][interval]"] == "month"
+    assert form["line_items[0][price_data][unit_amount]"] == "19900"
+    assert form["subscription_data[metadata][plan]"] == "pro"
+    metadata = {"user_id": str(user_of(agent)), "plan": "pro"}
+    sub_id, session_id = new_id("sub"), started.json()["checkout_url"].rsplit("/", 1)[1]
+    now = clock.now()
+    period_end = add_month(now)
+
+    # The first invoice is paid before the checkout's own event arrives.
+    first_invoice = subscription_invoice(new_id("in"), sub_id, metadata, 19_900, now, period_end)
+    for payload in (
+        event("invoice.paid", first_invoice, now),
+        event(
+            "checkout.session.completed",
+            paid_session(session_id, metadata, 19_900, "subscription", sub_id),
+            now,
+        ),
+    ):
+        assert (await deliver(api.client, payload, now)).status_code == 200
+    await settled(runtime)
+    current = await me(api.client, agent)
+    assert current["plan"] == "pro"
+    assert current["subscription"]["status"] == "active"
+    assert current["subscription"]["provider"] == "stripe"
+    assert current["subscription"]["current_period_end"].startswith(period_end.date().isoformat())
+    assert await balance(api.client, agent) == 21_000
+
+    # The buyer cancels: Stripe is told, and says so in an update; an older update that
+    # arrives after it changes nothing.
+    cancelled = await api.client.post("/api/v1/billing/cancel", headers=agent)
+    assert cancelled.status_code == 200, cancelled.text
+    assert stripe_api.calls[-1] == (f"/v1/subscriptions/{sub_id}", {"cancel_at_period_end": "true"})
+    later, earlier = now + timedelta(minutes=2), now + timedelta(minutes=1)
+    sub = {"id": sub_id, "object": "subscription", "metadata": metadata, "status": "active"}
+    for payload in (
+        event("customer.subscription.updated", {**sub, "cancel_at_period_end": True}, later),
+        event("customer.subscription.updated", {**sub, "cancel_at_period_end": False}, earlier),
+    ):
+        assert (await deliver(api.client, payload, now)).status_code == 200
+    await settled(runtime)
+    assert (await me(api.client, agent))["subscription"]["cancel_at_period_end"] is True
+
+    # The period ends; Stripe deletes the subscription. A late, stale paid invoice still buys
+    # its credits but does not revive the plan.
+    deleted = event("customer.subscription.deleted", {**sub, "status": "canceled"}, later)
+    assert (await deliver(api.client, deleted, now)).status_code == 200
+    await settled(runtime)
+    assert await me(api.client, agent) == {"plan": "basic", "subscription": None}
+    late = subscription_invoice(new_id("in"), sub_id, metadata, 19_900, period_end, period_end)
+    assert (await deliver(api.client, event("invoice.paid", late, now), now)).status_code == 200
+    await settled(runtime)
+    assert (await me(api.client, agent))["plan"] == "basic"
+    assert await balance(api.client, agent) == 2 * 21_000
+    assert set((await events(runtime)).values()) == {EventStatus.PROCESSED}
+    assert await reconcile(runtime) == []
+
+
+async def test_a_failed_renewal_keeps_the_plan_through_grace_and_a_payment_restores_it(
+    api: Api, runtime: Runtime, clock: FrozenClock
+) -> None:
+    (agent,) = await buyers(runtime, 1)
+    metadata = {"user_id": str(user_of(agent)), "plan": "enterprise"}
+    sub_id, now = new_id("sub"), clock.now()
+    first = subscription_invoice(new_id("in"), sub_id, metadata, 79_900, now, add_month(now))
+    await deliver(api.client, event("invoice.paid", first, now), now)
+    await settled(runtime)
+    assert (await me(api.client, agent))["plan"] == "enterprise"
+
+    renewal = subscription_invoice(
+        new_id("in"), sub_id, metadata, 79_900, add_month(now), add_month(add_month(now)),
+        "subscription_cycle",
+    )  # fmt: skip
+    failed = {**renewal, "status": "open", "amount_paid": 0}
+    clock.advance(timedelta(minutes=1))
+    now = clock.now()
+    await deliver(api.client, event("invoice.payment_failed", failed, now), now)
+    await settled(runtime)
+    current = await me(api.client, agent)
+    assert (current["plan"], current["subscription"]["status"]) == ("enterprise", "past_due")
+    inbox = (await api.client.get("/api/v1/notifications", headers=agent)).json()["items"]
+    assert inbox[0]["kind"] == "payment_due"
+    open_invoices = (await api.client.get("/api/v1/billing/invoices", headers=agent)).json()
+    assert open_invoices["items"][0]["status"] == "open"
+    assert open_invoices["items"][0]["checkout_url"].startswith("https://invoice.stripe.com/")
+
+    await deliver(api.client, event("invoice.paid", renewal, now), now)
+    await settled(runtime)
+    current = await me(api.client, agent)
+    assert current["subscription"]["status"] == "active"
+    assert await balance(api.client, agent) == 2 * 90_000
+    statuses = [
+        i["status"]
+        for i in (await api.client.get("/api/v1/billing/invoices", headers=agent)).json()["items"]
+    ]
+    assert statuses == ["paid", "paid"]
+
+
+async def test_an_event_that_comes_before_what_it_needs_waits_and_is_applied_later(
+    api: Api, runtime: Runtime, clock: FrozenClock
+) -> None:
+    """An update of a subscription nobody described yet (no metadata) cannot be applied; it
+    stays pending and the sweeper applies it once the subscription is known."""
+    (agent,) = await buyers(runtime, 1)
+    metadata = {"user_id": str(user_of(agent)), "plan": "pro"}
+    sub_id, now = new_id("sub"), clock.now()
+    early = event(
+        "customer.subscription.updated",
+        {"id": sub_id, "object": "subscription", "status": "past_due"},
+        now + timedelta(seconds=5),
+    )
+    await deliver(api.client, early, now)
+    await settled(runtime)
+    stored = await events(runtime)
+    assert stored[early["id"]] is EventStatus.PENDING
+
+    first = subscription_invoice(new_id("in"), sub_id, metadata, 19_900, now, add_month(now))
+    await deliver(api.client, event("invoice.paid", first, now), now)
+    await settled(runtime)
+    assert (await me(api.client, agent))["subscription"]["status"] == "active"
+    clock.advance(timedelta(minutes=1))
+    assert await sweep_events(runtime) == 1
+    assert (await events(runtime))[early["id"]] is EventStatus.PROCESSED
+    assert (await me(api.client, agent))["subscription"]["status"] == "past_due"
+    async with runtime.transaction(write=False) as session:
+        grants = await session.scalar(sa.select(sa.func.count()).select_from(LedgerTransaction))
+    assert grants == 1
+
+
+def test_production_refuses_a_stripe_key_without_a_webhook_secret() -> None:
+    from aiqleads.settings import SettingsError
+
+    settings = Settings(
+        env="production",
+        database_url="postgresql+asyncpg://db/aiqleads",
+        secret_key="a-long-random-production-secret-0123456789abcdef",
+        public_url="https://aiqleads.example.com",
+        stripe_secret_key=SECRET_KEY,
+    )
+    with pytest.raises(SettingsError, match="STRIPE_WEBHOOK_SECRET"):
+        settings.check_production()
