@@ -15,6 +15,7 @@ from aiqleads.audit import endpoints as audit
 from aiqleads.billing import endpoints as billing
 from aiqleads.cart import endpoints as cart
 from aiqleads.checkout import endpoints as checkout
+from aiqleads.disputes import endpoints as disputes
 from aiqleads.ingest import endpoints as ingest
 from aiqleads.kit import idempotency
 from aiqleads.kit.clock import Clock
@@ -107,6 +108,8 @@ def create_app(
         billing.router,
         billing.admin,
         billing.webhook,
+        disputes.router,
+        disputes.admin,
     ):
         api.include_router(router)
     app.include_router(api)

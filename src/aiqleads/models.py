@@ -20,6 +20,7 @@ MODEL_MODULES = (
     "aiqleads.kit.idempotency",
     "aiqleads.cart.models",
     "aiqleads.billing.models",
+    "aiqleads.disputes.models",
 )
 
 

@@ -57,7 +57,7 @@ async def _locked_lead(session: AsyncSession, lead_id: uuid.UUID) -> Lead | None
     )
 
 
-async def _active_holds(session: AsyncSession, lead_id: uuid.UUID) -> list[Hold]:
+async def active_holds(session: AsyncSession, lead_id: uuid.UUID) -> list[Hold]:
     return list(
         await session.scalars(
             sa.select(Hold).where(Hold.lead_id == lead_id, Hold.status == HoldStatus.ACTIVE)
@@ -123,7 +123,7 @@ class CartService:
         )
         if bought is not None:
             raise Conflict("You bought this lead already", code="already_bought")
-        holds = await _active_holds(self.session, lead.id)
+        holds = await active_holds(self.session, lead.id)
         for lapsed in [h for h in holds if h.expires_at <= now]:
             end_hold(lapsed, lead, HoldStatus.EXPIRED, now)
         holds = [h for h in holds if h.expires_at > now]

@@ -1,0 +1,281 @@
+"""Disputes on both dialects: a buyer disputes a bad lead within the window; evidence settles
+clear cases at once (within a monthly allowance), operators decide the rest; a refund returns
+exactly what was paid, once, takes the lead back and withdraws it."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+
+from aiqleads.audit.models import AuditEvent
+from aiqleads.kit.clock import FrozenClock
+from aiqleads.leads.lifecycle import LeadStatus
+from aiqleads.leads.models import Exclusivity, Lead, LeadMatchKey
+from aiqleads.ledger.models import LedgerTransaction, TransactionKind
+from aiqleads.pricing.service import recompute
+from aiqleads.runtime import Runtime
+from tests.checkout.test_checkout import checkout
+from tests.commerce import add, balance, buyers, cart, funded, lead_status, signed_in_again
+from tests.conftest import Account, Api
+from tests.ledger.test_ledger import reconcile
+from tests.search.factories import add_leads, lead_row
+
+DISPUTES = "/api/v1/disputes"
+TOLL_FREE = "+18005550199"
+
+
+async def bought(
+    api: Api, runtime: Runtime, auth: dict[str, str], *leads: Lead
+) -> list[dict[str, Any]]:
+    """The buyer holds and checks out `leads`; returns the purchases."""
+    await recompute(runtime)
+    for lead in leads:
+        assert (await add(api.client, auth, lead)).status_code == 201
+    done = await checkout(api.client, auth)
+    assert done.status_code == 201, done.text
+    items: list[dict[str, Any]] = done.json()["items"]
+    return items
+
+
+async def dispute(
+    client: httpx.AsyncClient,
+    auth: dict[str, str],
+    purchase: dict[str, Any],
+    reason: str,
+    note: str = "",
+) -> httpx.Response:
+    return await client.post(
+        DISPUTES, json={"purchase_id": purchase["id"], "reason": reason, "note": note}, headers=auth
+    )
+
+
+async def decide(api: Api, ops: Account, dispute_id: str, decision: str) -> httpx.Response:
+    return await api.client.post(
+        f"/api/v1/admin/disputes/{dispute_id}/decision",
+        json={"decision": decision, "reason": "checked the call recording"},
+        headers=ops.auth,
+    )
+
+
+async def refunds(runtime: Runtime) -> int:
+    async with runtime.transaction(write=False) as session:
+        return int(
+            await session.scalar(
+                sa.select(sa.func.count())
+                .select_from(LedgerTransaction)
+                .where(LedgerTransaction.kind == TransactionKind.REFUND)
+            )
+            or 0
+        )
+
+
+async def test_a_clear_dispute_is_refunded_at_once_and_the_lead_withdrawn(
+    api: Api, runtime: Runtime, clock: FrozenClock
+) -> None:
+    (buyer,) = await buyers(runtime, 1)
+    await funded(runtime, buyer, 100_000)
+    lead = (await add_leads(runtime, lead_row(clock.now(), phone=TOLL_FREE)))[0]
+    (purchase,) = await bought(api, runtime, buyer, lead)
+    paid = purchase["price_cents"]
+    assert await balance(api.client, buyer) == 100_000 - paid
+
+    filed = await dispute(api.client, buyer, purchase, "wrong_number", "an 800 number")
+    assert filed.status_code == 201, filed.text
+    body = filed.json()
+    assert (body["status"], body["auto_decided"], body["refund_cents"]) == ("approved", True, paid)
+    phone = next(f for f in body["evidence"] if f["check"] == "phone")
+    assert phone["supports_claim"] is True
+    assert "toll_free" in phone["detail"]
+    assert await balance(api.client, buyer) == 100_000
+    assert await lead_status(runtime, lead.id) is LeadStatus.WITHDRAWN
+
+    # The buyer has the money back and no longer the lead's details.
+    listed = (await api.client.get("/api/v1/purchases", headers=buyer)).json()["items"]
+    assert listed[0]["status"] == "refunded"
+    assert listed[0]["lead"]["revealed"] is False
+    assert listed[0]["lead"]["contact"]["phone"] is None
+    assert (await api.client.get(f"/api/v1/leads/{lead.id}", headers=buyer)).status_code == 404
+    history = (await api.client.get("/api/v1/credits", headers=buyer)).json()["items"]
+    assert ("refund", paid) in [(e["kind"], e["credits"]) for e in history]
+    inbox = (await api.client.get("/api/v1/notifications", headers=buyer)).json()["items"]
+    assert "dispute_refunded" in [n["kind"] for n in inbox]
+
+    again = await dispute(api.client, buyer, purchase, "fake")
+    assert again.status_code == 409
+    assert again.json()["code"] == "already_disputed"
+    ops = await api.admin()
+    sources = (await api.client.get("/api/v1/admin/disputes/sources", headers=ops.auth)).json()
+    assert sources == [
+        {"source": "demo-webform", "sold": 1, "disputed": 1, "refunded": 1, "refund_rate": 1.0}
+    ]
+    async with runtime.transaction(write=False) as session:
+        actions = list(await session.scalars(sa.select(AuditEvent.action)))
+    assert {"disputes.file", "disputes.approve"} <= set(actions)
+    assert await reconcile(runtime) == []
+
+
+async def test_an_unclear_dispute_waits_for_an_operator(
+    api: Api, runtime: Runtime, clock: FrozenClock
+) -> None:
+    buyer, other = await buyers(runtime, 2)
+    await funded(runtime, buyer, 100_000)
+    first, second = await add_leads(runtime, lead_row(clock.now()), lead_row(clock.now()))
+    purchases = await bought(api, runtime, buyer, first, second)
+    spent = 100_000 - await balance(api.client, buyer)
+
+    # A valid mobile number: the evidence does not confirm "wrong number", nor "not the owner".
+    filed = [
+        (await dispute(api.client, buyer, p, reason)).json()
+        for p, reason in zip(purchases, ("wrong_number", "not_the_owner"), strict=True)
+    ]
+    assert [d["status"] for d in filed] == ["open", "open"]
+    assert await balance(api.client, buyer) == 100_000 - spent
+    assert (await api.client.get(f"{DISPUTES}/{filed[0]['id']}", headers=other)).status_code == 404
+    stranger = await dispute(api.client, other, purchases[0], "fake")
+    assert stranger.status_code == 404
+
+    ops = await api.admin()
+    queue = (await api.client.get("/api/v1/admin/disputes", headers=ops.auth)).json()["items"]
+    assert sorted(d["id"] for d in queue) == sorted(d["id"] for d in filed)
+    approve, reject = await asyncio.gather(
+        decide(api, ops, filed[0]["id"], "approve"), decide(api, ops, filed[1]["id"], "reject")
+    )
+    assert approve.status_code == 200, approve.text
+    assert approve.json()["status"] == "approved"
+    assert reject.json()["status"] == "rejected"
+    refunded = purchases[0]["price_cents"]
+    assert await balance(api.client, buyer) == 100_000 - spent + refunded
+    rejected_lead = uuid.UUID(purchases[1]["lead"]["id"])
+    assert await lead_status(runtime, rejected_lead) is LeadStatus.SOLD  # rejected: stays sold
+    assert (await api.client.get("/api/v1/admin/disputes", headers=ops.auth)).json()["items"] == []
+    twice = await decide(api, ops, filed[0]["id"], "approve")
+    assert twice.status_code == 409
+    assert twice.json()["code"] == "decided"
+    mine = (await api.client.get(DISPUTES, headers=buyer)).json()["items"]
+    assert {d["status"] for d in mine} == {"approved", "rejected"}
+    assert await refunds(runtime) == 1
+    assert await reconcile(runtime) == []
+
+
+async def test_an_operator_approving_twice_at_once_refunds_once(
+    api: Api, runtime: Runtime, clock: FrozenClock
+) -> None:
+    (buyer,) = await buyers(runtime, 1)
+    await funded(runtime, buyer, 100_000)
+    lead = (await add_leads(runtime, lead_row(clock.now())))[0]
+    (purchase,) = await bought(api, runtime, buyer, lead)
+    filed = (await dispute(api.client, buyer, purchase, "not_the_owner")).json()
+    ops = await api.admin()
+    answers = await asyncio.gather(*(decide(api, ops, filed["id"], "approve") for _ in range(5)))
+    assert sorted(a.status_code for a in answers) == [200, 409, 409, 409, 409]
+    assert await refunds(runtime) == 1
+    assert await balance(api.client, buyer) == 100_000
+
+
+async def test_disputes_close_with_the_window_and_clear_ones_are_capped_monthly(
+    api: Api, runtime: Runtime, clock: FrozenClock
+) -> None:
+    (buyer,) = await buyers(runtime, 1)
+    await funded(runtime, buyer, 1_000_000)
+    leads = await add_leads(
+        runtime,
+        *(lead_row(clock.now(), phone=TOLL_FREE if i < 2 else "+17025550143") for i in range(11)),
+    )
+    purchases = {p["lead"]["id"]: p for p in await bought(api, runtime, buyer, *leads)}
+    bad = [purchases[str(lead.id)] for lead in leads[:2]]
+    # Eleven purchases this month allow ceil(11 x 10 %) = 2 automatic refunds.
+    first = (await dispute(api.client, buyer, bad[0], "disconnected")).json()
+    assert first["status"] == "approved"
+    second = (await dispute(api.client, buyer, bad[1], "disconnected")).json()
+    assert second["status"] == "approved"
+
+    clock.advance(timedelta(days=runtime.settings.dispute_window_days, seconds=1))
+    buyer = await signed_in_again(runtime, buyer)
+    late = await dispute(api.client, buyer, purchases[str(leads[2].id)], "fake")
+    assert late.status_code == 422
+    assert late.json()["code"] == "dispute_window_closed"
+
+
+async def test_the_monthly_allowance_sends_further_clear_disputes_to_an_operator(
+    api: Api, runtime: Runtime, clock: FrozenClock
+) -> None:
+    (buyer,) = await buyers(runtime, 1)
+    await funded(runtime, buyer, 1_000_000)
+    leads = await add_leads(runtime, *(lead_row(clock.now(), phone=TOLL_FREE) for _ in range(3)))
+    purchases = await bought(api, runtime, buyer, *leads)
+    # Three purchases allow ceil(3 x 10 %) = 1 automatic refund.
+    answers = [(await dispute(api.client, buyer, p, "wrong_number")).json() for p in purchases]
+    assert [a["status"] for a in answers] == ["approved", "open", "open"]
+    allowance = [f for f in answers[1]["evidence"] if f["check"] == "allowance"]
+    assert "1 of this month's 1 automatic refunds are used" in allowance[0]["detail"]
+
+
+async def test_evidence_confirms_duplicates_and_missing_consent(
+    api: Api, runtime: Runtime, clock: FrozenClock
+) -> None:
+    (buyer,) = await buyers(runtime, 1)
+    await funded(runtime, buyer, 1_000_000)
+    original, twin, unconsented = await add_leads(
+        runtime,
+        lead_row(clock.now()),
+        lead_row(clock.now(), first_name="Mary", street_number="4502"),
+        lead_row(clock.now(), consent_captured_at=None, consent_text=None),
+    )
+    async with runtime.transaction() as session:  # the same phone: ingestion's blocking key
+        session.add_all(
+            [
+                LeadMatchKey(key="p:+17025550143", lead_id=original.id),
+                LeadMatchKey(key="p:+17025550143", lead_id=twin.id),
+            ]
+        )
+    (first,) = await bought(api, runtime, buyer, original)
+    clock.advance(timedelta(minutes=1))
+    buyer = await signed_in_again(runtime, buyer)
+    second, third = await bought(api, runtime, buyer, twin, unconsented)
+    by_lead = {p["lead"]["id"]: p for p in (first, second, third)}
+
+    duplicate = (await dispute(api.client, buyer, by_lead[str(twin.id)], "duplicate")).json()
+    assert duplicate["status"] == "approved"
+    found = next(f for f in duplicate["evidence"] if f["check"] == "duplicate")
+    assert str(original.id) in found["detail"]
+    # The original itself is no duplicate of anything bought before it.
+    ops = await api.admin()
+    no_consent = (
+        await dispute(api.client, buyer, by_lead[str(unconsented.id)], "no_consent")
+    ).json()
+    assert no_consent["status"] == "open"  # one purchase-month allowance is used
+    assert next(f for f in no_consent["evidence"] if f["check"] == "consent")["supports_claim"]
+    original_claim = (
+        await dispute(api.client, buyer, by_lead[str(original.id)], "duplicate")
+    ).json()
+    assert not next(f for f in original_claim["evidence"] if f["check"] == "duplicate")[
+        "supports_claim"
+    ]
+    assert (await decide(api, ops, no_consent["id"], "approve")).status_code == 200
+
+
+async def test_refunding_a_shared_lead_takes_it_out_of_other_carts(
+    api: Api, runtime: Runtime, clock: FrozenClock
+) -> None:
+    buyer, other = await buyers(runtime, 2)
+    await funded(runtime, buyer, 100_000)
+    lead = (
+        await add_leads(
+            runtime,
+            lead_row(clock.now(), phone=TOLL_FREE, exclusivity=Exclusivity.SHARED, max_sales=3),
+        )
+    )[0]
+    (purchase,) = await bought(api, runtime, buyer, lead)
+    assert (await add(api.client, other, lead)).status_code == 201
+    filed = (await dispute(api.client, buyer, purchase, "wrong_number")).json()
+    assert filed["status"] == "approved"
+    assert await lead_status(runtime, lead.id) is LeadStatus.WITHDRAWN
+    assert (await cart(api.client, other))["items"] == []
+    refused = await add(api.client, other, lead)
+    assert refused.json()["code"] == "lead_unavailable"
+    assert uuid.UUID(filed["id"])
