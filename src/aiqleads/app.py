@@ -88,6 +88,7 @@ def create_app(
         accounts.auth,
         accounts.users,
         accounts.api_keys,
+        accounts.admin_users,
         markets.router,
         mail.router,
         ingest.webhooks,

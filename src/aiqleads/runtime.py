@@ -20,6 +20,7 @@ from aiqleads.ingest.sources import SourceCatalog, load_sources
 from aiqleads.kit.clock import Clock, SystemClock
 from aiqleads.kit.db import Database, create_engine
 from aiqleads.kit.jobs import JobRunner, JobSpec
+from aiqleads.kit.ratelimit import MemoryLimiter, RateLimiter, RedisLimiter
 from aiqleads.markets.catalog import MarketCatalog, load_markets
 from aiqleads.settings import Settings
 
@@ -58,6 +59,10 @@ class Runtime:
         )
         self.redis: Redis | None = (
             Redis.from_url(settings.redis_url) if settings.redis_url else None
+        )
+        # API rate limits are shared by every process through Redis, else kept in this one.
+        self.limiter: RateLimiter = (
+            RedisLimiter(self.redis) if self.redis is not None else MemoryLimiter()
         )
         # Cart adds and purchases reprice their market (pricing.tasks).
         self.demand = DemandRecorder(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from aiqleads.accounts.models import User
@@ -13,19 +13,40 @@ from aiqleads.accounts.schemas import Scope
 from aiqleads.accounts.service import AccountService, Principal
 from aiqleads.kit import idempotency
 from aiqleads.kit.deps import RuntimeDep, SessionDep
-from aiqleads.kit.errors import Forbidden, Unauthorized
+from aiqleads.kit.errors import AppError, Forbidden, Unauthorized
 
 _bearer = HTTPBearer(auto_error=False, description="An access token, or an API key (aiq_...)")
+
+
+RATE_WINDOW_SECONDS = 60.0
 
 
 async def get_principal(
     session: SessionDep,
     runtime: RuntimeDep,
+    response: Response,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
+    """The caller, counted against their plan's requests per minute (`429 rate_limited`
+    beyond it; `X-RateLimit-*` headers either way)."""
     if credentials is None:
         raise Unauthorized("Sign in: send Authorization: Bearer <token>")
-    return await AccountService(session, runtime).authenticate(credentials.credentials)
+    principal = await AccountService(session, runtime).authenticate(credentials.credentials)
+    if runtime.settings.rate_limits:
+        user = principal.user
+        limit = user.rate_limit_per_minute or runtime.plans.of(user.plan).rate_limit_per_minute
+        decision = await runtime.limiter.hit(
+            str(user.id), limit, RATE_WINDOW_SECONDS, runtime.clock.now().timestamp()
+        )
+        if not decision.allowed:
+            raise AppError(
+                f"More than {limit} requests a minute; wait {decision.reset_seconds} s",
+                code="rate_limited",
+                status=429,
+                headers=decision.headers(),
+            )
+        response.headers.update(decision.headers())
+    return principal
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]

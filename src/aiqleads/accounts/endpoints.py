@@ -6,7 +6,7 @@ import uuid
 
 from fastapi import APIRouter, Response, status
 
-from aiqleads.accounts.deps import AccountReader, AccountWriter, InteractiveUser
+from aiqleads.accounts.deps import AccountReader, AccountWriter, AdminUser, InteractiveUser
 from aiqleads.accounts.models import User
 from aiqleads.accounts.schemas import (
     Accepted,
@@ -17,6 +17,8 @@ from aiqleads.accounts.schemas import (
     LoginIn,
     PasswordResetConfirmIn,
     PasswordResetRequestIn,
+    RateLimitIn,
+    RateLimitOut,
     RecoveryCodesOut,
     RefreshIn,
     RegisterIn,
@@ -35,6 +37,7 @@ from aiqleads.kit.deps import RuntimeDep, SessionDep
 auth = APIRouter(prefix="/auth", tags=["auth"])
 users = APIRouter(prefix="/users", tags=["users"])
 api_keys = APIRouter(prefix="/api-keys", tags=["api-keys"])
+admin_users = APIRouter(prefix="/admin/users", tags=["admin: users"])
 
 
 @auth.post("/register", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted)
@@ -159,3 +162,23 @@ async def revoke_api_key(
 ) -> Response:
     await AccountService(session, runtime).revoke_api_key(user, key_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@admin_users.put("/{user_id}/rate-limit", response_model=RateLimitOut)
+async def set_rate_limit(
+    user_id: uuid.UUID,
+    body: RateLimitIn,
+    operator: AdminUser,
+    session: SessionDep,
+    runtime: RuntimeDep,
+) -> RateLimitOut:
+    """Set an account's API requests per minute (Enterprise's custom limit), or `null` for its
+    plan's (audited)."""
+    user = await AccountService(session, runtime).set_rate_limit(user_id, body.per_minute, operator)
+    plan = runtime.plans.of(user.plan)
+    return RateLimitOut(
+        user_id=user.id,
+        plan=plan.id,
+        per_minute=user.rate_limit_per_minute or plan.rate_limit_per_minute,
+        custom=user.rate_limit_per_minute is not None,
+    )

@@ -28,6 +28,8 @@ class User(UuidPk, Timestamped, Base):
     role: Mapped[Role] = mapped_column(str_enum(Role), nullable=False, default=Role.AGENT)
     # Subscription plan (basic, pro, enterprise): prices carry its discount.
     plan: Mapped[str] = mapped_column(sa.String(20), nullable=False, default="basic")
+    # Requests per minute set by an operator (Enterprise's custom limit); the plan's if None.
+    rate_limit_per_minute: Mapped[int | None] = mapped_column(sa.Integer)
     email_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     phone: Mapped[str | None] = mapped_column(sa.String(20))
     preferred_markets: Mapped[list[str]] = mapped_column(JSONType, nullable=False, default=list)

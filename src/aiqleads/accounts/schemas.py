@@ -157,3 +157,18 @@ class ApiKeyCreated(ApiKeyOut):
 
 class ApiKeyList(BaseModel):
     items: list[ApiKeyOut]
+
+
+class RateLimitIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    per_minute: int | None = Field(
+        ge=1, le=1_000_000, description="Requests per minute; null returns to the plan's limit"
+    )
+
+
+class RateLimitOut(BaseModel):
+    user_id: uuid.UUID
+    plan: str
+    per_minute: int = Field(description="The limit in force")
+    custom: bool

@@ -41,6 +41,7 @@ from aiqleads.accounts.tokens import (
     keyed_digest,
     new_secret,
 )
+from aiqleads.audit.service import record as audit
 from aiqleads.kit.db import defer_job
 from aiqleads.kit.errors import AppError, Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from aiqleads.mail.service import queue_email
@@ -481,6 +482,28 @@ class AccountService:
         row.revoked_at = self.clock.now()
 
     # operators
+
+    async def set_rate_limit(
+        self, user_id: uuid.UUID, per_minute: int | None, operator: User
+    ) -> User:
+        """An operator's custom API limit for one account (Enterprise), or back to the plan's
+        (audited)."""
+        user = await self.repo.user(user_id)
+        if user is None:
+            raise NotFound("No such user", code="user_not_found")
+        now = self.clock.now()
+        audit(
+            self.session,
+            actor_id=operator.id,
+            action="accounts.rate_limit",
+            subject_type="user",
+            subject_id=str(user.id),
+            at=now,
+            detail={"from": user.rate_limit_per_minute, "to": per_minute},
+        )
+        user.rate_limit_per_minute = per_minute
+        user.updated_at = now
+        return user
 
     async def create_admin(self, email: str, password: str, name: str) -> User:
         """A verified admin (CLI). An existing account with that e-mail is promoted."""

@@ -1,0 +1,103 @@
+"""Sliding-window rate limits: at most `limit` requests in any `window` seconds.
+
+A sliding log, not fixed windows: a client cannot send twice its limit across a window's edge.
+Each key keeps the times of its recent requests (at most `limit` of them); a request is
+allowed when fewer than `limit` fall inside the window ending now. Two stores:
+
+- `MemoryLimiter`, the default: one process, a deque per key.
+- `RedisLimiter`, when Redis is configured: a sorted set per key, trimmed, counted and added
+  to by one Lua script, so every API process shares the budget and two requests cannot both
+  take the last slot.
+
+Time comes from the caller (the runtime's injectable clock), not from the store, so tests move
+it. Hand-written rather than from `limits`, which reads the wall clock itself.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from redis.asyncio import Redis
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_seconds: int  # until the oldest request in the window leaves it
+
+    def headers(self) -> dict[str, str]:
+        out = {
+            "X-RateLimit-Limit": str(self.limit),
+            "X-RateLimit-Remaining": str(self.remaining),
+            "X-RateLimit-Reset": str(self.reset_seconds),
+        }
+        if not self.allowed:
+            out["Retry-After"] = str(max(self.reset_seconds, 1))
+        return out
+
+
+def _decision(
+    allowed: bool, limit: int, used: int, oldest: float, now: float, window: float
+) -> Decision:
+    reset = max(0, math.ceil(oldest + window - now)) if used else 0
+    return Decision(allowed, limit, max(limit - used, 0), reset)
+
+
+class RateLimiter(Protocol):
+    async def hit(self, key: str, limit: int, window: float, now: float) -> Decision: ...
+
+
+class MemoryLimiter:
+    def __init__(self) -> None:
+        self._log: dict[str, deque[float]] = {}
+
+    async def hit(self, key: str, limit: int, window: float, now: float) -> Decision:
+        times = self._log.setdefault(key, deque())
+        while times and times[0] <= now - window:
+            times.popleft()
+        while len(times) > limit:  # the limit was lowered
+            times.popleft()
+        allowed = len(times) < limit
+        if allowed:
+            times.append(now)
+        decision = _decision(allowed, limit, len(times), times[0] if times else now, now, window)
+        if not times:
+            del self._log[key]
+        return decision
+
+
+# KEYS[1] the key; ARGV: now, window, limit, member. Returns {allowed, used, oldest}.
+_SCRIPT = """
+local key, now, window, limit = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+local used = redis.call('ZCARD', key)
+local allowed = 0
+if used < limit then
+  redis.call('ZADD', key, now, ARGV[4])
+  used = used + 1
+  allowed = 1
+end
+redis.call('PEXPIRE', key, math.ceil(window * 1000))
+local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+return {allowed, used, oldest[2] or ARGV[1]}
+"""
+
+
+class RedisLimiter:
+    PREFIX = "aiqleads:ratelimit:"
+
+    def __init__(self, redis: Redis) -> None:
+        self._script: Any = redis.register_script(_SCRIPT)
+
+    async def hit(self, key: str, limit: int, window: float, now: float) -> Decision:
+        member = f"{now:.6f}:{secrets.token_hex(4)}"
+        allowed, used, oldest = await self._script(
+            keys=[self.PREFIX + key], args=[repr(now), repr(window), limit, member]
+        )
+        return _decision(bool(allowed), limit, int(used), float(oldest), now, window)

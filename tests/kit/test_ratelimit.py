@@ -1,0 +1,138 @@
+"""Per-plan API rate limits: a sliding minute, in-process or shared through Redis; 429 with
+Retry-After beyond the limit, X-RateLimit-* headers always."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from redis.asyncio import Redis
+
+from aiqleads.accounts.models import User
+from aiqleads.app import create_app
+from aiqleads.kit.clock import FrozenClock
+from aiqleads.kit.ratelimit import MemoryLimiter, RateLimiter, RedisLimiter
+from aiqleads.runtime import Runtime
+from aiqleads.settings import Settings
+from tests.commerce import buyers, signed_in_again, user_of
+from tests.conftest import TEST_SECRET, Api
+
+REDIS_URL = os.environ.get("AIQLEADS_TEST_REDIS_URL")
+STORES = ["memory", pytest.param("redis", marks=pytest.mark.redis)]
+
+
+@pytest.fixture(params=STORES)
+async def limiter(request: pytest.FixtureRequest) -> AsyncIterator[RateLimiter]:
+    if request.param == "memory":
+        yield MemoryLimiter()
+        return
+    assert REDIS_URL
+    async with Redis.from_url(REDIS_URL) as redis:
+        yield RedisLimiter(redis)
+
+
+async def test_the_window_slides_rather_than_resets(limiter: RateLimiter) -> None:
+    key = uuid.uuid4().hex
+    answers = [await limiter.hit(key, 3, 60, t) for t in (0.0, 10.0, 20.0, 30.0, 59.0)]
+    assert [a.allowed for a in answers] == [True, True, True, False, False]
+    assert [a.remaining for a in answers] == [2, 1, 0, 0, 0]
+    assert answers[3].reset_seconds == 30  # the request at 0 leaves the window at 60
+    assert answers[3].headers()["Retry-After"] == "30"
+    # At 60 the first request has left the window; the two of 10 and 20 are still in it,
+    # so one slot is free, not three (a fixed window would allow a burst here).
+    at_60 = await limiter.hit(key, 3, 60, 60.0)
+    assert (at_60.allowed, at_60.remaining) == (True, 0)
+    assert not (await limiter.hit(key, 3, 60, 61.0)).allowed
+    assert (await limiter.hit(key, 3, 60, 70.0)).allowed  # 10 left at 70
+    assert (await limiter.hit(uuid.uuid4().hex, 3, 60, 61.0)).remaining == 2  # keys apart
+
+
+async def test_concurrent_requests_cannot_share_the_last_slot(limiter: RateLimiter) -> None:
+    key = uuid.uuid4().hex
+    answers = await asyncio.gather(*(limiter.hit(key, 10, 60, 100.0) for _ in range(50)))
+    assert sum(a.allowed for a in answers) == 10
+
+
+async def test_a_basic_agent_gets_100_requests_a_minute_then_429(
+    api: Api, runtime: Runtime, clock: FrozenClock
+) -> None:
+    (agent,) = await buyers(runtime, 1)
+    first = await api.client.get("/api/v1/cart", headers=agent)
+    assert first.headers["X-RateLimit-Limit"] == "100"
+    assert first.headers["X-RateLimit-Remaining"] == "99"
+    for _ in range(99):
+        assert (await api.client.get("/api/v1/cart", headers=agent)).status_code == 200
+    refused = await api.client.get("/api/v1/cart", headers=agent)
+    assert refused.status_code == 429
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.json()["code"] == "rate_limited"
+    assert refused.headers["Retry-After"] == "60"
+    assert refused.headers["X-RateLimit-Remaining"] == "0"
+    (other,) = await buyers(runtime, 1)  # budgets are per account
+    assert (await api.client.get("/api/v1/cart", headers=other)).status_code == 200
+
+    clock.advance(timedelta(seconds=60))
+    agent = await signed_in_again(runtime, agent)
+    again = await api.client.get("/api/v1/cart", headers=agent)
+    assert again.status_code == 200
+    assert again.headers["X-RateLimit-Remaining"] == "99"
+
+
+async def test_plans_and_operators_set_the_limit(api: Api, runtime: Runtime) -> None:
+    (pro,) = await buyers(runtime, 1, plan="pro")
+    assert (await api.client.get("/api/v1/cart", headers=pro)).headers["X-RateLimit-Limit"] == "500"
+    (enterprise,) = await buyers(runtime, 1, plan="enterprise")
+    ops = await api.admin()
+    url = f"/api/v1/admin/users/{user_of(enterprise)}/rate-limit"
+    custom = await api.client.put(url, json={"per_minute": 3}, headers=ops.auth)
+    assert custom.status_code == 200, custom.text
+    assert custom.json() == {
+        "user_id": str(user_of(enterprise)),
+        "plan": "enterprise",
+        "per_minute": 3,
+        "custom": True,
+    }
+    codes = [
+        (await api.client.get("/api/v1/cart", headers=enterprise)).status_code for _ in range(4)
+    ]
+    assert codes == [200, 200, 200, 429]
+    reset = await api.client.put(url, json={"per_minute": None}, headers=ops.auth)
+    assert reset.json()["per_minute"] == 2000
+    assert (await api.client.get("/api/v1/cart", headers=enterprise)).status_code == 200
+    bad = await api.client.put(url, json={"per_minute": 0}, headers=ops.auth)
+    assert bad.status_code == 422
+    agent = await api.signup("agent@realty.example.com")
+    forbidden = await api.client.put(url, json={"per_minute": 9}, headers=agent.auth)
+    assert forbidden.status_code == 403
+
+
+@pytest.mark.redis
+async def test_processes_share_one_budget_through_redis(
+    database_url: str, clock: FrozenClock
+) -> None:
+    """Two API processes (two apps) count one account's requests together."""
+    assert REDIS_URL
+    settings = Settings(
+        env="test", database_url=database_url, secret_key=TEST_SECRET, redis_url=REDIS_URL
+    )
+    first, second = create_app(settings, clock), create_app(settings, clock)
+    async with LifespanManager(first), LifespanManager(second):
+        runtime: Runtime = first.state.runtime
+        assert isinstance(runtime.limiter, RedisLimiter)
+        (agent,) = await buyers(runtime, 1)
+        async with runtime.transaction() as session:
+            user = await session.get(User, user_of(agent))
+            assert user is not None
+            user.rate_limit_per_minute = 4
+        codes = []
+        for app in (first, second, first, second, first):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                codes.append((await client.get("/api/v1/cart", headers=agent)).status_code)
+        assert codes == [200, 200, 200, 200, 429]
