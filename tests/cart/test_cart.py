@@ -147,7 +147,7 @@ async def test_a_shared_lead_is_held_by_as_many_buyers_as_it_has_sales_left(
 async def test_many_buyers_add_the_same_exclusive_lead_at_once_and_one_holds_it(
     api: Api, runtime: Runtime, clock: FrozenClock
 ) -> None:
-    crowd = await buyers(runtime, 60)
+    crowd = await buyers(runtime, 200)
     for _ in range(2):
         lead = (await add_leads(runtime, lead_row(clock.now())))[0]
         await recompute(runtime)
