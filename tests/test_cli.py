@@ -90,11 +90,17 @@ async def test_demo_load_only_fills_an_empty_database(
     assert markets == {"las-vegas", "dallas-fort-worth", "austin", "phoenix"}
     second = await invoke(["demo", "load", "--if-empty"])
     assert "nothing loaded" in second.output
+    # Loading again (accounts reset, records unchanged) does not grant the demo credits twice.
+    again = await invoke(["demo", "load", "--count", "300"])
+    assert again.exit_code == 0, again.output
     login = await client.post(
         "/api/v1/auth/login",
         json={"email": "agent@demo.aiqleads.example.com", "password": "demo-agent-passphrase"},
     )
     assert login.status_code == 200
+    token = login.json()["access_token"]
+    credits = await client.get("/api/v1/credits", headers={"Authorization": f"Bearer {token}"})
+    assert credits.json()["balance"] == 100_000
 
 
 def test_production_refuses_to_start_with_a_clear_message(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -3,9 +3,12 @@ pipeline (four launch markets, real ZIPs, duplicates across sources, some fraud)
 
 from __future__ import annotations
 
+import uuid
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from aiqleads.accounts.schemas import UserPatch
 from aiqleads.accounts.service import AccountService
@@ -14,6 +17,8 @@ from aiqleads.ingest.models import IngestionRun
 from aiqleads.ingest.service import run_source
 from aiqleads.ingest.synthetic import DEMO_SOURCES, generate
 from aiqleads.leads.repository import LeadRepository
+from aiqleads.ledger.models import AccountKind, TransactionKind
+from aiqleads.ledger.service import Ledger, Leg
 from aiqleads.runtime import Runtime
 
 
@@ -31,12 +36,32 @@ DEMO_ACCOUNTS = (
     ),
     DemoAccount("agent@demo.aiqleads.example.com", "demo-agent-passphrase", "Demo Agent", False),
 )
+# The demo agent starts with $1,000 of credits (one credit buys one cent of a lead's price),
+# granted once: the grant's reference makes a second load find it posted.
+DEMO_CREDITS = 100_000
 
 
 @dataclass(frozen=True)
 class DemoResult:
     accounts: list[DemoAccount]
     runs: list[IngestionRun]
+
+
+async def _welcome_credits(session: AsyncSession, runtime: Runtime, user_id: uuid.UUID) -> None:
+    ledger = Ledger(session)
+    now = runtime.clock.now()
+    if await ledger.posted(TransactionKind.GRANT, "demo-welcome"):
+        return
+    await ledger.post(
+        TransactionKind.GRANT,
+        [
+            Leg(await ledger.account(AccountKind.GRANTS, now), -DEMO_CREDITS),
+            Leg(await ledger.credits(user_id, now), DEMO_CREDITS),
+        ],
+        now,
+        reference="demo-welcome",
+        memo="Demo credits",
+    )
 
 
 async def is_empty(runtime: Runtime) -> bool:
@@ -68,6 +93,7 @@ async def load(
                         preferred_markets=["las-vegas", "phoenix"], time_zone="America/Los_Angeles"
                     ),
                 )
+                await _welcome_credits(session, runtime, user.id)
     by_source: dict[str, list[RawRecord]] = defaultdict(list)
     for item in generate(count, seed=seed, now=runtime.clock.now()):
         by_source[item.source].append(item.record)

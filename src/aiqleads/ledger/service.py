@@ -177,6 +177,15 @@ class Ledger:
         log.info("ledger_posted", kind=kind.value, transaction=str(transaction.id))
         return transaction
 
+    async def posted(self, kind: TransactionKind, reference: str) -> bool:
+        """Whether a transaction of this kind with this reference exists."""
+        found = await self.session.scalar(
+            sa.select(LedgerTransaction.id).where(
+                LedgerTransaction.kind == kind, LedgerTransaction.reference == reference
+            )
+        )
+        return found is not None
+
     async def balance(self, account: LedgerAccount) -> int:
         value = await self.session.scalar(
             sa.select(LedgerAccount.balance).where(LedgerAccount.id == account.id)
