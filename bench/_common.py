@@ -16,9 +16,11 @@ import os
 import platform
 import re
 import shlex
+import socket
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -186,6 +188,78 @@ def make_runtime(db: BenchDatabase) -> Any:
     return Runtime(
         Settings(database_url=db.url, env="test", redis_url=None), FrozenClock(FROZEN_NOW)
     )
+
+
+# --------------------------------------------------------------------------------------------
+# The server under test, in processes of its own
+# --------------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Server:
+    """A benchmark script run again in `--serve` mode: the app under uvicorn on 127.0.0.1."""
+
+    proc: subprocess.Popen[bytes]
+    base_url: str
+    log: Path
+
+    @classmethod
+    def start(cls, script: str, args: Sequence[str], log_name: str) -> Server:
+        """Run `script --serve ARGS --port P` and wait for its /healthz."""
+        import httpx
+
+        port = free_port()
+        log = BENCH_DIR / log_name
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [sys.executable, script, "--serve", *args, "--port", str(port)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=REPO,
+            )
+        server = cls(proc, f"http://127.0.0.1:{port}", log)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise SystemExit(f"the server exited: see {log}")
+            try:
+                if httpx.get(server.base_url + "/healthz", timeout=1).status_code == 200:
+                    return server
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        server.stop()
+        raise SystemExit(f"the server did not come up in 60 s: see {log}")
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU of the server and its worker processes so far."""
+        pids = [self.proc.pid]
+        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
+        if children.exists():
+            pids += [int(p) for p in children.read_text().split()]
+        ticks = 0
+        for pid in pids:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue  # a worker that exited
+            ticks += int(fields[11]) + int(fields[12])
+        return ticks / os.sysconf("SC_CLK_TCK")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
 
 
 # --------------------------------------------------------------------------------------------

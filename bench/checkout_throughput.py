@@ -25,8 +25,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
-import subprocess
 import sys
 import time
 import uuid
@@ -34,74 +32,38 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import _common as c
 import httpx
+
+import _common as c
 import price_recompute as leads_source
 
 
-def serve(database_url: str, port: int) -> None:
-    """Run the app under uvicorn on 127.0.0.1:`port` (the `--serve` mode of this script)."""
-    import uvicorn
-
+def app_factory() -> Any:
+    """The app each server process runs (the database from AIQLEADS_DATABASE_URL)."""
     from aiqleads.app import create_app
     from aiqleads.kit.clock import FrozenClock
     from aiqleads.settings import Settings
 
-    settings = Settings(
-        env="test", database_url=database_url, redis_url=None, smtp_url=None, log_level="WARNING"
+    settings = Settings(env="test", redis_url=None, smtp_url=None, log_level="WARNING")
+    return create_app(settings, FrozenClock(c.FROZEN_NOW), run_scheduler=False)
+
+
+def serve(database_url: str, port: int, workers: int) -> None:
+    """Run the app under uvicorn on 127.0.0.1:`port` (the `--serve` mode of this script), in
+    `workers` processes sharing the port."""
+    import uvicorn
+
+    os.environ["AIQLEADS_DATABASE_URL"] = database_url
+    sys.path.insert(0, str(Path(__file__).parent))
+    uvicorn.run(
+        "checkout_throughput:app_factory",
+        factory=True,
+        host="127.0.0.1",
+        port=port,
+        workers=workers,
+        log_config=None,
+        access_log=False,
     )
-    app = create_app(settings, FrozenClock(c.FROZEN_NOW), run_scheduler=False)
-    uvicorn.run(app, host="127.0.0.1", port=port, log_config=None, access_log=False)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Server:
-    proc: subprocess.Popen[bytes]
-    base_url: str
-
-    @classmethod
-    def start(cls, db: c.BenchDatabase) -> Server:
-        port = free_port()
-        log = c.BENCH_DIR / f"checkout_server_{db.kind}.log"
-        log.parent.mkdir(parents=True, exist_ok=True)
-        with log.open("wb") as out:
-            proc = subprocess.Popen(
-                [sys.executable, __file__, "--serve", db.url, "--port", str(port)],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                cwd=c.REPO,
-            )
-        server = cls(proc, f"http://127.0.0.1:{port}")
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise SystemExit(f"the server exited: see {log}")
-            try:
-                if httpx.get(server.base_url + "/healthz", timeout=1).status_code == 200:
-                    return server
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        server.stop()
-        raise SystemExit(f"the server did not come up in 60 s: see {log}")
-
-    def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
 
 
 @dataclass
@@ -183,19 +145,19 @@ async def prepare(db: c.BenchDatabase, buyers: int, credits: int) -> tuple[list[
                     sa.select(Lead.id).where(Lead.status == "available").order_by(Lead.id)
                 )
             )
-        tokens = [
-            issue_access_token(runtime.settings, u.id, "agent", 1, now) for u in users
-        ]
+        tokens = [issue_access_token(runtime.settings, u.id, "agent", 1, now) for u in users]
         return tokens, [str(i) for i in on_sale]
     finally:
         await runtime.shutdown()
 
 
 async def run_rounds(
-    server: Server, tokens: list[str], leads: list[str], rounds: int, name: str
+    server: c.Server, tokens: list[str], leads: list[str], rounds: int, name: str
 ) -> Phase:
     phase = Phase(name, len(tokens))
-    limits = httpx.Limits(max_connections=len(tokens) * 2, max_keepalive_connections=len(tokens) * 2)
+    limits = httpx.Limits(
+        max_connections=len(tokens) * 2, max_keepalive_connections=len(tokens) * 2
+    )
     async with httpx.AsyncClient(base_url=server.base_url, limits=limits, timeout=120) as client:
 
         async def hold(token: str, lead: str) -> None:
@@ -235,7 +197,9 @@ async def check_books(db: c.BenchDatabase) -> tuple[int, list[Any]]:
     runtime = c.make_runtime(db)
     try:
         async with runtime.transaction(write=False) as session:
-            purchases = int(await session.scalar(sa.select(sa.func.count()).select_from(Purchase)) or 0)
+            purchases = int(
+                await session.scalar(sa.select(sa.func.count()).select_from(Purchase)) or 0
+            )
             mismatches = await Ledger(session).reconcile()
         return purchases, mismatches
     finally:
@@ -251,12 +215,13 @@ def main() -> None:
     parser.add_argument("--serial", type=int, default=100, help="checkouts by one buyer")
     parser.add_argument("--leads", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--workers", type=int, default=1, help="server processes")
     parser.add_argument("--no-docs", action="store_true", help="leave docs/benchmarks.md alone")
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        serve(args.serve, args.port)
+        serve(args.serve, args.port, args.workers)
         return
     c.quiet_logs()
     needed = args.buyers * (args.rounds + args.warmup) + args.serial
@@ -273,7 +238,9 @@ def main() -> None:
             leads_source.load_sqlite(db, leads, [])
         tokens, on_sale = asyncio.run(prepare(db, args.buyers + 1, 10_000_000))
         print(f"{args.leads:,} leads loaded and priced, {args.buyers} buyers funded")
-        server = Server.start(db)
+        server = c.Server.start(
+            __file__, [db.url, "--workers", str(args.workers)], f"checkout_server_{db.kind}.log"
+        )
         crowd, solo = tokens[:-1], tokens[-1:]
         if args.warmup:
             asyncio.run(run_rounds(server, crowd, on_sale, args.warmup, "warm-up"))
@@ -312,11 +279,21 @@ def main() -> None:
     lines = c.environment_lines([("Database", version)])
     lines += [
         "",
-        f"{args.leads:,} leads on sale, priced; {args.buyers} funded buyers. Each round every "
-        "buyer holds one lead of its own (not timed), then all check out at once.",
+        f"{args.leads:,} leads on sale, priced; {args.buyers} funded buyers; {args.workers} server "
+        f"process{'es' if args.workers > 1 else ''}. Each round every buyer holds one lead of "
+        "its own (not timed), then all check out at once.",
         "",
         *c.table(
-            ("phase", "checkouts", "p50 ms", "p95 ms", "p99 ms", "max ms", "checkouts/s", "server CPU ms/checkout"),
+            (
+                "phase",
+                "checkouts",
+                "p50 ms",
+                "p95 ms",
+                "p99 ms",
+                "max ms",
+                "checkouts/s",
+                "server CPU ms/checkout",
+            ),
             rows,
         ),
         "",
@@ -330,8 +307,12 @@ def main() -> None:
     if not (all_201 and books):
         raise SystemExit("the books do not add up: see above")
     if not args.no_docs:
+        suffix = f":{args.workers}w" if args.workers > 1 else ""
         c.write_section(
-            f"checkout_throughput:{args.database}", f"Checkout throughput ({args.database})", lines
+            f"checkout_throughput:{args.database}{suffix}",
+            f"Checkout throughput ({args.database}, {args.workers} server process"
+            f"{'es' if args.workers > 1 else ''})",
+            lines,
         )
 
 

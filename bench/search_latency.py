@@ -64,8 +64,6 @@ import multiprocessing
 import os
 import random
 import re
-import socket
-import subprocess
 import sys
 import time
 import uuid
@@ -210,58 +208,6 @@ def serve(database_url: str, port: int) -> None:
     # sale would then share the server's core with the searches being measured).
     app = create_app(settings, FrozenClock(c.FROZEN_NOW), run_scheduler=False)
     uvicorn.run(app, host="127.0.0.1", port=port, log_config=None, access_log=False)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Server:
-    proc: subprocess.Popen[bytes]
-    base_url: str
-    log: Path
-
-    @classmethod
-    def start(cls, db: c.BenchDatabase) -> Server:
-        port = free_port()
-        log = c.BENCH_DIR / f"search_server_{db.kind}.log"
-        log.parent.mkdir(parents=True, exist_ok=True)
-        with log.open("wb") as out:
-            proc = subprocess.Popen(
-                [sys.executable, __file__, "--serve", db.url, "--port", str(port)],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                cwd=c.REPO,
-            )
-        server = cls(proc, f"http://127.0.0.1:{port}", log)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise SystemExit(f"the server exited: see {log}")
-            try:
-                if httpx.get(server.base_url + "/healthz", timeout=1).status_code == 200:
-                    return server
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        server.stop()
-        raise SystemExit(f"the server did not come up in 60 s: see {log}")
-
-    def cpu_seconds(self) -> float:
-        """User + system CPU of the server process so far."""
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
 
 
 async def sign_up(base_url: str, db: c.BenchDatabase) -> str:
@@ -549,7 +495,7 @@ class Phase:
 
 
 async def drive(
-    server: Server,
+    server: c.Server,
     token: str,
     requests: list[Request],
     clients: int,
@@ -803,13 +749,13 @@ def main() -> None:
 
     db, facts = load_store(args)
     keep = args.keep or args.reuse
-    server: Server | None = None
+    server: c.Server | None = None
     try:
         db_version = c.database_version(db)
         size = database_size(db)
         seeds, total = asyncio.run(sample_seeds(db))
         print(f"store: {total:,} leads ({size}); {len(seeds):,} seed leads sampled", flush=True)
-        server = Server.start(db)
+        server = c.Server.start(__file__, [db.url], f"search_server_{db.kind}.log")
         token = asyncio.run(sign_up(server.base_url, db))
         rng = random.Random(args.seed)
         results: dict[str, list[Phase]] = {}

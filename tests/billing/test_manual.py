@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
+import pytest
 import sqlalchemy as sa
 
 from aiqleads.audit.models import AuditEvent
@@ -23,6 +24,10 @@ from tests.ledger.test_ledger import reconcile
 from tests.search.factories import add_leads, lead_row
 
 SUBSCRIBE = "/api/v1/billing/subscribe"
+
+# These tests run the billing jobs themselves (renewals, the event sweeper); the app's
+# scheduler must not run them between their steps.
+pytestmark = pytest.mark.no_scheduler
 
 
 async def me(client: httpx.AsyncClient, auth: dict[str, str]) -> dict[str, Any]:

@@ -38,6 +38,10 @@ from tests.conftest import TEST_SECRET, Api
 from tests.ingest.loopback import serve
 from tests.ledger.test_ledger import reconcile
 
+# These tests run the billing jobs themselves (renewals, the event sweeper); the app's
+# scheduler must not run them between their steps.
+pytestmark = pytest.mark.no_scheduler
+
 
 @pytest.fixture(scope="module")
 def fake_stripe() -> Iterator[tuple[FakeStripe, str]]:

@@ -24,7 +24,6 @@ from aiqleads.billing.schemas import (
     CreditPackOut,
     CurrentPlanOut,
     InvoiceOut,
-    InvoicePage,
     PaymentOut,
     PlanOut,
     PlansOut,
@@ -38,7 +37,7 @@ from aiqleads.kit.body import json_body, raw_body
 from aiqleads.kit.db import defer_job
 from aiqleads.kit.deps import RuntimeDep, SessionDep
 from aiqleads.kit.errors import AppError, NotFound
-from aiqleads.kit.pagination import decode_cursor, encode_cursor
+from aiqleads.kit.pagination import Page, decode_cursor, page_of
 from aiqleads.pricing.engine import plan_discount
 from aiqleads.pricing.service import PricingService
 
@@ -125,10 +124,10 @@ async def buy_credits(
     return out
 
 
-@router.get("/invoices", response_model=InvoicePage)
+@router.get("/invoices", response_model=Page[InvoiceOut])
 async def my_invoices(
     user: AccountReader, session: SessionDep, cursor: str | None = None, limit: Limit = 50
-) -> InvoicePage:
+) -> Page[InvoiceOut]:
     """Your invoices and receipts, newest first."""
     return await _page(session, user.id, None, cursor, limit)
 
@@ -139,18 +138,14 @@ async def _page(
     state: InvoiceStatus | None,
     cursor: str | None,
     limit: int,
-) -> InvoicePage:
+) -> Page[InvoiceOut]:
     rows = await BillingRepository(session).invoices(
         user_id=user_id,
         status=state,
         after=decode_cursor(cursor) if cursor else None,
         limit=limit + 1,
     )
-    last = rows[limit - 1] if len(rows) > limit else None
-    return InvoicePage(
-        items=[InvoiceOut.of(i) for i in rows[:limit]],
-        next_cursor=encode_cursor(last.created_at, last.id) if last is not None else None,
-    )
+    return page_of(rows, limit, InvoiceOut.of, lambda i: (i.created_at, i.id))
 
 
 async def _owned_invoice(
@@ -192,14 +187,14 @@ async def invoice(found: OwnedInvoice) -> InvoiceOut:
 # Operators --------------------------------------------------------------------------
 
 
-@admin.get("", response_model=InvoicePage)
+@admin.get("", response_model=Page[InvoiceOut])
 async def all_invoices(
     operator: AdminUser,
     session: SessionDep,
     status: InvoiceStatus | None = None,
     cursor: str | None = None,
     limit: Limit = 50,
-) -> InvoicePage:
+) -> Page[InvoiceOut]:
     """Everyone's invoices, newest first (`status=open`: the manual ones waiting for money)."""
     return await _page(session, None, status, cursor, limit)
 

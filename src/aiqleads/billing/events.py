@@ -31,15 +31,13 @@ from aiqleads.accounts.models import User
 from aiqleads.billing.models import (
     EventStatus,
     Invoice,
-    InvoiceKind,
-    InvoiceStatus,
     PaymentEvent,
     Provider,
     Subscription,
     SubscriptionStatus,
 )
 from aiqleads.billing.repository import BillingRepository
-from aiqleads.billing.service import Billing, line, money, new_invoice
+from aiqleads.billing.service import Billing, money, pack_invoice, subscription_invoice
 from aiqleads.kit.retry import backoff
 from aiqleads.runtime import Runtime
 
@@ -204,19 +202,8 @@ class StripeEvents:
         pack = self.runtime.plans.pack(str(metadata.get("credit_pack")))
         if user is None or pack is None:
             raise InvalidEvent(f"checkout session {obj.get('id')} is not one of ours")
-        invoice = new_invoice(
-            now,
-            user_id=user.id,
-            kind=InvoiceKind.CREDIT_PACK,
-            status=InvoiceStatus.OPEN,
-            provider=Provider.STRIPE,
-            provider_ref=str(obj["id"]),
-            description=f"Credit pack {pack.name}",
-            lines=[line(f"{pack.name}: {pack.credits:,} credits", pack.price_cents)],
-            amount_cents=int(obj.get("amount_total") or pack.price_cents),
-            credits=pack.credits,
-            credit_pack=pack.id,
-        )
+        invoice = pack_invoice(pack, user.id, now, Provider.STRIPE, provider_ref=str(obj["id"]))
+        invoice.amount_cents = int(obj.get("amount_total") or pack.price_cents)
         self.session.add(invoice)
         await self.session.flush()
         return invoice
@@ -228,30 +215,18 @@ class StripeEvents:
         found = await self.repo.invoice_by_ref(Provider.STRIPE, str(obj["id"]))
         if found is not None:
             return found
-        plan = self.runtime.plans.of(subscription.plan)
         start, end = _invoice_period(obj)
-        amount = int(obj.get("amount_due") or obj.get("amount_paid") or 0)
-        invoice = new_invoice(
-            now,
-            user_id=subscription.user_id,
-            kind=InvoiceKind.SUBSCRIPTION,
-            status=InvoiceStatus.OPEN,
-            provider=Provider.STRIPE,
-            provider_ref=str(obj["id"]),
-            description=f"{plan.name} plan"
-            + (f", {start:%Y-%m-%d} to {end:%Y-%m-%d}" if start and end else ""),
-            lines=[
-                line(f"{plan.name} plan, one month", amount),
-                line(f"{plan.monthly_credits:,} credits included", 0),
-            ],
-            amount_cents=amount,
-            credits=plan.monthly_credits,
-            plan=plan.id,
-            subscription_id=subscription.id,
-            period_start=start,
-            period_end=end,
-            checkout_url=obj.get("hosted_invoice_url"),
+        invoice = subscription_invoice(
+            subscription,
+            self.runtime.plans.of(subscription.plan),
+            start or now,
+            Provider.STRIPE,
+            end=end,
+            amount_cents=int(obj.get("amount_due") or obj.get("amount_paid") or 0),
+            at=now,
         )
+        invoice.provider_ref = str(obj["id"])
+        invoice.checkout_url = obj.get("hosted_invoice_url")
         self.session.add(invoice)
         await self.session.flush()
         return invoice

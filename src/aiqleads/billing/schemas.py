@@ -109,11 +109,6 @@ class InvoiceOut(BaseModel):
         return cls(**{**fields, "html_url": f"{base}.html", "pdf_url": f"{base}.pdf"})
 
 
-class InvoicePage(BaseModel):
-    items: list[InvoiceOut]
-    next_cursor: str | None = None
-
-
 class PaymentOut(BaseModel):
     """How to pay: `checkout_url` is Stripe's page; without Stripe, an open invoice that an
     operator marks paid when the money arrives."""

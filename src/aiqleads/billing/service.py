@@ -304,7 +304,7 @@ class Billing:
             plan = self.runtime.plans.of(subscription.plan)
             start = subscription.current_period_end
             assert start is not None
-            invoice = _subscription_invoice(subscription, plan, start, Provider.MANUAL)
+            invoice = subscription_invoice(subscription, plan, start, Provider.MANUAL)
             self.session.add(invoice)
             await self.fall_behind(
                 subscription,
@@ -322,27 +322,56 @@ class Billing:
         return len(over)
 
 
-def _subscription_invoice(
-    subscription: Subscription, plan: Plan, start: datetime, provider: Provider
+def subscription_invoice(
+    subscription: Subscription,
+    plan: Plan,
+    start: datetime,
+    provider: Provider,
+    *,
+    end: datetime | None = None,
+    amount_cents: int | None = None,
+    at: datetime | None = None,
 ) -> Invoice:
-    end = add_month(start)
+    """An open invoice for one month of `plan` from `start` (Stripe's invoices say their own
+    period and amount)."""
+    end = end or add_month(start)
+    amount = plan.monthly_price_cents if amount_cents is None else amount_cents
     return new_invoice(
-        start,
+        at or start,
         user_id=subscription.user_id,
         kind=InvoiceKind.SUBSCRIPTION,
         status=InvoiceStatus.OPEN,
         provider=provider,
         description=f"{plan.name} plan, {start:%Y-%m-%d} to {end:%Y-%m-%d}",
         lines=[
-            line(f"{plan.name} plan, one month", plan.monthly_price_cents),
+            line(f"{plan.name} plan, one month", amount),
             line(f"{plan.monthly_credits:,} credits included", 0),
         ],
-        amount_cents=plan.monthly_price_cents,
+        amount_cents=amount,
         credits=plan.monthly_credits,
         plan=plan.id,
         subscription_id=subscription.id,
         period_start=start,
         period_end=end,
+    )
+
+
+def pack_invoice(
+    pack: CreditPack, user_id: uuid.UUID, at: datetime, provider: Provider, **fields: Any
+) -> Invoice:
+    """An open invoice for a credit pack."""
+    return new_invoice(
+        at,
+        user_id=user_id,
+        kind=InvoiceKind.CREDIT_PACK,
+        status=InvoiceStatus.OPEN,
+        provider=provider,
+        description=f"Credit pack {pack.name}",
+        lines=[line(f"{pack.name}: {pack.credits:,} credits", pack.price_cents)],
+        amount_cents=pack.price_cents,
+        credits=pack.credits,
+        credit_pack=pack.id,
+        **fields,
     )
 
 
@@ -420,7 +449,7 @@ class BillingService:
         )
         self.session.add(subscription)
         await self.session.flush()  # the invoice refers to it
-        invoice = _subscription_invoice(subscription, plan, now, Provider.MANUAL)
+        invoice = subscription_invoice(subscription, plan, now, Provider.MANUAL)
         self.session.add(invoice)
         await self.session.flush()
         self._audit("billing.subscribe", now, plan=plan.id, provider="manual")
@@ -450,17 +479,8 @@ class BillingService:
     async def buy_pack(self, pack: CreditPack) -> Payment:
         now = self.runtime.clock.now()
         stripe = self.runtime.stripe
-        invoice = new_invoice(
-            now,
-            user_id=self.user.id,
-            kind=InvoiceKind.CREDIT_PACK,
-            status=InvoiceStatus.OPEN,
-            provider=Provider.STRIPE if stripe is not None else Provider.MANUAL,
-            description=f"Credit pack {pack.name}",
-            lines=[line(f"{pack.name}: {pack.credits:,} credits", pack.price_cents)],
-            amount_cents=pack.price_cents,
-            credits=pack.credits,
-            credit_pack=pack.id,
+        invoice = pack_invoice(
+            pack, self.user.id, now, Provider.STRIPE if stripe is not None else Provider.MANUAL
         )
         if stripe is not None:
             session = await stripe.checkout_session(

@@ -15,10 +15,10 @@ from fastapi.responses import StreamingResponse
 from aiqleads.accounts.deps import IdempotentRequired, LeadReader, LeadViewer
 from aiqleads.checkout.models import PurchaseStatus
 from aiqleads.checkout.repository import CheckoutRepository
-from aiqleads.checkout.schemas import CheckoutIn, CheckoutOut, PurchaseOut, PurchasePage
+from aiqleads.checkout.schemas import CheckoutIn, CheckoutOut, PurchaseOut
 from aiqleads.checkout.service import Bought, CheckoutService
 from aiqleads.kit.deps import RuntimeDep, SessionDep
-from aiqleads.kit.pagination import decode_cursor, encode_cursor
+from aiqleads.kit.pagination import Page, decode_cursor, page_of
 from aiqleads.search.service import present
 
 router = APIRouter(tags=["checkout"])
@@ -62,21 +62,17 @@ async def checkout(
     return out
 
 
-@router.get("/purchases", response_model=PurchasePage)
+@router.get("/purchases", response_model=Page[PurchaseOut])
 async def purchases(
     buyer: LeadReader,
     session: SessionDep,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
-) -> PurchasePage:
+) -> Page[PurchaseOut]:
     """Your purchased leads, newest first, with their contact details."""
     after = decode_cursor(cursor) if cursor else None
     rows = await CheckoutRepository(session).purchases(buyer.id, after, limit + 1)
-    last = rows[limit - 1][0] if len(rows) > limit else None
-    return PurchasePage(
-        items=[_out(Bought(p, lead)) for p, lead in rows[:limit]],
-        next_cursor=encode_cursor(last.created_at, last.id) if last is not None else None,
-    )
+    return page_of(rows, limit, lambda r: _out(Bought(*r)), lambda r: (r[0].created_at, r[0].id))
 
 
 # A cell a spreadsheet would run as a formula (OWASP "CSV injection"); phone numbers in E.164

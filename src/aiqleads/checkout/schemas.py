@@ -39,8 +39,3 @@ class CheckoutOut(BaseModel):
     balance: int = Field(description="Your credits after this checkout")
     invoice_id: uuid.UUID
     items: list[PurchaseOut]
-
-
-class PurchasePage(BaseModel):
-    items: list[PurchaseOut]
-    next_cursor: str | None = None

@@ -14,12 +14,11 @@ from aiqleads.disputes.schemas import (
     DecisionIn,
     DisputeIn,
     DisputeOut,
-    DisputePage,
     SourceRecordOut,
 )
 from aiqleads.disputes.service import DisputeService
 from aiqleads.kit.deps import RuntimeDep, SessionDep
-from aiqleads.kit.pagination import decode_cursor, encode_cursor
+from aiqleads.kit.pagination import Page, decode_cursor, page_of
 
 router = APIRouter(prefix="/disputes", tags=["disputes"])
 admin = APIRouter(prefix="/admin/disputes", tags=["admin: disputes"])
@@ -27,12 +26,8 @@ admin = APIRouter(prefix="/admin/disputes", tags=["admin: disputes"])
 Limit = Annotated[int, Query(ge=1, le=100)]
 
 
-def _page(rows: list[Dispute], limit: int) -> DisputePage:
-    last = rows[limit - 1] if len(rows) > limit else None
-    return DisputePage(
-        items=[DisputeOut.model_validate(d) for d in rows[:limit]],
-        next_cursor=encode_cursor(last.created_at, last.id) if last is not None else None,
-    )
+def _page(rows: list[Dispute], limit: int) -> Page[DisputeOut]:
+    return page_of(rows, limit, DisputeOut.model_validate, lambda d: (d.created_at, d.id))
 
 
 @router.post("", response_model=DisputeOut, status_code=status.HTTP_201_CREATED)
@@ -50,10 +45,10 @@ async def file_dispute(
     return out
 
 
-@router.get("", response_model=DisputePage)
+@router.get("", response_model=Page[DisputeOut])
 async def my_disputes(
     buyer: LeadReader, session: SessionDep, cursor: str | None = None, limit: Limit = 50
-) -> DisputePage:
+) -> Page[DisputeOut]:
     """Your disputes, newest first."""
     rows = await DisputeRepository(session).page(
         buyer_id=buyer.id,
@@ -72,14 +67,14 @@ async def one_dispute(
     return DisputeOut.model_validate(dispute)
 
 
-@admin.get("", response_model=DisputePage)
+@admin.get("", response_model=Page[DisputeOut])
 async def review_queue(
     operator: AdminUser,
     session: SessionDep,
     status: DisputeStatus | None = DisputeStatus.OPEN,
     cursor: str | None = None,
     limit: Limit = 50,
-) -> DisputePage:
+) -> Page[DisputeOut]:
     """Disputes to decide, oldest first (`status` picks others)."""
     rows = await DisputeRepository(session).page(
         buyer_id=None,

@@ -50,11 +50,6 @@ class DisputeOut(BaseModel):
     decided_at: datetime | None
 
 
-class DisputePage(BaseModel):
-    items: list[DisputeOut]
-    next_cursor: str | None = None
-
-
 class SourceRecordOut(BaseModel):
     source: str
     sold: int
