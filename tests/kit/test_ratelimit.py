@@ -59,6 +59,15 @@ async def test_concurrent_requests_cannot_share_the_last_slot(limiter: RateLimit
     assert sum(a.allowed for a in answers) == 10
 
 
+async def test_the_memory_store_forgets_idle_accounts() -> None:
+    limiter = MemoryLimiter()
+    limiter.PRUNE_EVERY = 5
+    for n in range(4):
+        await limiter.hit(f"idle-{n}", 10, 60, 0.0)
+    await limiter.hit("active", 10, 60, 100.0)  # the fifth hit prunes
+    assert list(limiter._log) == ["active"]
+
+
 async def test_a_basic_agent_gets_100_requests_a_minute_then_429(
     api: Api, runtime: Runtime, clock: FrozenClock
 ) -> None:

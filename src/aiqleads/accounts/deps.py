@@ -104,5 +104,6 @@ def _idempotency(
 # State-changing commerce endpoints: an `Idempotency-Key` header makes a retry safe
 # (kit.idempotency); the endpoint ends with `await idem.complete(session, status, body)`.
 Idempotent = Annotated[idempotency.Idempotency, Depends(_idempotency(required=False))]
-# Checkout: money moves, so a retry without a key would buy twice; the key is required.
+# Checkout requires it: a buyer whose answer was lost must get the order back on retrying,
+# not a puzzling `cart_empty`.
 IdempotentRequired = Annotated[idempotency.Idempotency, Depends(_idempotency(required=True))]

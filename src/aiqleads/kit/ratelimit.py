@@ -54,10 +54,22 @@ class RateLimiter(Protocol):
 
 
 class MemoryLimiter:
+    # Every this many hits, keys idle for a whole window are forgotten (memory stays bounded
+    # by the accounts active in the last window).
+    PRUNE_EVERY = 10_000
+
     def __init__(self) -> None:
         self._log: dict[str, deque[float]] = {}
+        self._hits = 0
+
+    def _prune(self, now: float, window: float) -> None:
+        for key in [k for k, times in self._log.items() if times[-1] <= now - window]:
+            del self._log[key]
 
     async def hit(self, key: str, limit: int, window: float, now: float) -> Decision:
+        self._hits += 1
+        if self._hits % self.PRUNE_EVERY == 0:
+            self._prune(now, window)
         times = self._log.setdefault(key, deque())
         while times and times[0] <= now - window:
             times.popleft()
