@@ -57,7 +57,7 @@ class Checkout:
     balance: int
 
 
-def _receipt_text(buyer: User, order: Order, items: list[Bought]) -> str:
+def _receipt_text(buyer: User, order: Order, items: list[Bought], dispute_days: int) -> str:
     """The buyer's receipt, with each lead's contact details: it is the lead's delivery."""
     lines = [
         f"Hello {buyer.name},",
@@ -78,7 +78,8 @@ def _receipt_text(buyer: User, order: Order, items: list[Bought]) -> str:
     lines += [
         "",
         "Your purchased leads are listed under Purchases and can be exported as CSV.",
-        "A lead that is not what it claims can be disputed from its purchase page.",
+        f"A lead that is not what it claims can be disputed within {dispute_days} days for a "
+        "refund.",
     ]
     return "\n".join(lines)
 
@@ -156,7 +157,7 @@ class CheckoutService:
             topic="purchase_receipts",
             kind="purchase_receipt",
             title=f"Your receipt: {len(items)} lead(s) for {money(total)}",
-            body=_receipt_text(self.buyer, order, items),
+            body=_receipt_text(self.buyer, order, items, self.runtime.settings.dispute_window_days),
             data={"order_id": str(order.id), "total_cents": total},
         )
         # Last: the debit locks the platform's revenue account until the commit.
