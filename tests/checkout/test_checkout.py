@@ -122,11 +122,13 @@ async def test_checkout_buys_the_cart_reveals_the_leads_and_debits_the_credits(
                 sa.select(OutboundEmail).where(OutboundEmail.kind == "purchase_receipt")
             )
         )
-        actions = list(
-            await session.scalars(
-                sa.select(AuditEvent.subject_id).where(AuditEvent.action == "checkout.purchase")
+        audited = (
+            await session.execute(
+                sa.select(AuditEvent.subject_id, AuditEvent.actor_id, AuditEvent.request_id).where(
+                    AuditEvent.action == "checkout.purchase"
+                )
             )
-        )
+        ).all()
         purchased = list(
             await session.scalars(
                 sa.select(DemandEvent.lead_id).where(DemandEvent.kind == DemandKind.PURCHASE)
@@ -134,7 +136,9 @@ async def test_checkout_buys_the_cart_reveals_the_leads_and_debits_the_credits(
         )
     assert len(mails) == 1
     assert "+16025550188" in mails[0].body_text  # the receipt delivers the contacts
-    assert sorted(actions) == sorted([str(exclusive.id), str(shared.id)])
+    assert sorted(a[0] for a in audited) == sorted([str(exclusive.id), str(shared.id)])
+    assert {a[1] for a in audited} == {user_of(buyer)}  # who
+    assert {a[2] for a in audited} == {done.headers["X-Request-ID"]}  # in which request
     assert sorted(purchased) == sorted([exclusive.id, shared.id])
     assert await reconcile(runtime) == []
 
@@ -163,6 +167,25 @@ async def test_checkout_needs_a_key_and_a_retry_with_it_is_not_charged_again(
     empty = await checkout(api.client, buyer, "order-2")
     assert empty.status_code == 422
     assert empty.json()["code"] == "cart_empty"
+
+
+async def test_twenty_retries_of_one_checkout_at_once_buy_once(
+    api: Api, runtime: Runtime, clock: FrozenClock
+) -> None:
+    (buyer,) = await buyers(runtime, 1)
+    await funded(runtime, buyer, 100_000)
+    leads = await add_leads(runtime, lead_row(clock.now()), lead_row(clock.now()))
+    await recompute(runtime)
+    total = await held(api, runtime, buyer, *leads)
+
+    answers = await asyncio.gather(*(checkout(api.client, buyer, "same-key") for _ in range(20)))
+    assert all(a.status_code in {201, 409} for a in answers), [a.text for a in answers]
+    done = [a for a in answers if a.status_code == 201]
+    assert done
+    assert {a.json()["order_id"] for a in done} == {done[0].json()["order_id"]}
+    assert {a.json()["code"] for a in answers if a.status_code == 409} <= {"idempotency_in_flight"}
+    assert await balance(api.client, buyer) == 100_000 - total
+    assert await count(runtime, Order) == 1
 
 
 async def test_a_checkout_that_cannot_be_paid_buys_nothing(
