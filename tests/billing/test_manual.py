@@ -269,3 +269,12 @@ async def test_invoices_are_private_and_render_as_html_and_pdf(api: Api, runtime
         assert (await api.client.get(url, headers=other.auth)).status_code == 404
     ops = await api.admin()
     assert (await api.client.get(invoice["pdf_url"], headers=ops.auth)).status_code == 200
+    # An API key without account:read (a lead-buying integration) does not read invoices.
+    key = await api.client.post(
+        "/api/v1/api-keys", json={"name": "crm", "scopes": ["leads:read"]}, headers=agent.auth
+    )
+    assert key.status_code == 201, key.text
+    narrow = {"Authorization": f"Bearer {key.json()['key']}"}
+    refused = await api.client.get(invoice["html_url"], headers=narrow)
+    assert refused.status_code == 403
+    assert refused.json()["code"] == "insufficient_scope"

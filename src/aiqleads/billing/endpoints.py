@@ -6,6 +6,7 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from aiqleads.accounts.deps import (
     AccountReader,
@@ -15,8 +16,9 @@ from aiqleads.accounts.deps import (
     Idempotent,
 )
 from aiqleads.accounts.models import User
+from aiqleads.accounts.schemas import Scope
 from aiqleads.billing.events import InvalidEvent, stored_event
-from aiqleads.billing.models import InvoiceStatus
+from aiqleads.billing.models import Invoice, InvoiceStatus
 from aiqleads.billing.provider import SIGNATURE_HEADER, verify_signature
 from aiqleads.billing.render import invoice_html, invoice_pdf
 from aiqleads.billing.repository import BillingRepository
@@ -36,7 +38,7 @@ from aiqleads.billing.tasks import APPLY_EVENT_JOB
 from aiqleads.kit.body import json_body, raw_body
 from aiqleads.kit.db import defer_job
 from aiqleads.kit.deps import RuntimeDep, SessionDep
-from aiqleads.kit.errors import AppError, NotFound
+from aiqleads.kit.errors import AppError, Forbidden, NotFound
 from aiqleads.kit.pagination import Page, decode_cursor, page_of
 from aiqleads.pricing.engine import plan_discount
 from aiqleads.pricing.service import PricingService
@@ -133,7 +135,7 @@ async def my_invoices(
 
 
 async def _page(
-    session: Any,
+    session: AsyncSession,
     user_id: uuid.UUID | None,
     state: InvoiceStatus | None,
     cursor: str | None,
@@ -150,7 +152,10 @@ async def _page(
 
 async def _owned_invoice(
     invoice_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep, runtime: RuntimeDep
-) -> tuple[Any, User]:
+) -> tuple[Invoice, User]:
+    """The invoice, to its owner (`account:read`) or an operator; 404 to anyone else."""
+    if Scope.ACCOUNT_READ not in principal.scopes:
+        raise Forbidden("This needs the 'account:read' scope", code="insufficient_scope")
     invoice = await BillingService(session, runtime, principal.user).invoice(
         invoice_id, principal.operator
     )
@@ -159,7 +164,7 @@ async def _owned_invoice(
     return invoice, owner
 
 
-OwnedInvoice = Annotated[tuple[Any, User], Depends(_owned_invoice)]
+OwnedInvoice = Annotated[tuple[Invoice, User], Depends(_owned_invoice)]
 
 
 @router.get("/invoices/{invoice_id}.html", response_class=Response)
