@@ -46,6 +46,7 @@ class FakeStripe:
             routes=[
                 Route("/v1/checkout/sessions", self.create_session, methods=["POST"]),
                 Route("/v1/subscriptions/{sub_id}", self.update_subscription, methods=["POST"]),
+                Route("/v1/subscriptions/{sub_id}", self.cancel_subscription, methods=["DELETE"]),
             ]
         )
 
@@ -101,6 +102,14 @@ class FakeStripe:
                 "status": "active",
                 "cancel_at_period_end": form.get("cancel_at_period_end") == "true",
             }
+        )
+
+    async def cancel_subscription(self, request: Request) -> JSONResponse:
+        form = await self._call(request)
+        if isinstance(form, JSONResponse):
+            return form
+        return JSONResponse(
+            {"id": request.path_params["sub_id"], "object": "subscription", "status": "canceled"}
         )
 
 

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from aiqleads.billing.models import EventStatus, PaymentEvent
 from aiqleads.billing.service import add_month
-from aiqleads.billing.tasks import sweep_events
+from aiqleads.billing.tasks import run_renewals, sweep_events
 from aiqleads.kit.clock import FrozenClock
 from aiqleads.ledger.models import LedgerTransaction
 from aiqleads.runtime import Runtime
@@ -33,7 +33,7 @@ from tests.billing.fake_stripe import (
     subscription_invoice,
 )
 from tests.billing.test_manual import me
-from tests.commerce import balance, buyers, user_of
+from tests.commerce import balance, buyers, signed_in_again, user_of
 from tests.conftest import TEST_SECRET, Api
 from tests.ingest.loopback import serve
 from tests.ledger.test_ledger import reconcile
@@ -317,6 +317,31 @@ async def test_a_failed_renewal_keeps_the_plan_through_grace_and_a_payment_resto
         for i in (await api.client.get("/api/v1/billing/invoices", headers=agent)).json()["items"]
     ]
     assert statuses == ["paid", "paid"]
+
+
+async def test_a_stripe_renewal_unpaid_past_grace_ends_the_plan_at_stripe_too(
+    api: Api, runtime: Runtime, clock: FrozenClock, stripe_api: FakeStripe
+) -> None:
+    (agent,) = await buyers(runtime, 1)
+    metadata = {"user_id": str(user_of(agent)), "plan": "pro"}
+    sub_id, now = new_id("sub"), clock.now()
+    first = subscription_invoice(new_id("in"), sub_id, metadata, 19_900, now, add_month(now))
+    await deliver(api.client, event("invoice.paid", first, now), now)
+    renewal = subscription_invoice(
+        new_id("in"), sub_id, metadata, 19_900, add_month(now), add_month(add_month(now))
+    )
+    await deliver(api.client, event("invoice.payment_failed", renewal, now), now)
+    await settled(runtime)
+    assert (await me(api.client, agent))["subscription"]["status"] == "past_due"
+
+    stripe_api.fail_with = 503  # Stripe down when the grace period ends: tried again later
+    clock.advance(timedelta(days=runtime.settings.billing_grace_days, seconds=1))
+    assert await run_renewals(runtime) == (0, 0)
+    stripe_api.fail_with = None
+    assert await run_renewals(runtime) == (0, 1)
+    assert stripe_api.calls[-1][0] == f"/v1/subscriptions/{sub_id}"  # cancelled at Stripe
+    agent = await signed_in_again(runtime, agent)
+    assert await me(api.client, agent) == {"plan": "basic", "subscription": None}
 
 
 async def test_an_event_that_comes_before_what_it_needs_waits_and_is_applied_later(

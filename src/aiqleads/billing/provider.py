@@ -101,3 +101,16 @@ class StripeGateway:
         except stripe.StripeError as exc:
             log.warning("stripe_error", call="subscriptions.update", error=str(exc))
             raise ProviderUnavailable("The payment provider refused or did not answer") from exc
+
+    async def cancel_now(self, subscription_id: str) -> None:
+        """End the subscription at Stripe now: it stops retrying the unpaid invoice, so nobody
+        is charged for a plan they no longer have. One Stripe ended already is fine."""
+        try:
+            await self.client.v1.subscriptions.cancel_async(subscription_id)
+        except stripe.InvalidRequestError as exc:
+            if exc.http_status != 404 and "canceled" not in str(exc):
+                raise ProviderUnavailable("The payment provider refused the call") from exc
+            log.info("stripe_subscription_already_ended", subscription=subscription_id)
+        except stripe.StripeError as exc:
+            log.warning("stripe_error", call="subscriptions.cancel", error=str(exc))
+            raise ProviderUnavailable("The payment provider refused or did not answer") from exc

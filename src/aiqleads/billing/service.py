@@ -30,6 +30,7 @@ from aiqleads.billing.models import (
     SubscriptionStatus,
 )
 from aiqleads.billing.plans import FREE_PLAN, CreditPack, Plan
+from aiqleads.billing.provider import ProviderUnavailable
 from aiqleads.billing.repository import BillingRepository
 from aiqleads.checkout.models import Order, Purchase
 from aiqleads.kit.errors import AppError, Conflict, NotFound
@@ -314,12 +315,21 @@ class Billing:
         return len(lapsed)
 
     async def end_grace(self, limit: int = 200) -> int:
-        """Past-due subscriptions whose grace period is over fall back to Basic."""
+        """Past-due subscriptions whose grace period is over fall back to Basic; a Stripe one
+        is cancelled at Stripe too, which then stops trying to collect the unpaid renewal."""
         now = self.runtime.clock.now()
         over = await self.repo.grace_over(now, limit)
+        ended = 0
         for subscription in over:
+            if subscription.provider is Provider.STRIPE and self.runtime.stripe is not None:
+                assert subscription.provider_ref is not None
+                try:
+                    await self.runtime.stripe.cancel_now(subscription.provider_ref)
+                except ProviderUnavailable:
+                    continue  # still past due: the next run tries again
             await self.end(subscription, now, "the renewal was not paid")
-        return len(over)
+            ended += 1
+        return ended
 
 
 def subscription_invoice(
