@@ -90,8 +90,8 @@ async def test_the_webhook_takes_only_bodies_stripe_signed_recently(
     now = clock.now()
     body = json.dumps(event("customer.created", {"id": "cus_1"}, now)).encode()
 
-    async def post(content: bytes, header: str | None) -> httpx.Response:
-        headers = {"Content-Type": "application/json"}
+    async def post(content: bytes, header: str | bytes | None) -> httpx.Response:
+        headers: dict[str, str | bytes] = {"Content-Type": "application/json"}
         if header is not None:
             headers["Stripe-Signature"] = header
         return await api.client.post(WEBHOOK, content=content, headers=headers)
@@ -110,6 +110,8 @@ async def test_the_webhook_takes_only_bodies_stripe_signed_recently(
         "edge of tolerance": (body, signed(body, now - timedelta(seconds=300)), 200),
         "no v1": (body, t, 400),
         "garbage": (body, "nonsense", 400),
+        "a digit that is not ASCII": (body, f"t=\u00b2,v1={signature}".encode("latin-1"), 400),
+        "a signature that is not ASCII": (body, f"{t},v1=\u00e9".encode("latin-1"), 400),
         "missing": (body, None, 400),
     }
     for name, (content, header, expected) in cases.items():
@@ -317,6 +319,19 @@ async def test_a_failed_renewal_keeps_the_plan_through_grace_and_a_payment_resto
         for i in (await api.client.get("/api/v1/billing/invoices", headers=agent)).json()["items"]
     ]
     assert statuses == ["paid", "paid"]
+    # Stripe redelivers the old failure after the payment: it changes nothing.
+    late = event("invoice.payment_failed", failed, now - timedelta(seconds=30))
+    await deliver(api.client, late, now)
+    await settled(runtime)
+    assert (await me(api.client, agent))["subscription"]["status"] == "active"
+    # A proration invoice (a plan changed in Stripe's dashboard) buys no month of credits.
+    proration = {
+        **subscription_invoice(new_id("in"), sub_id, metadata, 1_250, now, add_month(now)),
+        "billing_reason": "subscription_update",
+    }
+    await deliver(api.client, event("invoice.paid", proration, now), now)
+    await settled(runtime)
+    assert await balance(api.client, agent) == 2 * 90_000
 
 
 async def test_a_stripe_renewal_unpaid_past_grace_ends_the_plan_at_stripe_too(
@@ -330,7 +345,8 @@ async def test_a_stripe_renewal_unpaid_past_grace_ends_the_plan_at_stripe_too(
     renewal = subscription_invoice(
         new_id("in"), sub_id, metadata, 19_900, add_month(now), add_month(add_month(now))
     )
-    await deliver(api.client, event("invoice.payment_failed", renewal, now), now)
+    unpaid = {**renewal, "status": "open", "amount_paid": 0}
+    await deliver(api.client, event("invoice.payment_failed", unpaid, now), now)
     await settled(runtime)
     assert (await me(api.client, agent))["subscription"]["status"] == "past_due"
 
@@ -342,6 +358,24 @@ async def test_a_stripe_renewal_unpaid_past_grace_ends_the_plan_at_stripe_too(
     assert stripe_api.calls[-1][0] == f"/v1/subscriptions/{sub_id}"  # cancelled at Stripe
     agent = await signed_in_again(runtime, agent)
     assert await me(api.client, agent) == {"plan": "basic", "subscription": None}
+
+
+async def test_a_second_stripe_subscription_replaces_the_first_at_stripe_too(
+    api: Api, runtime: Runtime, clock: FrozenClock, stripe_api: FakeStripe
+) -> None:
+    """Two checkout pages opened, both paid: the buyer keeps the newer plan, and the older
+    subscription is cancelled at Stripe, so it is not charged again."""
+    (agent,) = await buyers(runtime, 1)
+    now = clock.now()
+    older, newer = new_id("sub"), new_id("sub")
+    for sub_id, plan in ((older, "pro"), (newer, "enterprise")):
+        metadata = {"user_id": str(user_of(agent)), "plan": plan}
+        paid = subscription_invoice(new_id("in"), sub_id, metadata, 100, now, add_month(now))
+        await deliver(api.client, event("invoice.paid", paid, now), now)
+        await settled(runtime)
+    assert (await me(api.client, agent))["plan"] == "enterprise"
+    assert f"/v1/subscriptions/{older}" in [path for path, _ in stripe_api.calls]
+    assert f"/v1/subscriptions/{newer}" not in [path for path, _ in stripe_api.calls]
 
 
 async def test_an_event_that_comes_before_what_it_needs_waits_and_is_applied_later(

@@ -396,3 +396,34 @@ async def test_purchases_are_private_to_their_buyer_and_export_as_csv(
     nothing = await api.client.get("/api/v1/purchases/export.csv", headers=other)
     assert list(csv.DictReader(io.StringIO(nothing.text))) == []
     assert user_of(buyer) != user_of(other)
+
+
+async def test_spending_credits_needs_the_buying_scope(
+    api: Api, runtime: Runtime, clock: FrozenClock
+) -> None:
+    agent = await api.signup("agent@realty.example.com")
+    lead = (await add_leads(runtime, lead_row(clock.now())))[0]
+    await recompute(runtime)
+
+    async def key(*scopes: str) -> dict[str, str]:
+        made = await api.client.post(
+            "/api/v1/api-keys", json={"name": "crm", "scopes": list(scopes)}, headers=agent.auth
+        )
+        assert made.status_code == 201, made.text
+        return {"Authorization": f"Bearer {made.json()['key']}"}
+
+    reader = await key("leads:read")
+    assert (await api.client.get(f"/api/v1/leads/{lead.id}", headers=reader)).status_code == 200
+    for response in (
+        await add(api.client, reader, lead),
+        await checkout(api.client, reader),
+        await api.client.post(
+            "/api/v1/disputes",
+            json={"purchase_id": str(uuid.uuid4()), "reason": "fake"},
+            headers=reader,
+        ),
+    ):
+        assert response.status_code == 403
+        assert response.json()["code"] == "insufficient_scope"
+    buyer = await key("leads:read", "leads:buy")
+    assert (await add(api.client, buyer, lead)).status_code == 201

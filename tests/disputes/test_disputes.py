@@ -10,18 +10,29 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
+import pytest
 import sqlalchemy as sa
 
 from aiqleads.audit.models import AuditEvent
 from aiqleads.kit.clock import FrozenClock
 from aiqleads.leads.lifecycle import LeadStatus
 from aiqleads.leads.models import Exclusivity, Lead, LeadMatchKey
-from aiqleads.ledger.models import LedgerTransaction, TransactionKind
+from aiqleads.ledger.models import AccountKind, LedgerAccount, LedgerTransaction, TransactionKind
+from aiqleads.notifications.models import Notification
 from aiqleads.pricing.service import recompute
 from aiqleads.runtime import Runtime
 from tests.checkout.test_checkout import checkout
-from tests.commerce import add, balance, buyers, cart, funded, lead_status, signed_in_again
-from tests.conftest import Account, Api
+from tests.commerce import (
+    add,
+    balance,
+    buyers,
+    cart,
+    funded,
+    lead_status,
+    signed_in_again,
+    user_of,
+)
+from tests.conftest import DIALECTS, Account, Api
 from tests.ledger.test_ledger import reconcile
 from tests.search.factories import add_leads, lead_row
 
@@ -104,6 +115,7 @@ async def test_a_clear_dispute_is_refunded_at_once_and_the_lead_withdrawn(
     assert ("refund", paid) in [(e["kind"], e["credits"]) for e in history]
     inbox = (await api.client.get("/api/v1/notifications", headers=buyer)).json()["items"]
     assert "dispute_refunded" in [n["kind"] for n in inbox]
+    assert not any(TOLL_FREE in n["body"] for n in inbox)  # the app keeps no contact details
 
     again = await dispute(api.client, buyer, purchase, "fake")
     assert again.status_code == 409
@@ -279,3 +291,58 @@ async def test_refunding_a_shared_lead_takes_it_out_of_other_carts(
     refused = await add(api.client, other, lead)
     assert refused.json()["code"] == "lead_unavailable"
     assert uuid.UUID(filed["id"])
+
+
+# It stops a PostgreSQL transaction half way on a row lock the test holds.
+@pytest.mark.parametrize("database_url", [d for d in DIALECTS if d == "postgresql"], indirect=True)
+async def test_a_dispute_refunded_while_the_buyer_is_credited_does_not_deadlock(
+    api: Api, runtime: Runtime, clock: FrozenClock
+) -> None:
+    """A credit grant locks the buyer's credits, then adds rows that key-share-lock the
+    buyer's user row; a refund on dispute needs the same credits row. Disputes must not lock
+    the user row first, or the two wait on each other."""
+    (buyer,) = await buyers(runtime, 1)
+    await funded(runtime, buyer, 100_000)
+    lead = (await add_leads(runtime, lead_row(clock.now(), phone=TOLL_FREE)))[0]
+    (purchase,) = await bought(api, runtime, buyer, lead)
+    owner = user_of(buyer)
+
+    async def refund_waits() -> bool:
+        async with runtime.db.engine.connect() as watch:
+            waiting = await watch.scalar(
+                sa.text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND query ILIKE 'UPDATE ledger_accounts%'"
+                )
+            )
+        return bool(waiting)
+
+    async with runtime.db.engine.connect() as grant:  # a grant, half way
+        await grant.begin()
+        await grant.execute(
+            sa.select(LedgerAccount.id)
+            .where(LedgerAccount.owner == str(owner), LedgerAccount.kind == AccountKind.CREDITS)
+            .with_for_update()
+        )
+        filed = asyncio.create_task(dispute(api.client, buyer, purchase, "wrong_number"))
+        for _ in range(300):
+            if await refund_waits():
+                break
+            await asyncio.sleep(0.02)
+        else:
+            raise AssertionError("the refund never reached the credits row")
+        await grant.execute(  # the grant tells the buyer: a row that refers to the user
+            sa.insert(Notification).values(
+                id=uuid.uuid4(),
+                user_id=owner,
+                kind="credits_granted",
+                title="Credits added",
+                body="",
+                data={},
+                created_at=clock.now(),
+            )
+        )
+        await grant.commit()
+    answer = await filed
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["status"] == "approved"

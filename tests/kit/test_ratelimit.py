@@ -43,7 +43,7 @@ async def test_the_window_slides_rather_than_resets(limiter: RateLimiter) -> Non
     assert [a.allowed for a in answers] == [True, True, True, False, False]
     assert [a.remaining for a in answers] == [2, 1, 0, 0, 0]
     assert answers[3].reset_seconds == 30  # the request at 0 leaves the window at 60
-    assert answers[3].headers()["Retry-After"] == "30"
+    assert answers[3].retry_after == "30"
     # At 60 the first request has left the window; the two of 10 and 20 are still in it,
     # so one slot is free, not three (a fixed window would allow a burst here).
     at_60 = await limiter.hit(key, 3, 60, 60.0)
@@ -84,7 +84,14 @@ async def test_a_basic_agent_gets_100_requests_a_minute_then_429(
     assert refused.headers["Retry-After"] == "60"
     assert refused.headers["X-RateLimit-Remaining"] == "0"
     (other,) = await buyers(runtime, 1)  # budgets are per account
+    # Every answer carries the headers: a streamed file too.
+    export = await api.client.get("/api/v1/purchases/export.csv", headers=other)
+    assert export.headers["X-RateLimit-Remaining"] == "99"
     assert (await api.client.get("/api/v1/cart", headers=other)).status_code == 200
+    # and so does an error after the caller was counted.
+    missing = await api.client.get(f"/api/v1/purchases/{uuid.uuid4()}", headers=other)
+    assert missing.status_code == 404
+    assert missing.headers["X-RateLimit-Remaining"] == "97"
 
     clock.advance(timedelta(seconds=60))
     agent = await signed_in_again(runtime, agent)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import Depends, Request, Response
+from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from aiqleads.accounts.models import User
@@ -24,7 +24,7 @@ RATE_WINDOW_SECONDS = 60.0
 async def get_principal(
     session: SessionDep,
     runtime: RuntimeDep,
-    response: Response,
+    request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     """The caller, counted against their plan's requests per minute (`429 rate_limited`
@@ -38,14 +38,16 @@ async def get_principal(
         decision = await runtime.limiter.hit(
             str(user.id), limit, RATE_WINDOW_SECONDS, runtime.clock.now().timestamp()
         )
+        # Every answer to this request carries them, errors and streamed files included
+        # (kit.observability.RequestContextMiddleware adds them).
+        request.state.rate_limit_headers = decision.headers()
         if not decision.allowed:
             raise AppError(
                 f"More than {limit} requests a minute; wait {decision.reset_seconds} s",
                 code="rate_limited",
                 status=429,
-                headers=decision.headers(),
+                headers={"Retry-After": decision.retry_after},
             )
-        response.headers.update(decision.headers())
     return principal
 
 
@@ -84,6 +86,8 @@ AdminUser = Annotated[User, Depends(_admin)]
 AccountReader = Annotated[User, Depends(require_scope(Scope.ACCOUNT_READ))]
 AccountWriter = Annotated[User, Depends(require_scope(Scope.ACCOUNT_WRITE))]
 LeadReader = Annotated[User, Depends(require_scope(Scope.LEADS_READ))]
+# Spending credits (cart, checkout, disputes) is more than reading leads.
+LeadBuyer = Annotated[User, Depends(require_scope(Scope.LEADS_BUY))]
 # Who sees which leads in full depends on more than the user: the key's scopes too.
 LeadViewer = Annotated[Principal, Depends(_lead_viewer)]
 

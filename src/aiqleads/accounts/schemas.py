@@ -24,6 +24,7 @@ class Scope(enum.StrEnum):
     ACCOUNT_WRITE = "account:write"
     ADMIN_READ = "admin:read"
     LEADS_READ = "leads:read"
+    LEADS_BUY = "leads:buy"  # hold, buy and dispute leads: spends credits
 
 
 class RegisterIn(BaseModel):

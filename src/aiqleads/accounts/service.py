@@ -48,7 +48,9 @@ from aiqleads.mail.service import queue_email
 from aiqleads.runtime import Runtime
 
 ROLE_SCOPES: dict[Role, frozenset[Scope]] = {
-    Role.AGENT: frozenset({Scope.ACCOUNT_READ, Scope.ACCOUNT_WRITE, Scope.LEADS_READ}),
+    Role.AGENT: frozenset(
+        {Scope.ACCOUNT_READ, Scope.ACCOUNT_WRITE, Scope.LEADS_READ, Scope.LEADS_BUY}
+    ),
     Role.ADMIN: frozenset(Scope),
 }
 API_KEY_TOUCH_INTERVAL = timedelta(minutes=1)

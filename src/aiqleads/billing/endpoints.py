@@ -16,7 +16,6 @@ from aiqleads.accounts.deps import (
     Idempotent,
 )
 from aiqleads.accounts.models import User
-from aiqleads.accounts.schemas import Scope
 from aiqleads.billing.events import InvalidEvent, stored_event
 from aiqleads.billing.models import Invoice, InvoiceStatus
 from aiqleads.billing.provider import SIGNATURE_HEADER, verify_signature
@@ -38,7 +37,7 @@ from aiqleads.billing.tasks import APPLY_EVENT_JOB
 from aiqleads.kit.body import json_body, raw_body
 from aiqleads.kit.db import defer_job
 from aiqleads.kit.deps import RuntimeDep, SessionDep
-from aiqleads.kit.errors import AppError, Forbidden, NotFound
+from aiqleads.kit.errors import AppError, NotFound
 from aiqleads.kit.pagination import Page, decode_cursor, page_of
 from aiqleads.pricing.engine import plan_discount
 from aiqleads.pricing.service import PricingService
@@ -151,11 +150,13 @@ async def _page(
 
 
 async def _owned_invoice(
-    invoice_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep, runtime: RuntimeDep
+    invoice_id: uuid.UUID,
+    reader: AccountReader,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    runtime: RuntimeDep,
 ) -> tuple[Invoice, User]:
     """The invoice, to its owner (`account:read`) or an operator; 404 to anyone else."""
-    if Scope.ACCOUNT_READ not in principal.scopes:
-        raise Forbidden("This needs the 'account:read' scope", code="insufficient_scope")
     invoice = await BillingService(session, runtime, principal.user).invoice(
         invoice_id, principal.operator
     )

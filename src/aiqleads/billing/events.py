@@ -31,6 +31,7 @@ from aiqleads.accounts.models import User
 from aiqleads.billing.models import (
     EventStatus,
     Invoice,
+    InvoiceStatus,
     PaymentEvent,
     Provider,
     Subscription,
@@ -55,6 +56,9 @@ STATUSES = {
     "canceled": SubscriptionStatus.CANCELED,
     "incomplete_expired": SubscriptionStatus.CANCELED,
 }
+
+
+MONTHLY_REASONS = frozenset({"subscription_create", "subscription_cycle"})
 
 
 class NotYet(Exception):  # noqa: N818  (a wait, not an error)
@@ -148,7 +152,7 @@ class StripeEvents:
         older = await self.repo.live_subscription(user.id)
         if older is not None:
             log.warning("subscription_replaced", user=str(user.id), old=str(older.id), new=ref)
-            await self.billing.end(older, now, "replaced by a newer subscription")
+            await self.billing.end_everywhere(older, now, "replaced by a newer subscription")
             await self.session.flush()
         subscription = Subscription(
             id=uuid.uuid4(),
@@ -216,13 +220,19 @@ class StripeEvents:
         if found is not None:
             return found
         start, end = _invoice_period(obj)
+        plan = self.runtime.plans.of(subscription.plan)
+        amount = int(obj.get("amount_due") or obj.get("amount_paid") or 0)
+        # A month's credits come with a month's invoice: the first and each renewal, not a
+        # proration or a $0 adjustment.
+        monthly = obj.get("billing_reason") in MONTHLY_REASONS and amount > 0
         invoice = subscription_invoice(
             subscription,
-            self.runtime.plans.of(subscription.plan),
+            plan,
             start or now,
             Provider.STRIPE,
             end=end,
-            amount_cents=int(obj.get("amount_due") or obj.get("amount_paid") or 0),
+            amount_cents=amount,
+            credits=plan.monthly_credits if monthly else 0,
             at=now,
         )
         invoice.provider_ref = str(obj["id"])
@@ -245,6 +255,8 @@ class StripeEvents:
             return
         subscription = await self._subscription(ref, metadata, now)
         invoice = await self._stripe_invoice(obj, subscription, now)
+        if obj.get("status") == "paid" or invoice.status is InvoiceStatus.PAID:
+            return  # a late report of a failure since paid for
         await self.billing.fall_behind(
             subscription,
             now,

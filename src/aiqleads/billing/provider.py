@@ -46,7 +46,7 @@ def verify_signature(payload: bytes, header: str | None, secret: str, now: datet
     signatures: list[str] = []
     for item in header.split(","):
         name, _, value = item.strip().partition("=")
-        if name == "t" and value.isdigit():
+        if name == "t" and value.isascii() and value.isdigit():
             timestamp = int(value)
         elif name == "v1" and value:
             signatures.append(value)
@@ -55,7 +55,7 @@ def verify_signature(payload: bytes, header: str | None, secret: str, now: datet
     expected = hmac.new(
         secret.encode(), str(timestamp).encode() + b"." + payload, hashlib.sha256
     ).hexdigest()
-    if not any(hmac.compare_digest(expected, s) for s in signatures):
+    if not any(hmac.compare_digest(expected.encode(), s.encode()) for s in signatures):
         raise BadSignature("No signature matches the body")
     if abs(now.timestamp() - timestamp) > TOLERANCE_SECONDS:
         raise BadSignature(

@@ -60,18 +60,27 @@ class BillingRepository:
             )
         )
 
-    async def grace_over(self, now: datetime, limit: int) -> list[Subscription]:
-        return list(
-            await self.session.scalars(
-                sa.select(Subscription)
-                .where(
-                    Subscription.status == SubscriptionStatus.PAST_DUE,
-                    Subscription.grace_until <= now,
-                )
-                .order_by(Subscription.grace_until)
-                .limit(limit)
-                .with_for_update()
+    async def grace_over(
+        self, now: datetime, limit: int
+    ) -> list[tuple[uuid.UUID, Provider, str | None]]:
+        """Past-due subscriptions whose grace period is over: id, provider, provider's id."""
+        rows = await self.session.execute(
+            sa.select(Subscription.id, Subscription.provider, Subscription.provider_ref)
+            .where(
+                Subscription.status == SubscriptionStatus.PAST_DUE,
+                Subscription.grace_until <= now,
             )
+            .order_by(Subscription.grace_until)
+            .limit(limit)
+        )
+        return [(i, p, r) for i, p, r in rows]
+
+    async def subscription(self, subscription_id: uuid.UUID) -> Subscription | None:
+        return await self.session.scalar(
+            sa.select(Subscription)
+            .where(Subscription.id == subscription_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
         )
 
     # invoices

@@ -262,6 +262,14 @@ class Billing:
             data={"subscription_id": str(subscription.id)},
         )
 
+    async def end_everywhere(self, subscription: Subscription, at: datetime, reason: str) -> None:
+        """End the subscription here and, if Stripe bills it, at Stripe (which then stops
+        charging for it); `ProviderUnavailable` if Stripe cannot be told, and nothing ends."""
+        if subscription.provider is Provider.STRIPE and self.runtime.stripe is not None:
+            assert subscription.provider_ref is not None
+            await self.runtime.stripe.cancel_now(subscription.provider_ref)
+        await self.end(subscription, at, reason)
+
     def _set_plan(self, user: User, plan: str, at: datetime, reason: str) -> None:
         if user.plan == plan:
             return
@@ -314,23 +322,6 @@ class Billing:
             )
         return len(lapsed)
 
-    async def end_grace(self, limit: int = 200) -> int:
-        """Past-due subscriptions whose grace period is over fall back to Basic; a Stripe one
-        is cancelled at Stripe too, which then stops trying to collect the unpaid renewal."""
-        now = self.runtime.clock.now()
-        over = await self.repo.grace_over(now, limit)
-        ended = 0
-        for subscription in over:
-            if subscription.provider is Provider.STRIPE and self.runtime.stripe is not None:
-                assert subscription.provider_ref is not None
-                try:
-                    await self.runtime.stripe.cancel_now(subscription.provider_ref)
-                except ProviderUnavailable:
-                    continue  # still past due: the next run tries again
-            await self.end(subscription, now, "the renewal was not paid")
-            ended += 1
-        return ended
-
 
 def subscription_invoice(
     subscription: Subscription,
@@ -340,12 +331,14 @@ def subscription_invoice(
     *,
     end: datetime | None = None,
     amount_cents: int | None = None,
+    credits: int | None = None,
     at: datetime | None = None,
 ) -> Invoice:
     """An open invoice for one month of `plan` from `start` (Stripe's invoices say their own
-    period and amount)."""
+    period and amount, and whether they are a month's renewal)."""
     end = end or add_month(start)
     amount = plan.monthly_price_cents if amount_cents is None else amount_cents
+    credits = plan.monthly_credits if credits is None else credits
     return new_invoice(
         at or start,
         user_id=subscription.user_id,
@@ -355,10 +348,10 @@ def subscription_invoice(
         description=f"{plan.name} plan, {start:%Y-%m-%d} to {end:%Y-%m-%d}",
         lines=[
             line(f"{plan.name} plan, one month", amount),
-            line(f"{plan.monthly_credits:,} credits included", 0),
+            line(f"{credits:,} credits included", 0),
         ],
         amount_cents=amount,
-        credits=plan.monthly_credits,
+        credits=credits,
         plan=plan.id,
         subscription_id=subscription.id,
         period_start=start,
@@ -383,6 +376,35 @@ def pack_invoice(
         credit_pack=pack.id,
         **fields,
     )
+
+
+async def end_lapsed_grace(runtime: Runtime, limit: int = 200) -> int:
+    """Past-due subscriptions whose grace period is over fall back to Basic; a Stripe one is
+    cancelled at Stripe first (outside any transaction: no row stays locked across the call),
+    and stays past due, to be tried again, if Stripe cannot be reached. Returns how many
+    ended."""
+    async with runtime.transaction(write=False) as session:
+        due = await BillingRepository(session).grace_over(runtime.clock.now(), limit)
+    ended = 0
+    for subscription_id, provider, ref in due:
+        if provider is Provider.STRIPE and runtime.stripe is not None and ref is not None:
+            try:
+                await runtime.stripe.cancel_now(ref)
+            except ProviderUnavailable:
+                continue
+        async with runtime.transaction() as session:
+            now = runtime.clock.now()
+            subscription = await BillingRepository(session).subscription(subscription_id)
+            if (
+                subscription is None
+                or subscription.status is not SubscriptionStatus.PAST_DUE
+                or subscription.grace_until is None
+                or subscription.grace_until > now
+            ):
+                continue  # paid meanwhile
+            await Billing(session, runtime).end(subscription, now, "the renewal was not paid")
+            ended += 1
+    return ended
 
 
 class BillingService:
@@ -472,7 +494,7 @@ class BillingService:
         if live is None:
             raise NoSubscription("You have no subscription")
         if live.status is SubscriptionStatus.PENDING:
-            await self.billing.end(live, now, "cancelled before it was paid")
+            await self.billing.end_everywhere(live, now, "cancelled before it was paid")
         elif not live.cancel_at_period_end:
             if live.provider is Provider.STRIPE:
                 if self.runtime.stripe is None:

@@ -9,7 +9,7 @@ import structlog
 
 from aiqleads.billing.events import apply_event
 from aiqleads.billing.repository import BillingRepository
-from aiqleads.billing.service import Billing
+from aiqleads.billing.service import Billing, end_lapsed_grace
 from aiqleads.kit.jobs import job
 from aiqleads.runtime import JobContext, Runtime
 
@@ -46,9 +46,7 @@ async def run_renewals(runtime: Runtime) -> tuple[int, int]:
     grace period; returns (renewed or ended, fallen back to Basic)."""
     async with runtime.transaction() as session:
         renewed = await Billing(session, runtime).renew_manual()
-    async with runtime.transaction() as session:
-        ended = await Billing(session, runtime).end_grace()
-    return renewed, ended
+    return renewed, await end_lapsed_grace(runtime)
 
 
 @job("billing.renewals", every=timedelta(minutes=15))

@@ -9,7 +9,7 @@ from typing import Literal
 from fastapi import APIRouter, Response, status
 from pydantic import BaseModel
 
-from aiqleads.accounts.deps import Idempotent, LeadReader
+from aiqleads.accounts.deps import Idempotent, LeadBuyer, LeadReader
 from aiqleads.cart.service import CartItem, CartService
 from aiqleads.kit.deps import RuntimeDep, SessionDep
 from aiqleads.search.schemas import LeadView
@@ -56,7 +56,7 @@ async def cart(buyer: LeadReader, session: SessionDep, runtime: RuntimeDep) -> C
 
 @router.post("/items", response_model=CartItemOut, status_code=status.HTTP_201_CREATED)
 async def add(
-    body: AddIn, buyer: LeadReader, session: SessionDep, runtime: RuntimeDep, idem: Idempotent
+    body: AddIn, buyer: LeadBuyer, session: SessionDep, runtime: RuntimeDep, idem: Idempotent
 ) -> CartItemOut:
     """Hold a lead for you at today's price, for your plan's hold length. `409
     lead_unavailable` if someone else holds or bought it (or every sale of a shared lead is
@@ -68,7 +68,7 @@ async def add(
 
 @router.delete("/items/{lead_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def remove(
-    lead_id: uuid.UUID, buyer: LeadReader, session: SessionDep, runtime: RuntimeDep
+    lead_id: uuid.UUID, buyer: LeadBuyer, session: SessionDep, runtime: RuntimeDep
 ) -> Response:
     """Take a lead out of your cart (it goes back on sale)."""
     await CartService(session, runtime, buyer).remove(lead_id)
@@ -79,7 +79,7 @@ async def remove(
 async def extend(
     lead_id: uuid.UUID,
     body: ExtendIn,
-    buyer: LeadReader,
+    buyer: LeadBuyer,
     session: SessionDep,
     runtime: RuntimeDep,
     idem: Idempotent,

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from aiqleads.accounts.models import User
 from aiqleads.audit.service import record as audit
 from aiqleads.cart.models import Hold, HoldStatus
-from aiqleads.checkout.models import Purchase, PurchaseStatus
+from aiqleads.checkout.models import Purchase
 from aiqleads.demand.models import DemandKind
 from aiqleads.kit.errors import AppError, Conflict, Forbidden, NotFound
 from aiqleads.leads.lifecycle import LeadStatus, check_transition
@@ -116,9 +116,7 @@ class CartService:
             raise NotFound("No such lead", code="lead_not_found")
         bought = await self.session.scalar(
             sa.select(Purchase.id).where(
-                Purchase.lead_id == lead.id,
-                Purchase.buyer_id == self.buyer.id,
-                Purchase.status == PurchaseStatus.PAID,
+                Purchase.lead_id == lead.id, Purchase.buyer_id == self.buyer.id
             )
         )
         if bought is not None:

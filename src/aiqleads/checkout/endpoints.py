@@ -12,7 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 from fastapi.responses import StreamingResponse
 
-from aiqleads.accounts.deps import IdempotentRequired, LeadReader, LeadViewer
+from aiqleads.accounts.deps import IdempotentRequired, LeadBuyer, LeadReader, LeadViewer
 from aiqleads.checkout.models import PurchaseStatus
 from aiqleads.checkout.repository import CheckoutRepository
 from aiqleads.checkout.schemas import CheckoutIn, CheckoutOut, PurchaseOut
@@ -39,7 +39,7 @@ def _out(item: Bought) -> PurchaseOut:
 
 @router.post("/checkout", response_model=CheckoutOut, status_code=status.HTTP_201_CREATED)
 async def checkout(
-    buyer: LeadReader,
+    buyer: LeadBuyer,
     session: SessionDep,
     runtime: RuntimeDep,
     idem: IdempotentRequired,

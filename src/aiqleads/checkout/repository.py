@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aiqleads.cart.models import Hold, HoldStatus
-from aiqleads.checkout.models import Order, Purchase
+from aiqleads.checkout.models import Purchase
 from aiqleads.leads.models import Lead
 
 
@@ -102,6 +102,3 @@ class CheckoutRepository:
             )
         ).first()
         return (row[0], row[1]) if row is not None else None
-
-    async def order(self, order_id: uuid.UUID) -> Order | None:
-        return await self.session.get(Order, order_id)

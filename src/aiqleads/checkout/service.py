@@ -157,7 +157,11 @@ class CheckoutService:
             topic="purchase_receipts",
             kind="purchase_receipt",
             title=f"Your receipt: {len(items)} lead(s) for {money(total)}",
-            body=_receipt_text(self.buyer, order, items, self.runtime.settings.dispute_window_days),
+            body=f"{len(items)} lead(s) bought for {money(total)} in credits (order "
+            f"{order.id}); their details are under Purchases.",
+            email_body=_receipt_text(
+                self.buyer, order, items, self.runtime.settings.dispute_window_days
+            ),
             data={"order_id": str(order.id), "total_cents": total},
         )
         # Last: the debit locks the platform's revenue account until the commit.

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
-from aiqleads.accounts.deps import AdminUser, Idempotent, LeadReader, LeadViewer
+from aiqleads.accounts.deps import AdminUser, Idempotent, LeadBuyer, LeadReader, LeadViewer
 from aiqleads.disputes.models import Dispute, DisputeStatus
 from aiqleads.disputes.repository import DisputeRepository
 from aiqleads.disputes.schemas import (
@@ -32,7 +32,7 @@ def _page(rows: list[Dispute], limit: int) -> Page[DisputeOut]:
 
 @router.post("", response_model=DisputeOut, status_code=status.HTTP_201_CREATED)
 async def file_dispute(
-    body: DisputeIn, buyer: LeadReader, session: SessionDep, runtime: RuntimeDep, idem: Idempotent
+    body: DisputeIn, buyer: LeadBuyer, session: SessionDep, runtime: RuntimeDep, idem: Idempotent
 ) -> DisputeOut:
     """Dispute a lead you bought (within the dispute window): wrong number, disconnected, not
     the owner, duplicate, fake or no consent. Evidence is checked at once; a clear case is

@@ -10,9 +10,9 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from aiqleads.accounts.models import User
 from aiqleads.checkout.models import Purchase, PurchaseStatus
 from aiqleads.disputes.models import Dispute, DisputeStatus
+from aiqleads.kit.dialect import lock_key
 from aiqleads.leads.models import Lead, LeadMatchKey
 
 # Keys that identify a person or a property (phonetic names + ZIP are too loose to call two
@@ -33,8 +33,10 @@ class DisputeRepository:
         self.session = session
 
     async def lock_buyer(self, buyer_id: uuid.UUID) -> None:
-        """One dispute of a buyer at a time (the monthly cap counts what came before)."""
-        await self.session.execute(sa.select(User.id).where(User.id == buyer_id).with_for_update())
+        """One dispute of a buyer at a time (the monthly allowance counts what came before).
+        An advisory lock, not the user's row: payments and grants lock the buyer's credits
+        and then insert rows that key-share-lock the user, which would make a cycle."""
+        await lock_key(self.session, f"disputes|{buyer_id}")
 
     async def purchase(self, purchase_id: uuid.UUID) -> Purchase | None:
         return await self.session.scalar(

@@ -30,10 +30,9 @@ from aiqleads.leads.lifecycle import LeadStatus, check_transition
 from aiqleads.leads.models import Lead
 from aiqleads.ledger.models import AccountKind, TransactionKind
 from aiqleads.ledger.service import Ledger, Leg
+from aiqleads.markets.catalog import DEFAULT_FRAUD_THRESHOLD
 from aiqleads.notifications.service import notify
 from aiqleads.runtime import Runtime
-
-DEFAULT_FRAUD_THRESHOLD = 0.7
 
 
 def month_start(at: datetime) -> datetime:

@@ -33,7 +33,7 @@ from aiqleads.kit.clock import Clock
 from aiqleads.leads.lifecycle import LeadStatus, check_transition
 from aiqleads.leads.models import Exclusivity, MatchStatus
 from aiqleads.leads.repository import LeadRepository
-from aiqleads.markets.catalog import MarketCatalog
+from aiqleads.markets.catalog import DEFAULT_FRAUD_THRESHOLD, MarketCatalog
 from aiqleads.quality import dedup, fraud
 from aiqleads.quality.clean import Cleaned, Fields, clean
 from aiqleads.quality.problems import Problem, error
@@ -466,7 +466,7 @@ class LeadPipeline:
                 max(c.seen_at for c in lead.contributions),
                 now,
             )
-            threshold = market.fraud_threshold if market else 0.7
+            threshold = market.fraud_threshold if market else DEFAULT_FRAUD_THRESHOLD
             if score > threshold and lead.status is LeadStatus.AVAILABLE:
                 if not lead.is_new:
                     check_transition(lead.status, LeadStatus.QUARANTINED)

@@ -65,6 +65,15 @@ def upsert(dialect_name: str, table: Any) -> Any:
 POSTGRES_EXTENSIONS = ("postgis",)
 
 
+async def lock_key(session: Any, key: str) -> None:
+    """Hold a lock on `key` until the transaction ends (PostgreSQL: an advisory lock, which
+    conflicts with no row lock; SQLite runs one write transaction at a time anyway)."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(
+            sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtextextended(key, 0)))
+        )
+
+
 def is_postgres(bind: Connection) -> bool:
     return bind.dialect.name == "postgresql"
 

@@ -117,6 +117,9 @@ class RequestContextMiddleware:
                 status = message["status"]
                 headers = list(message.get("headers", []))
                 headers.append((REQUEST_ID_HEADER.encode(), request_id.encode()))
+                # Set by the rate limiter (accounts.deps.get_principal) for callers it counted.
+                for name, value in scope["state"].get("rate_limit_headers", {}).items():
+                    headers.append((name.lower().encode(), value.encode()))
                 message["headers"] = headers
             await send(message)
 

@@ -31,15 +31,17 @@ class Decision:
     remaining: int
     reset_seconds: int  # until the oldest request in the window leaves it
 
+    @property
+    def retry_after(self) -> str:
+        """`Retry-After` of a refused request, in whole seconds (at least one)."""
+        return str(max(self.reset_seconds, 1))
+
     def headers(self) -> dict[str, str]:
-        out = {
+        return {
             "X-RateLimit-Limit": str(self.limit),
             "X-RateLimit-Remaining": str(self.remaining),
             "X-RateLimit-Reset": str(self.reset_seconds),
         }
-        if not self.allowed:
-            out["Retry-After"] = str(max(self.reset_seconds, 1))
-        return out
 
 
 def _decision(

@@ -20,6 +20,11 @@ class Point(BaseModel):
     lon: Longitude
 
 
+# Leads scoring above this wait for review, in a market that sets no threshold of its own and
+# outside every market.
+DEFAULT_FRAUD_THRESHOLD = 0.7
+
+
 class Market(BaseModel):
     """One launch market: where it is and how its local time runs."""
 
@@ -35,7 +40,10 @@ class Market(BaseModel):
         default=40_000_000, gt=0, description="Median home list price; fraud and pricing anchor"
     )
     fraud_threshold: float = Field(
-        default=0.7, gt=0, le=1, description="Leads scoring above this wait for review"
+        default=DEFAULT_FRAUD_THRESHOLD,
+        gt=0,
+        le=1,
+        description="Leads scoring above this wait for review",
     )
     boundary: dict[str, Any] | None = Field(
         default=None,

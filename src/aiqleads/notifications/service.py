@@ -27,9 +27,12 @@ async def notify(
     title: str,
     body: str,
     data: dict[str, Any] | None = None,
+    email_body: str | None = None,
 ) -> list[str]:
     """Notify `user` about `topic` (a NotificationPreferences switch, e.g.
-    "new_matching_leads"); returns the channels used."""
+    "new_matching_leads"); returns the channels used. `email_body` replaces `body` in the
+    e-mail (what is delivered once, such as a purchased lead's contact details, rather than
+    kept in the app)."""
     prefs = NotificationPreferences.model_validate(user.notification_preferences)
     if not getattr(prefs, topic):
         return []
@@ -47,7 +50,9 @@ async def notify(
         )
         channels.append("in_app")
     if prefs.email:
-        await queue_email(session, runtime, kind=kind, to=user.email, subject=title, body=body)
+        await queue_email(
+            session, runtime, kind=kind, to=user.email, subject=title, body=email_body or body
+        )
         channels.append("email")
     return channels
 
