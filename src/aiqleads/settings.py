@@ -30,7 +30,7 @@ class Settings(BaseSettings):
     public_url: str = "http://127.0.0.1:8000"
 
     database_url: str = "sqlite+aiosqlite:///./var/aiqleads.db"
-    database_pool_size: int = 10
+    database_pool_size: int = 20
     redis_url: str | None = None
     smtp_url: str | None = None
     mail_from: str = "AIQLeads <no-reply@aiqleads.local>"

@@ -87,7 +87,7 @@ PG_SESSION_SETTINGS = {
 }
 
 
-def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
+def create_engine(url: str, pool_size: int = 20) -> AsyncEngine:
     """An async engine for SQLite (aiosqlite) or PostgreSQL (asyncpg)."""
     parsed = make_url(url)
     json_options: dict[str, Any] = {
@@ -98,7 +98,10 @@ def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
         return create_async_engine(
             url,
             pool_size=pool_size,
-            max_overflow=pool_size,
+            # No overflow: an overflow connection is closed when it is given back, so a burst
+            # beyond the pool paid for a new connection per request (start-up, type
+            # introspection, an empty statement cache). Waiting for a pooled one is cheaper.
+            max_overflow=0,
             pool_pre_ping=True,
             connect_args={"server_settings": PG_SESSION_SETTINGS},
             **json_options,
