@@ -17,6 +17,7 @@ from aiqleads.billing.plans import PlanCatalog, load_plans
 from aiqleads.billing.provider import StripeGateway
 from aiqleads.demand.recorder import DemandRecorder
 from aiqleads.ingest.sources import SourceCatalog, load_sources
+from aiqleads.kit import heap
 from aiqleads.kit.clock import Clock, SystemClock
 from aiqleads.kit.db import Database, create_engine
 from aiqleads.kit.jobs import JobRunner, JobSpec
@@ -73,6 +74,7 @@ class Runtime:
     async def startup(self) -> None:
         await self.jobs.startup()
         self._demand_task = asyncio.create_task(self.demand.run())
+        heap.freeze()
 
     async def shutdown(self) -> None:
         if self._demand_task is not None:
@@ -87,6 +89,7 @@ class Runtime:
         if self.redis is not None:
             await self.redis.aclose()
         await self.db.engine.dispose()
+        heap.thaw()
 
     def transaction(self, *, write: bool = True) -> AbstractAsyncContextManager[AsyncSession]:
         """One unit of work (see `Database.unit_of_work`)."""
