@@ -32,8 +32,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 import _common as c
 import price_recompute as leads_source
 
@@ -155,28 +153,27 @@ async def run_rounds(
     server: c.Server, tokens: list[str], leads: list[str], rounds: int, name: str
 ) -> Phase:
     phase = Phase(name, len(tokens))
-    limits = httpx.Limits(
-        max_connections=len(tokens) * 2, max_keepalive_connections=len(tokens) * 2
-    )
-    async with httpx.AsyncClient(base_url=server.base_url, limits=limits, timeout=120) as client:
+    async with c.load_session(server.base_url, len(tokens)) as client:
 
         async def hold(token: str, lead: str) -> None:
-            r = await client.post(
+            async with client.post(
                 "/api/v1/cart/items",
                 json={"lead_id": lead},
                 headers={"Authorization": f"Bearer {token}"},
-            )
-            if r.status_code != 201:
-                raise SystemExit(f"cart add failed: {r.status_code} {r.text[:300]}")
+            ) as r:
+                if r.status != 201:
+                    raise SystemExit(f"cart add failed: {r.status} {(await r.text())[:300]}")
 
         async def checkout(token: str) -> None:
             t0 = time.perf_counter()
-            r = await client.post(
+            async with client.post(
                 "/api/v1/checkout",
                 headers={"Authorization": f"Bearer {token}", "Idempotency-Key": uuid.uuid4().hex},
-            )
+            ) as r:
+                await r.read()
+                status = int(r.status)
             phase.latencies.append((time.perf_counter() - t0) * 1e3)
-            phase.statuses[r.status_code] = phase.statuses.get(r.status_code, 0) + 1
+            phase.statuses[status] = phase.statuses.get(status, 0) + 1
 
         for _ in range(rounds):
             batch = [leads.pop() for _ in tokens]

@@ -27,8 +27,9 @@ saves. `--keep` keeps the store, `--reuse` measures it again.
 Measure: the real app (`aiqleads.app.create_app`, FrozenClock at the load's "now", no
 Redis, no periodic jobs, logs at WARNING) under uvicorn on 127.0.0.1 in a subprocess; an agent signs up over
 HTTP (register, the verification link from the outbox, login) and searches with the access
-token. An async httpx load generator in this process keeps `--clients` requests in flight
-(closed loop: each client sends its next request when the last one answers). Each scenario
+token. An aiohttp load generator in this process (`_common.load_session`) keeps `--clients`
+requests in flight (closed loop: each client sends its next request when the last one
+answers). Each scenario
 runs `--warmup` requests first (not counted), then `--requests` (or `--max-seconds`), then,
 with `--pace S`, `--requests` more with each client starting one search every S seconds (an
 agent reads the results before searching again), then `--serial` requests with one client
@@ -212,6 +213,7 @@ def serve(database_url: str, port: int) -> None:
 
 async def sign_up(base_url: str, db: c.BenchDatabase) -> str:
     """An agent's access token: register, follow the e-mailed verification link, sign in."""
+    from aiqleads.accounts.models import User
     from aiqleads.mail.models import OutboundEmail
 
     email = f"bench-{uuid.uuid4().hex[:10]}@agents.example.com"
@@ -236,7 +238,13 @@ async def sign_up(base_url: str, db: c.BenchDatabase) -> str:
             assert r.status_code == 200, r.text
             r = await client.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
             assert r.status_code == 200, r.text
-            return str(r.json()["access_token"])
+        # The load is the point: an operator's custom API limit, far above Basic's 100 a
+        # minute (which would answer 429 here).
+        async with runtime.transaction() as session:
+            await session.execute(
+                sa.update(User).where(User.email == email).values(rate_limit_per_minute=1_000_000)
+            )
+        return str(r.json()["access_token"])
     finally:
         await runtime.shutdown()
 
@@ -508,24 +516,25 @@ async def drive(
     time each one."""
     phase = Phase(scenario, clients, pace)
     headers = {"Authorization": f"Bearer {token}"}
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     queue = iter(requests)
     deadline = time.perf_counter() + max_seconds
 
-    async def client_loop(client: httpx.AsyncClient) -> None:
+    async def client_loop(client: Any) -> None:
         for req in queue:
             if time.perf_counter() > deadline:
                 phase.capped = True
                 return
             t0 = time.perf_counter()
-            response = await client.get(SEARCH, params=req.params)
+            async with client.get(SEARCH, params=req.params) as response:
+                raw = await response.read()
+                status = int(response.status)
             elapsed = (time.perf_counter() - t0) * 1e3
             phase.latencies.append(elapsed)
-            phase.statuses[response.status_code] = phase.statuses.get(response.status_code, 0) + 1
-            if response.status_code != 200:
-                phase.failures.append(f"{response.status_code}: {response.text[:200]}")
+            phase.statuses[status] = phase.statuses.get(status, 0) + 1
+            if status != 200:
+                phase.failures.append(f"{status}: {raw[:200]!r}")
                 continue
-            body = response.json()
+            body = json.loads(raw)
             problem = req.check(body)
             if problem:
                 phase.failures.append(f"{problem} ({req.params})")
@@ -535,9 +544,7 @@ async def drive(
             if pace:
                 await asyncio.sleep(max(0.0, t0 + pace - time.perf_counter()))
 
-    async with httpx.AsyncClient(
-        base_url=server.base_url, headers=headers, limits=limits, timeout=120
-    ) as client:
+    async with c.load_session(server.base_url, clients, headers) as client:
         cpu0, scpu0, t0 = time.process_time(), server.cpu_seconds(), time.perf_counter()
         if pace:  # spread the clients' first requests over one period
             starts = [asyncio.sleep(pace * i / clients) for i in range(clients)]
@@ -869,7 +876,7 @@ def report(
                 "Server",
                 "uvicorn, one process, `create_app` (no Redis, no periodic jobs, logs at WARNING), "
                 "on 127.0.0.1; "
-                "load generator: httpx.AsyncClient in the benchmark process",
+                f"load generator: {c.LOAD_GENERATOR}",
             ),
         ]
     )
