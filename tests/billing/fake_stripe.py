@@ -1,6 +1,7 @@
 """Stripe on loopback, for the official library to talk to, and Stripe's events.
 
-The API serves the two calls AIQLeads makes, in Stripe's documented wire format: form-encoded
+The API serves the calls AIQLeads makes (sessions: create, expire, retrieve; subscriptions:
+update, cancel), in Stripe's documented wire format: form-encoded
 requests with bracketed keys (`line_items[0][price_data][unit_amount]`), a bearer secret key,
 JSON objects back, and errors as `{"error": {"type", "message"}}`. Events are signed with
 the SDK's own `stripe.WebhookSignature.generate_signature_header`.
@@ -40,11 +41,20 @@ class FakeStripe:
 
     calls: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     fail_with: int | None = None
+    sessions: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def pay(self, session_id: str) -> None:
+        """The buyer pays on the session's page (Stripe's events are the test's to send)."""
+        self.sessions[session_id].update(status="complete", payment_status="paid")
 
     def app(self) -> Starlette:
         return Starlette(
             routes=[
                 Route("/v1/checkout/sessions", self.create_session, methods=["POST"]),
+                Route("/v1/checkout/sessions/{cs_id}", self.retrieve_session, methods=["GET"]),
+                Route(
+                    "/v1/checkout/sessions/{cs_id}/expire", self.expire_session, methods=["POST"]
+                ),
                 Route("/v1/subscriptions/{sub_id}", self.update_subscription, methods=["POST"]),
                 Route("/v1/subscriptions/{sub_id}", self.cancel_subscription, methods=["DELETE"]),
             ]
@@ -75,21 +85,64 @@ class FakeStripe:
             for k, v in form.items()
             if k.startswith("metadata[")
         }
-        return JSONResponse(
-            {
-                "id": session_id,
-                "object": "checkout.session",
-                "mode": form["mode"],
-                "status": "open",
-                "payment_status": "unpaid",
-                "url": f"https://checkout.stripe.com/c/pay/{session_id}",
-                "client_reference_id": form.get("client_reference_id"),
-                "metadata": metadata,
-                "amount_total": int(form["line_items[0][price_data][unit_amount]"]),
-                "currency": "usd",
-                "livemode": False,
-            }
-        )
+        self.sessions[session_id] = {
+            "id": session_id,
+            "object": "checkout.session",
+            "mode": form["mode"],
+            "status": "open",
+            "payment_status": "unpaid",
+            "url": f"https://checkout.stripe.com/c/pay/{session_id}",
+            "client_reference_id": form.get("client_reference_id"),
+            "metadata": metadata,
+            "amount_total": int(form["line_items[0][price_data][unit_amount]"]),
+            "currency": "usd",
+            "livemode": False,
+        }
+        return JSONResponse(self.sessions[session_id])
+
+    def _session(self, request: Request) -> dict[str, Any] | JSONResponse:
+        found = self.sessions.get(request.path_params["cs_id"])
+        if found is None:
+            return JSONResponse(
+                {
+                    "error": {
+                        "type": "invalid_request_error",
+                        "code": "resource_missing",
+                        "message": f"No such checkout.session: '{request.path_params['cs_id']}'",
+                    }
+                },
+                status_code=404,
+            )
+        return found
+
+    async def retrieve_session(self, request: Request) -> JSONResponse:
+        form = await self._call(request)
+        if isinstance(form, JSONResponse):
+            return form
+        found = self._session(request)
+        return found if isinstance(found, JSONResponse) else JSONResponse(found)
+
+    async def expire_session(self, request: Request) -> JSONResponse:
+        """Stripe expires only an open session; any other is a 400."""
+        form = await self._call(request)
+        if isinstance(form, JSONResponse):
+            return form
+        found = self._session(request)
+        if isinstance(found, JSONResponse):
+            return found
+        if found["status"] != "open":
+            return JSONResponse(
+                {
+                    "error": {
+                        "type": "invalid_request_error",
+                        "message": 'Only Checkout Sessions with a status in ["open"] can be '
+                        f'expired. This Checkout Session has a status of "{found["status"]}".',
+                    }
+                },
+                status_code=400,
+            )
+        found["status"] = "expired"
+        return JSONResponse(found)
 
     async def update_subscription(self, request: Request) -> JSONResponse:
         form = await self._call(request)

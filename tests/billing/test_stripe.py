@@ -378,6 +378,100 @@ async def test_a_second_stripe_subscription_replaces_the_first_at_stripe_too(
     assert f"/v1/subscriptions/{newer}" not in [path for path, _ in stripe_api.calls]
 
 
+async def _subscribe(api: Api, agent: dict[str, str], plan: str) -> httpx.Response:
+    return await api.client.post("/api/v1/billing/subscribe", json={"plan": plan}, headers=agent)
+
+
+def _session_of(started: httpx.Response) -> str:
+    assert started.status_code == 201, started.text
+    return str(started.json()["checkout_url"].rsplit("/", 1)[1])
+
+
+async def test_a_new_payment_page_closes_the_last_so_only_one_can_be_paid(
+    api: Api, runtime: Runtime, clock: FrozenClock, stripe_api: FakeStripe
+) -> None:
+    """A buyer who opens the subscription page twice (two tabs, a changed mind) can pay only
+    the newest: each earlier one is expired at Stripe first."""
+    (agent,) = await buyers(runtime, 1)
+    first = _session_of(await _subscribe(api, agent, "pro"))
+    second = _session_of(await _subscribe(api, agent, "enterprise"))
+    assert stripe_api.sessions[first]["status"] == "expired"
+    assert stripe_api.sessions[second]["status"] == "open"
+    expired = [path for path, _ in stripe_api.calls if path.endswith("/expire")]
+    assert expired == [f"/v1/checkout/sessions/{first}/expire"]
+
+    # A page Stripe expired by itself (after 24 h) is simply replaced.
+    stripe_api.sessions[second]["status"] = "expired"
+    third = _session_of(await _subscribe(api, agent, "pro"))
+    assert stripe_api.sessions[third]["status"] == "open"
+
+    # A page closed by its own event is not asked about again.
+    now = clock.now()
+    expired_event = dict(stripe_api.sessions[third], status="expired")
+    await deliver(api.client, event("checkout.session.expired", expired_event, now), now)
+    await settled(runtime)
+    stripe_api.calls.clear()
+    _session_of(await _subscribe(api, agent, "pro"))
+    assert [path for path, _ in stripe_api.calls] == ["/v1/checkout/sessions"]
+
+
+async def test_a_page_paid_before_its_events_arrive_blocks_a_second_subscription(
+    api: Api, runtime: Runtime, clock: FrozenClock, stripe_api: FakeStripe
+) -> None:
+    (agent,) = await buyers(runtime, 1)
+    first = _session_of(await _subscribe(api, agent, "pro"))
+    stripe_api.pay(first)  # paid at Stripe; no event has reached us yet
+
+    again = await _subscribe(api, agent, "enterprise")
+    assert again.status_code == 409
+    assert again.json()["code"] == "subscription_paid"
+    assert "Pro" in again.json()["detail"]
+    assert [path for path, _ in stripe_api.calls].count("/v1/checkout/sessions") == 1
+
+    # The events arrive: the buyer is on Pro, and a further subscribe says so.
+    now = clock.now()
+    sub_id, metadata = new_id("sub"), {"user_id": str(user_of(agent)), "plan": "pro"}
+    paid = paid_session(first, metadata, 19_900, mode="subscription", subscription=sub_id)
+    invoice = subscription_invoice(new_id("in"), sub_id, metadata, 19_900, now, add_month(now))
+    for payload in (
+        event("checkout.session.completed", paid, now),
+        event("invoice.paid", invoice, now),
+    ):
+        await deliver(api.client, payload, now)
+    await settled(runtime)
+    assert (await me(api.client, agent))["plan"] == "pro"
+    assert (await _subscribe(api, agent, "enterprise")).json()["code"] == "already_subscribed"
+
+
+async def test_stripe_unreachable_while_closing_the_last_page_opens_no_new_one(
+    api: Api, runtime: Runtime, stripe_api: FakeStripe
+) -> None:
+    (agent,) = await buyers(runtime, 1)
+    first = _session_of(await _subscribe(api, agent, "pro"))
+    stripe_api.fail_with = 500
+    failed = await _subscribe(api, agent, "pro")
+    assert failed.status_code == 502
+    assert failed.json()["code"] == "payment_provider_unavailable"
+    stripe_api.fail_with = None
+    assert stripe_api.sessions[first]["status"] == "open"
+    second = _session_of(await _subscribe(api, agent, "pro"))  # Stripe is back
+    assert stripe_api.sessions[first]["status"] == "expired"
+    assert stripe_api.sessions[second]["status"] == "open"
+
+
+async def test_concurrent_subscribes_leave_one_payable_page(
+    api: Api, runtime: Runtime, stripe_api: FakeStripe
+) -> None:
+    (agent,) = await buyers(runtime, 1)
+    answers = await asyncio.gather(*(_subscribe(api, agent, "pro") for _ in range(5)))
+    assert all(a.status_code == 201 for a in answers), [a.text for a in answers]
+    opened = {_session_of(a) for a in answers}
+    assert len(opened) == 5
+    assert sorted(stripe_api.sessions[sid]["status"] for sid in opened) == ["expired"] * 4 + [
+        "open"
+    ]
+
+
 async def test_an_event_that_comes_before_what_it_needs_waits_and_is_applied_later(
     api: Api, runtime: Runtime, clock: FrozenClock
 ) -> None:

@@ -32,6 +32,7 @@ from aiqleads.billing.models import (
     EventStatus,
     Invoice,
     InvoiceStatus,
+    PageStatus,
     PaymentEvent,
     Provider,
     Subscription,
@@ -185,6 +186,8 @@ class StripeEvents:
     async def checkout_completed(
         self, obj: dict[str, Any], event: PaymentEvent, now: datetime
     ) -> None:
+        if obj.get("mode") == "subscription":
+            await self._page_is(obj, PageStatus.COMPLETE, now)
         if obj.get("payment_status") not in {"paid", "no_payment_required"}:
             return  # a delayed payment method: `async_payment_succeeded` follows
         metadata = dict(obj.get("metadata") or {})
@@ -196,6 +199,17 @@ class StripeEvents:
         if invoice is None:
             invoice = await self._pack_invoice(obj, metadata, now)
         await self.billing.settle(invoice, now)
+
+    async def _page_is(self, obj: dict[str, Any], status: PageStatus, now: datetime) -> None:
+        """Record what became of a subscription's payment page (`obj`, a Checkout Session)."""
+        page = await self.repo.page_by_ref(str(obj.get("id")))
+        if page is not None and page.status is PageStatus.OPEN:
+            page.status, page.updated_at = status, now
+
+    async def checkout_expired(
+        self, obj: dict[str, Any], event: PaymentEvent, now: datetime
+    ) -> None:
+        await self._page_is(obj, PageStatus.EXPIRED, now)
 
     async def _pack_invoice(
         self, obj: dict[str, Any], metadata: dict[str, Any], now: datetime
@@ -297,6 +311,7 @@ class StripeEvents:
 HANDLERS: dict[str, Handler] = {
     "checkout.session.completed": StripeEvents.checkout_completed,
     "checkout.session.async_payment_succeeded": StripeEvents.checkout_completed,
+    "checkout.session.expired": StripeEvents.checkout_expired,
     "invoice.paid": StripeEvents.invoice_paid,
     "invoice.payment_failed": StripeEvents.invoice_failed,
     "customer.subscription.created": StripeEvents.subscription_updated,

@@ -146,3 +146,27 @@ class PaymentEvent(Base):
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(sa.String(1000))
+
+
+class PageStatus(enum.StrEnum):
+    OPEN = "open"
+    COMPLETE = "complete"  # paid at Stripe (its subscription follows in events)
+    EXPIRED = "expired"  # can no longer be paid
+
+
+class PaymentPage(UuidPk, Base):
+    """A Stripe Checkout page opened for a subscription. A buyer has at most one open: a new
+    one is made only after the last is expired at Stripe, so two pages cannot both be paid
+    (Stripe would then bill two subscriptions for one buyer)."""
+
+    __tablename__ = "payment_pages"
+    __table_args__ = (sa.Index("ix_payment_pages_user_status", "user_id", "status"),)
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        UuidType, sa.ForeignKey("users.id", ondelete="RESTRICT"), nullable=False
+    )
+    plan: Mapped[str] = mapped_column(sa.String(40), nullable=False)
+    provider_ref: Mapped[str] = mapped_column(sa.String(255), nullable=False, unique=True)
+    status: Mapped[PageStatus] = mapped_column(str_enum(PageStatus, 10), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)

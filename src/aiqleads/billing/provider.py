@@ -93,6 +93,24 @@ class StripeGateway:
             raise ProviderUnavailable("The payment provider returned no payment page")
         return CheckoutSession(session.id, session.url)
 
+    async def expire_session(self, session_id: str) -> str:
+        """Make an open Checkout Session unpayable. Returns its status afterwards: "expired",
+        or "complete" if the buyer paid it first (Stripe expires only open sessions)."""
+        try:
+            session = await self.client.v1.checkout.sessions.expire_async(session_id)
+        except stripe.InvalidRequestError:
+            try:  # not open: paid, or expired already
+                session = await self.client.v1.checkout.sessions.retrieve_async(session_id)
+            except stripe.StripeError as exc:
+                log.warning("stripe_error", call="checkout.sessions.retrieve", error=str(exc))
+                raise ProviderUnavailable("The payment provider refused or did not answer") from exc
+        except stripe.StripeError as exc:
+            log.warning("stripe_error", call="checkout.sessions.expire", error=str(exc))
+            raise ProviderUnavailable("The payment provider refused or did not answer") from exc
+        if session.status not in {"expired", "complete"}:
+            raise ProviderUnavailable("The payment provider could not close the last payment page")
+        return str(session.status)
+
     async def cancel_at_period_end(self, subscription_id: str) -> None:
         try:
             await self.client.v1.subscriptions.update_async(

@@ -12,12 +12,14 @@ from aiqleads.billing.models import (
     EventStatus,
     Invoice,
     InvoiceStatus,
+    PageStatus,
     PaymentEvent,
+    PaymentPage,
     Provider,
     Subscription,
     SubscriptionStatus,
 )
-from aiqleads.kit.dialect import upsert
+from aiqleads.kit.dialect import lock_key, upsert
 
 LIVE = (SubscriptionStatus.PENDING, SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE)
 
@@ -81,6 +83,27 @@ class BillingRepository:
             .where(Subscription.id == subscription_id)
             .with_for_update()
             .execution_options(populate_existing=True)
+        )
+
+    # subscription payment pages
+
+    async def lock_pages(self, user_id: uuid.UUID) -> None:
+        """Serialise one buyer's subscribe requests: each looks at their open pages, then
+        opens one. (An advisory lock: the user's row is locked by credit grants.)"""
+        await lock_key(self.session, f"payment_pages|{user_id}")
+
+    async def open_pages(self, user_id: uuid.UUID) -> list[PaymentPage]:
+        return list(
+            await self.session.scalars(
+                sa.select(PaymentPage)
+                .where(PaymentPage.user_id == user_id, PaymentPage.status == PageStatus.OPEN)
+                .order_by(PaymentPage.created_at)
+            )
+        )
+
+    async def page_by_ref(self, ref: str) -> PaymentPage | None:
+        return await self.session.scalar(
+            sa.select(PaymentPage).where(PaymentPage.provider_ref == ref)
         )
 
     # invoices

@@ -25,12 +25,14 @@ from aiqleads.billing.models import (
     Invoice,
     InvoiceKind,
     InvoiceStatus,
+    PageStatus,
+    PaymentPage,
     Provider,
     Subscription,
     SubscriptionStatus,
 )
 from aiqleads.billing.plans import FREE_PLAN, CreditPack, Plan
-from aiqleads.billing.provider import ProviderUnavailable
+from aiqleads.billing.provider import ProviderUnavailable, StripeGateway
 from aiqleads.billing.repository import BillingRepository
 from aiqleads.checkout.models import Order, Purchase
 from aiqleads.kit.errors import AppError, Conflict, NotFound
@@ -444,6 +446,7 @@ class BillingService:
             await self.session.flush()
         stripe = self.runtime.stripe
         if stripe is not None:
+            await self._close_pages(stripe, plan, now)
             metadata = {"user_id": str(self.user.id), "plan": plan.id}
             session = await stripe.checkout_session(
                 {
@@ -467,6 +470,17 @@ class BillingService:
                     "cancel_url": f"{self.runtime.settings.public_url}/billing",
                 }
             )
+            self.session.add(
+                PaymentPage(
+                    id=uuid.uuid4(),
+                    user_id=self.user.id,
+                    plan=plan.id,
+                    provider_ref=session.id,
+                    status=PageStatus.OPEN,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
             self._audit("billing.subscribe", now, plan=plan.id, provider="stripe")
             return Payment(None, session.url, None)
         subscription = Subscription(
@@ -486,6 +500,22 @@ class BillingService:
         await self.session.flush()
         self._audit("billing.subscribe", now, plan=plan.id, provider="manual")
         return Payment(invoice, None, subscription)
+
+    async def _close_pages(self, stripe: StripeGateway, plan: Plan, now: datetime) -> None:
+        """Expire the buyer's earlier payment pages at Stripe before opening another, so at
+        most one can ever be paid; `409 subscription_paid` if one was paid already (its
+        subscription starts when Stripe's events arrive)."""
+        await self.repo.lock_pages(self.user.id)
+        for page in await self.repo.open_pages(self.user.id):
+            page.status = PageStatus(await stripe.expire_session(page.provider_ref))
+            page.updated_at = now
+            if page.status is PageStatus.COMPLETE:
+                paid = self.runtime.plans.of(page.plan).name
+                raise Conflict(
+                    f"You have paid for {paid} already; it starts as soon as Stripe confirms "
+                    f"the payment. Subscribe to {plan.name} after that by cancelling {paid}.",
+                    code="subscription_paid",
+                )
 
     async def cancel(self) -> Subscription:
         """Stop the subscription at the end of the paid period (one not yet paid stops now)."""
