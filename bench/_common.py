@@ -52,6 +52,7 @@ FrozenClock fixed at 2026-03-02 12:00 UTC so the generated records are the same 
 | `bench/search_latency.py` | `GET /api/v1/leads/search` over HTTP on 1,000,000 leads, 20 concurrent clients: radius 10 mi + 3 filters + sort; text queries; facet counts | radius search p95 <= 50 ms (PostgreSQL), <= 150 ms (SQLite) |
 | `bench/price_recompute.py` | `pricing.service.recompute` over every lead on sale: first run, unchanged, a day later | 1,000,000 leads in <= 60 s |
 | `bench/checkout_throughput.py` | `POST /api/v1/checkout` over HTTP, 50 buyers checking out at once (distinct leads), then one buyer alone; the books checked afterwards | >= 300 checkouts/s with p95 <= 100 ms (PostgreSQL) |
+| `bench/http_floor.py` | the machine's floor for closed-loop HTTP: a bare Starlette app, `/healthz` and an authenticated `GET /api/v1/users/me` at 1, 20 and 50 clients, with the aiohttp and the httpx load generators | none (context for the two HTTP targets) |
 
 Run them with (each takes the options shown in its `--help`; `--no-docs` leaves this page alone):
 
@@ -61,6 +62,7 @@ Run them with (each takes the options shown in its `--help`; `--no-docs` leaves 
     .venv/bin/python bench/search_latency.py --leads 1000000 --database postgresql --clients 20 --requests 2000
     .venv/bin/python bench/price_recompute.py --leads 1000000 --database postgresql
     .venv/bin/python bench/checkout_throughput.py --database postgresql --buyers 50 --rounds 20
+    .venv/bin/python bench/http_floor.py --database postgresql --requests 5000
 
 PostgreSQL runs create and drop their own database through
 `postgresql://postgres@127.0.0.1:5432/postgres` (override with `AIQLEADS_BENCH_PG_ADMIN_URL`).
