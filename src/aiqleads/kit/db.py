@@ -8,6 +8,7 @@ queue on the lock instead of deadlocking when a read transaction upgrades to a w
 from __future__ import annotations
 
 import json
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -33,6 +34,11 @@ from aiqleads.kit.dialect import UTCDateTime, UuidType
 from aiqleads.kit.errors import AppError
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# Each connection's page cache (the default is 2 MiB: a batch of leads overflowed it and spilled
+# to the WAL mid-transaction) and memory-mapped reads, shared across connections through the
+# OS page cache (NullPool opens a connection per unit of work, so its own cache starts cold).
+SQLITE_CACHE_KIB = 32 * 1024
+SQLITE_MMAP_BYTES = 256 * 1024 * 1024
 _BEGIN_OPTION = "aiqleads_sqlite_begin"
 
 NAMING_CONVENTION = {
@@ -113,6 +119,17 @@ def create_engine(url: str, pool_size: int = 20) -> AsyncEngine:
     # NullPool: an aiosqlite connection is a thread; opening one is cheap and pooling them
     # across event loops (tests, CLI) is a source of hangs.
     engine = create_async_engine(url, poolclass=NullPool, **json_options)
+    # One idle connection held for the engine's life (opened with the first): when the last
+    # connection to a WAL database closes, SQLite checkpoints the whole log into the file,
+    # syncs and deletes it, and with NullPool every unit of work was the last (80-190 ms per
+    # ingested batch). While one stays open, the log is checkpointed as it grows and reused.
+    keeper: list[sqlite3.Connection] = []
+    holds_file = bool(database) and database != ":memory:"
+
+    @event.listens_for(engine.sync_engine, "engine_disposed")
+    def _release_keeper(_engine: sa.Engine) -> None:
+        while keeper:
+            keeper.pop().close()
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -123,7 +140,14 @@ def create_engine(url: str, pool_size: int = 20) -> AsyncEngine:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
+        cursor.execute(f"PRAGMA mmap_size={SQLITE_MMAP_BYTES}")
+        cursor.execute("PRAGMA wal_autocheckpoint=10000")
         cursor.close()
+        if holds_file and not keeper:
+            held = sqlite3.connect(database, check_same_thread=False, isolation_level=None)
+            held.execute("SELECT count(*) FROM sqlite_master").fetchall()  # joins the log
+            keeper.append(held)
         dbapi_connection.create_function(
             dialect.SQLITE_COVERS, 3, dialect.sqlite_covers, deterministic=True
         )
