@@ -306,8 +306,14 @@ def survive(records: Sequence[Contribution]) -> tuple[Fields, dict[str, Any]]:
     golden: Fields = {}
     provenance: dict[str, Any] = {}
 
+    # One origin per record, shared by the fields it gave (only ever written out as JSON).
+    origins = {
+        id(r): {"record_id": r.record_id, "source": r.source, "source_key": r.source_key}
+        for r in ranked
+    }
+
     def origin(r: Contribution) -> dict[str, Any]:
-        return {"record_id": r.record_id, "source": r.source, "source_key": r.source_key}
+        return origins[id(r)]
 
     for group, members in FIELD_GROUPS.items():
         candidates = [r for r in ranked if any(r.fields.get(k) for k in _GROUP_LEAD[group])]
