@@ -190,6 +190,36 @@ async def test_a_transaction_must_balance_and_a_debit_cannot_overdraw(
     assert await reconcile(runtime) == []
 
 
+async def test_accounts_are_opened_once_and_a_posting_leaves_the_balances_it_made(
+    api: Api, runtime: Runtime
+) -> None:
+    agent = await api.signup("agent@realty.example.com")
+    owner = await user_id(runtime, agent.email)
+    async with runtime.transaction() as session:
+        ledger = Ledger(session)
+        now = runtime.clock.now()
+        credits, grants = await ledger.accounts(
+            now, (AccountKind.CREDITS, owner), (AccountKind.GRANTS, None)
+        )
+        assert (credits.kind, credits.user_id) == (AccountKind.CREDITS, owner)
+        assert (grants.kind, grants.owner) == (AccountKind.GRANTS, "")
+        again = await ledger.accounts(now, (AccountKind.GRANTS, None), (AccountKind.CREDITS, owner))
+        assert [a.id for a in again] == [grants.id, credits.id]
+        before = grants.balance
+        await ledger.post(TransactionKind.GRANT, [Leg(grants, -7), Leg(credits, 7)], now)
+        await ledger.post(TransactionKind.GRANT, [Leg(grants, -5), Leg(credits, 5)], now)
+        assert (credits.balance, grants.balance) == (12, before - 12)
+    assert (await credits_of(api, agent))["balance"] == 12
+    async with runtime.transaction(write=False) as session:
+        opened = await session.scalar(
+            sa.select(sa.func.count())
+            .select_from(LedgerAccount)
+            .where(LedgerAccount.kind == AccountKind.CREDITS, LedgerAccount.owner == str(owner))
+        )
+    assert opened == 1
+    assert await reconcile(runtime) == []
+
+
 async def test_the_database_itself_refuses_a_negative_balance_and_changed_entries(
     api: Api, runtime: Runtime
 ) -> None:

@@ -147,12 +147,12 @@ class Billing:
                 if invoice.kind is InvoiceKind.SUBSCRIPTION
                 else TransactionKind.TOP_UP
             )
+            paid_from, into = await ledger.accounts(
+                at, (source, None), (AccountKind.CREDITS, user.id)
+            )
             await ledger.post(
                 kind,
-                [
-                    Leg(await ledger.account(source, at), -invoice.credits),
-                    Leg(await ledger.credits(user.id, at), invoice.credits),
-                ],
+                [Leg(paid_from, -invoice.credits), Leg(into, invoice.credits)],
                 at,
                 reference=str(invoice.id),
                 memo=f"{invoice.description} (invoice {invoice.number})",

@@ -18,23 +18,18 @@ class CheckoutRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def held_lead_ids(self, buyer_id: uuid.UUID) -> list[uuid.UUID]:
-        """Leads the buyer holds (lapsed holds not yet ended included), in lock order."""
-        rows = await self.session.scalars(
-            sa.select(Hold.lead_id)
-            .where(Hold.buyer_id == buyer_id, Hold.status == HoldStatus.ACTIVE)
-            .order_by(Hold.lead_id)
+    async def lock_held_leads(self, buyer_id: uuid.UUID) -> dict[uuid.UUID, Lead]:
+        """The leads the buyer holds (lapsed holds not yet ended included), their rows locked
+        in id order (the order every locker uses, so two checkouts over the same leads queue
+        rather than deadlock) and read afresh."""
+        held = sa.select(Hold.lead_id).where(
+            Hold.buyer_id == buyer_id, Hold.status == HoldStatus.ACTIVE
         )
-        return list(rows)
-
-    async def lock_leads(self, lead_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Lead]:
-        """The leads, their rows locked in id order (the order every locker uses, so two
-        checkouts over the same leads queue rather than deadlock) and read afresh."""
         rows = await self.session.scalars(
             sa.select(Lead)
-            .where(Lead.id.in_(lead_ids))
+            .where(Lead.id.in_(held))
             .order_by(Lead.id)
-            .with_for_update()
+            .with_for_update(of=Lead)
             .execution_options(populate_existing=True)
         )
         return {lead.id: lead for lead in rows}

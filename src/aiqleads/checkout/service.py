@@ -93,12 +93,11 @@ class CheckoutService:
         """Buy every lead the buyer holds. `expected_total_cents`, when given, must be the
         cart's total now (`409 cart_changed` otherwise): the buyer pays what they saw."""
         now = self.runtime.clock.now()
-        lead_ids = await self.repo.held_lead_ids(self.buyer.id)
-        if not lead_ids:
+        leads = await self.repo.lock_held_leads(self.buyer.id)
+        if not leads:
             raise CartEmpty("Your cart is empty")
-        leads = await self.repo.lock_leads(lead_ids)
         holds = []
-        for hold in await self.repo.active_holds(self.buyer.id, lead_ids):
+        for hold in await self.repo.active_holds(self.buyer.id, list(leads)):
             if hold.expires_at > now:
                 holds.append(hold)
             else:  # lapsed at this instant: over, as GET /cart already shows
@@ -166,8 +165,9 @@ class CheckoutService:
         )
         # Last: the debit locks the platform's revenue account until the commit.
         ledger = Ledger(self.session)
-        credits = await ledger.credits(self.buyer.id, now)
-        revenue = await ledger.account(AccountKind.REVENUE, now)
+        credits, revenue = await ledger.accounts(
+            now, (AccountKind.CREDITS, self.buyer.id), (AccountKind.REVENUE, None)
+        )
         if total:
             await ledger.post(
                 TransactionKind.PURCHASE,
@@ -177,8 +177,11 @@ class CheckoutService:
                 memo=f"{len(items)} lead(s), order {order.id}",
                 actor_id=self.buyer.id,
             )
+            balance = credits.balance  # as the debit left it
+        else:
+            balance = await ledger.balance(credits)
         self.runtime.demand.signal({i.lead.market for i in items if i.lead.market})
-        return Checkout(order, items, receipt, await ledger.balance(credits))
+        return Checkout(order, items, receipt, balance)
 
     def _sell(self, order: Order, hold: Hold, lead: Lead, now: datetime) -> Bought:
         """Turn one hold into a purchase: the hold ends, the lead counts the sale (sold when

@@ -161,12 +161,12 @@ class DisputeService:
         now = self.runtime.clock.now()
         ledger = Ledger(self.session)
         if purchase.price_cents:
+            revenue, credits = await ledger.accounts(
+                now, (AccountKind.REVENUE, None), (AccountKind.CREDITS, buyer.id)
+            )
             await ledger.post(
                 TransactionKind.REFUND,
-                [
-                    Leg(await ledger.account(AccountKind.REVENUE, now), -purchase.price_cents),
-                    Leg(await ledger.credits(buyer.id, now), purchase.price_cents),
-                ],
+                [Leg(revenue, -purchase.price_cents), Leg(credits, purchase.price_cents)],
                 now,
                 reference=str(purchase.id),
                 memo=f"Refund of lead {lead.id}: {dispute.reason.value.replace('_', ' ')}",

@@ -99,8 +99,9 @@ async def grant(
         raise NotFound("No such user", code="user_not_found")
     now = runtime.clock.now()
     ledger = Ledger(session)
-    source = await ledger.account(AccountKind.GRANTS, now)
-    target = await ledger.credits(agent.id, now)
+    source, target = await ledger.accounts(
+        now, (AccountKind.GRANTS, None), (AccountKind.CREDITS, agent.id)
+    )
     transaction = await ledger.post(
         TransactionKind.GRANT,
         [Leg(source, -body.credits), Leg(target, body.credits)],
@@ -131,7 +132,7 @@ async def grant(
         transaction_id=transaction.id,
         user_id=agent.id,
         credits=body.credits,
-        balance=await ledger.balance(target),
+        balance=target.balance,  # as the grant left it
     )
     await idem.complete(session, status.HTTP_201_CREATED, out)
     return out

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 import structlog
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from aiqleads.kit.bulk import insert_rows
 from aiqleads.kit.dialect import upsert
@@ -106,6 +107,23 @@ class Ledger:
     async def credits(self, user_id: uuid.UUID, at: datetime) -> LedgerAccount:
         return await self.account(AccountKind.CREDITS, at, user_id)
 
+    async def accounts(
+        self, at: datetime, *wanted: tuple[AccountKind, uuid.UUID | None]
+    ) -> list[LedgerAccount]:
+        """Several accounts (kind, owner; None for the platform's) in one query, in the order
+        asked; any not opened yet is opened as `account` does."""
+        keys = [(kind, str(user_id) if user_id is not None else "") for kind, user_id in wanted]
+        rows = await self.session.scalars(
+            sa.select(LedgerAccount).where(
+                sa.tuple_(LedgerAccount.kind, LedgerAccount.owner).in_(keys)
+            )
+        )
+        found = {(a.kind, a.owner): a for a in rows}
+        return [
+            found.get(key) or await self.account(kind, at, user_id)
+            for key, (kind, user_id) in zip(keys, wanted, strict=True)
+        ]
+
     async def post(
         self,
         kind: TransactionKind,
@@ -118,7 +136,9 @@ class Ledger:
     ) -> LedgerTransaction:
         """Write one balanced transaction and move the balances it touches. Refused whole:
         `insufficient_credits` if an agent's credits would go below zero, `already_posted`
-        if a transaction of this kind with this reference exists."""
+        if a transaction of this kind with this reference exists. Afterwards each leg's
+        `account.balance` is the balance this transaction left (its row stays locked until
+        the transaction ends)."""
         amounts: dict[uuid.UUID, int] = defaultdict(int)
         kinds: dict[uuid.UUID, AccountKind] = {}
         for leg in legs:
@@ -144,6 +164,7 @@ class Ledger:
                 f"A {kind.value} for {reference} is already posted", code="already_posted"
             ) from exc
         # Accounts in one order, so two transactions over the same accounts cannot deadlock.
+        balances: dict[uuid.UUID, int] = {}
         for account_id in sorted(amounts):
             amount = amounts[account_id]
             if not amount:
@@ -153,11 +174,13 @@ class Ledger:
                 moved = moved.where(LedgerAccount.balance + amount >= 0)
             result = await self.session.execute(
                 moved.values(balance=LedgerAccount.balance + amount)
-                .returning(LedgerAccount.id)
+                .returning(LedgerAccount.balance)
                 .execution_options(synchronize_session=False)
             )
-            if result.scalar_one_or_none() is None:
+            balance = result.scalar_one_or_none()
+            if balance is None:
                 raise InsufficientCredits("Not enough credits", extra={"needed": -amount})
+            balances[account_id] = balance
         await insert_rows(
             self.session,
             LedgerEntry.__table__,  # type: ignore[arg-type]
@@ -172,8 +195,11 @@ class Ledger:
                 for leg in legs
             ],
         )
-        for leg in legs:  # what the session holds is stale now
-            self.session.expire(leg.account, ["balance"])
+        for leg in legs:  # as the row now is (locked by this transaction until it ends)
+            if leg.account.id in balances:
+                set_committed_value(leg.account, "balance", balances[leg.account.id])
+            else:  # its legs cancelled out: not written, so not locked either
+                self.session.expire(leg.account, ["balance"])
         log.info("ledger_posted", kind=kind.value, transaction=str(transaction.id))
         return transaction
 
