@@ -5,7 +5,8 @@
 
 The records (`synthetic.generate`, default fraud and duplicate rates) are generated first and
 not timed. They are grouped by source and each source is run with `run_source(records=...)`
-in `DEMO_SOURCES` order (batches of 500, one transaction each), into a fresh database; the
+in `DEMO_SOURCES` order (batches of `ingest.service.BATCH_SIZES`: 500 on SQLite, 2,000 on
+PostgreSQL; one transaction each), into a fresh database; the
 clock covers those runs only. Figures:
 
 * records/s overall and per source run, and per batch over the run (does it slow down as the
@@ -42,7 +43,7 @@ import _common as c
 from aiqleads.ingest import pipeline as pipeline_module
 from aiqleads.ingest import synthetic
 from aiqleads.ingest.pipeline import LeadPipeline, Preparer
-from aiqleads.ingest.service import run_source
+from aiqleads.ingest.service import BATCH_SIZE, BATCH_SIZES, run_source
 from aiqleads.leads.models import Lead
 
 TARGET = 2_000.0
@@ -355,8 +356,8 @@ def main() -> None:
         "",
         f"{args.count:,} records from `synthetic.generate({args.count}, seed={args.seed})` "
         f"(default fraud and duplicate rates; generation {gen_s:.1f} s, not counted), grouped by "
-        "source, one `run_source(records=...)` per source in `DEMO_SOURCES` order, batches of 500, "
-        "one process: each batch is parsed and cleaned on the preparing thread, then matched, "
+        "source, one `run_source(records=...)` per source in `DEMO_SOURCES` order, batches of "
+        f"{BATCH_SIZES.get(args.database, BATCH_SIZE):,}, one process: each batch is parsed and cleaned on the preparing thread, then matched, "
         "scored and written on the event loop in its own transaction (one core of Python; the "
         "database works beside it: SQLite's C library in aiosqlite's thread, PostgreSQL in its "
         "server).",

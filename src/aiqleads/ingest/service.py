@@ -38,7 +38,11 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
-BATCH_SIZE = 500
+# Records per batch (one transaction each). Larger batches write each index page once for
+# more rows; on SQLite a batch's transaction holds the one write lock, so API writes wait for
+# it: 500 keeps that wait near half a second. PostgreSQL has no such lock.
+BATCH_SIZES = {"sqlite": 500, "postgresql": 2_000}
+BATCH_SIZE = BATCH_SIZES["sqlite"]  # any other dialect
 # The tables a run's lookups probe; kept analysed while a bulk load makes them grow.
 GROWING_TABLES = ("source_records", "leads", "lead_match_keys")
 # A running run that has written no batch for this long lost its process (a crash, a kill).
@@ -153,11 +157,12 @@ async def run_source(
     replay_of: uuid.UUID | None = None,
     progress: Progress | None = None,
     http: httpx.AsyncClient | None = None,
-    batch_size: int = BATCH_SIZE,
+    batch_size: int | None = None,
     run_id: uuid.UUID | None = None,
 ) -> IngestionRun:
     """Run one source end to end (pull sources fetch; `records` feeds given raw records).
     `run_id` continues a run row created earlier (a replay an operator asked for).
+    `batch_size` defaults to the database's (`BATCH_SIZES`).
 
     Raises `Conflict` (run_in_progress) while another run of the source is alive; a replay
     that meets one is closed as failed instead."""
@@ -224,7 +229,8 @@ async def run_source(
                 f"source {source.slug} is push-only: records arrive by webhook or API"
             )
         # Parsing and cleaning run before the batch's transaction opens, off the event loop.
-        async for batch in _batches(_guarded(stream), batch_size):
+        size = batch_size or BATCH_SIZES.get(runtime.db.dialect, BATCH_SIZE)
+        async for batch in _batches(_guarded(stream), size):
             await store(await prepare_off_loop(preparer.prepare, batch))
         run.status = RunStatus.SUCCEEDED
     except SourceFailed as exc:
