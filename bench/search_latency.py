@@ -737,8 +737,8 @@ def main() -> None:
         "--workers",
         type=int,
         default=os.cpu_count() or 1,
-        help="loader processes (default one per CPU: building a row, `redact` above all, is the "
-        "load's bottleneck)",
+        help="loader processes that build the rows (default one per CPU), while this process "
+        "generates the records and writes the rows with COPY",
     )
     parser.add_argument("--report-every", type=float, default=60.0)
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
