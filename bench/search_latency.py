@@ -20,7 +20,7 @@ them). Rows go in with COPY on PostgreSQL, where the server computes the generat
 and `search_tsv` columns and their GiST / GIN indexes as rows arrive, then `VACUUM ANALYZE`;
 on SQLite with `executemany`, the FTS5 index and its triggers dropped for the load and
 created again by `kit.dialect.create_lead_search` (the migration's DDL; its `'rebuild'`
-indexes every row in one pass). Then `pricing.service.recompute`, the scheduled job, runs
+indexes every row in one pass), then `ANALYZE`. Then `pricing.service.recompute`, the scheduled job, runs
 once (timed apart): search prices every lead it shows from the demand/supply snapshots it
 saves. `--keep` keeps the store, `--reuse` measures it again.
 
