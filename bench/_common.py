@@ -66,6 +66,18 @@ Run them with (each takes the options shown in its `--help`; `--no-docs` leaves 
 
 PostgreSQL runs create and drop their own database through
 `postgresql://postgres@127.0.0.1:5432/postgres` (override with `AIQLEADS_BENCH_PG_ADMIN_URL`).
+
+PostgreSQL server settings for these runs: `shared_buffers=4GB` and `random_page_cost=1.1`
+(`ALTER SYSTEM SET ...`, then a restart; see docs/decisions/0006). A fresh machine starts at
+the defaults (128 MB, 4), so a section whose header shows them was measured before the
+settings were made on that machine.
+
+The sections come from different runs on different 2-core virtual machines, whose speed
+varies more than most changes do: with nearly the same code, the SQLite pipeline benchmark
+gave 368 records/s on 2026-12-01 (AMD EPYC; generating its records took 7.7 s) and 908 on
+2026-12-02 (Intel Xeon; 3.9 s). Each header names the CPU and the date. Compare figures
+from one machine; a change is measured against its parent on the same machine (the commit
+messages and the issue notes give those A/B figures).
 """
 
 
