@@ -15,6 +15,7 @@ from aiqleads.accounts.models import LoginThrottle
 from aiqleads.kit.db import Base, Database, create_engine
 from aiqleads.kit.dialect import include_object
 from aiqleads.kit.errors import AppError
+from aiqleads.kit.migrate import upgrade_async
 
 
 async def test_sqlite_is_opened_with_wal_foreign_keys_and_busy_timeout(tmp_path: object) -> None:
@@ -24,6 +25,40 @@ async def test_sqlite_is_opened_with_wal_foreign_keys_and_busy_timeout(tmp_path:
         assert (await conn.exec_driver_sql("PRAGMA foreign_keys")).scalar() == 1
         assert (await conn.exec_driver_sql("PRAGMA busy_timeout")).scalar() == 30000
     await engine.dispose()
+
+
+async def test_upgrading_a_sqlite_store_gives_its_planner_statistics(tmp_path: object) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path}/old.db"
+    await upgrade_async(url, "0016")
+    engine = create_engine(url)
+    async with engine.begin() as conn:
+        for n in range(3):
+            await conn.exec_driver_sql(
+                "INSERT INTO idempotency_keys (owner, key, fingerprint, status, body, created_at) "
+                f"VALUES ('agent', 'key-{n}', 'f', 201, '{{}}', '2026-03-02 12:00:00.000000')"
+            )
+        missing = (
+            await conn.exec_driver_sql(
+                "SELECT count(*) FROM sqlite_master WHERE name = 'sqlite_stat1'"
+            )
+        ).scalar()
+    await engine.dispose()
+    assert missing == 0
+    await upgrade_async(url)
+    engine = create_engine(url)
+    async with engine.connect() as conn:
+        rows = (
+            (
+                await conn.exec_driver_sql(
+                    "SELECT stat FROM sqlite_stat1 WHERE tbl = 'idempotency_keys'"
+                )
+            )
+            .scalars()
+            .all()
+        )
+    await engine.dispose()
+    assert rows  # one per index of the table, each starting with its 3 rows
+    assert all(stat.split()[0] == "3" for stat in rows)
 
 
 # SQLite's expression indexes (the search indexes' price keys) cannot be reflected; they are
