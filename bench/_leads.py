@@ -50,6 +50,7 @@ import sqlalchemy as sa
 import _common as c
 from aiqleads.ingest import synthetic
 from aiqleads.kit.bulk import string_limits
+from aiqleads.kit.dialect import SQLITE_FULL_ANALYSIS
 from aiqleads.leads.models import Lead
 from aiqleads.quality import dedup
 
@@ -448,7 +449,7 @@ class Writer:
             # A full ANALYZE, as ingestion's `kit.dialect.Statistics` runs while a store grows.
             lite = sqlite3.connect(self.db.name, isolation_level=None)
             try:
-                lite.execute("PRAGMA analysis_limit=0")
+                lite.execute(SQLITE_FULL_ANALYSIS)
                 lite.execute("ANALYZE")
                 parts["ANALYZE"] = time.perf_counter() - t0
                 t0 = time.perf_counter()

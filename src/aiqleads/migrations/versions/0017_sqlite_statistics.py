@@ -16,6 +16,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
+from aiqleads.kit.dialect import SQLITE_FULL_ANALYSIS
+
 revision: str = "0017"
 down_revision: str | None = "0016"
 branch_labels: str | Sequence[str] | None = None
@@ -24,7 +26,7 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     if op.get_bind().dialect.name == "sqlite":
-        op.execute("PRAGMA analysis_limit=0")  # a full analysis (a sampled one misjudges status)
+        op.execute(SQLITE_FULL_ANALYSIS)
         op.execute("ANALYZE")
 
 
