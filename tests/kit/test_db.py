@@ -164,3 +164,33 @@ async def test_an_app_error_rolls_back_unless_it_asks_to_commit(database_url: st
         assert await session.get(LoginThrottle, "rolled-back") is None
         assert await session.get(LoginThrottle, "kept") is not None
     await db.engine.dispose()
+
+
+async def test_a_connection_the_server_closed_is_replaced_not_handed_out(
+    database_url: str,
+) -> None:
+    """After PostgreSQL ends the pooled connections (a restart, an idle timeout, an operator's
+    pg_terminate_backend), the next units of work still succeed, without a failed request
+    first. SQLite opens a connection per unit of work and has nothing to end."""
+    db = Database(create_engine(database_url, pool_size=3))
+
+    async def backend() -> int:
+        async with db.unit_of_work(write=False) as session:
+            if db.dialect != "postgresql":
+                return 0
+            return int((await session.execute(sa.text("SELECT pg_backend_pid()"))).scalar_one())
+
+    pids = set(await asyncio.gather(*(backend() for _ in range(3))))
+    if db.dialect == "postgresql":
+        admin = create_engine(database_url)
+        async with admin.connect() as conn:
+            for pid in pids:
+                await conn.execute(sa.text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+        await admin.dispose()
+        await asyncio.sleep(0.2)  # the sockets' close reaches the pooled connections
+    after = set(await asyncio.gather(*(backend() for _ in range(3))))
+    if db.dialect == "postgresql":
+        assert not after & pids  # every one is a new backend
+    async with db.unit_of_work() as session:
+        session.add(LoginThrottle(email_key="after", failures=0, updated_at=datetime.now(UTC)))
+    await db.engine.dispose()

@@ -93,6 +93,19 @@ PG_SESSION_SETTINGS = {
 }
 
 
+def _refuse_closed_connection(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """A pooled PostgreSQL connection the server has closed (a restart, an idle timeout, a
+    terminated backend) is replaced before a request gets it.
+
+    This asks asyncpg, which has seen the socket close, instead of `pool_pre_ping`'s round
+    trips (BEGIN, an empty query, ROLLBACK on every checkout: about 0.9 ms of this process's
+    CPU per request, measured on the search benchmark). A connection that dies in the moment
+    between this check and its first query fails that one request, and SQLAlchemy then
+    discards every connection opened before the failure."""
+    if dbapi_connection.driver_connection.is_closed():
+        raise sa.exc.DisconnectionError("the server closed this connection")
+
+
 def create_engine(url: str, pool_size: int = 20) -> AsyncEngine:
     """An async engine for SQLite (aiosqlite) or PostgreSQL (asyncpg)."""
     parsed = make_url(url)
@@ -101,17 +114,18 @@ def create_engine(url: str, pool_size: int = 20) -> AsyncEngine:
         "json_deserializer": orjson.loads,
     }
     if parsed.get_backend_name() != "sqlite":
-        return create_async_engine(
+        engine = create_async_engine(
             url,
             pool_size=pool_size,
             # No overflow: an overflow connection is closed when it is given back, so a burst
             # beyond the pool paid for a new connection per request (start-up, type
             # introspection, an empty statement cache). Waiting for a pooled one is cheaper.
             max_overflow=0,
-            pool_pre_ping=True,
             connect_args={"server_settings": PG_SESSION_SETTINGS},
             **json_options,
         )
+        event.listen(engine.sync_engine, "checkout", _refuse_closed_connection)
+        return engine
 
     database = parsed.database or ""
     if database and database != ":memory:":
