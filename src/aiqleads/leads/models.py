@@ -132,6 +132,11 @@ class Lead(UuidPk, Timestamped, Base):
     source_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
+# A lead read as a plain row of some of its columns, named as Lead's attributes (a search
+# page reads rows, not entities).
+LeadRow = sa.Row[*tuple[Any, ...]]
+
+
 class LeadMatchKey(Base):
     """Blocking keys (phone, e-mail, address, parcel, phonetic name + ZIP) of a lead.
 

@@ -18,7 +18,7 @@ from aiqleads.accounts.models import User
 from aiqleads.audit.service import record as audit
 from aiqleads.kit.errors import Conflict, NotFound
 from aiqleads.leads.lifecycle import LeadStatus
-from aiqleads.leads.models import LEAD_KINDS, Lead
+from aiqleads.leads.models import LEAD_KINDS, Lead, LeadRow
 from aiqleads.pricing.config import PricingConfig
 from aiqleads.pricing.engine import (
     LeadFacts,
@@ -231,9 +231,10 @@ class PricingService:
         quoted = price(facts_of(lead), segment_of(snapshot), config, snapshot.as_of, plan)
         return quoted, snapshot, config
 
-    async def prices(self, leads: Sequence[Lead], plan: str) -> dict[uuid.UUID, int]:
-        """Prices of a page of leads for a buyer on `plan` (one snapshot read for them all);
-        leads not on sale, or in no market, have none."""
+    async def prices(self, leads: Sequence[Lead | LeadRow], plan: str) -> dict[uuid.UUID, int]:
+        """Prices of a page of leads (entities, or rows with their columns) for a buyer on
+        `plan` (one snapshot read for them all); leads not on sale, or in no market, have
+        none."""
         on_sale = [x for x in leads if x.status is LeadStatus.AVAILABLE and x.market is not None]
         if not on_sale:
             return {}

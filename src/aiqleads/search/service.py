@@ -14,7 +14,7 @@ from aiqleads.accounts.models import User
 from aiqleads.demand.models import DemandKind
 from aiqleads.kit.errors import AppError, Invalid, NotFound
 from aiqleads.leads.lifecycle import LeadStatus
-from aiqleads.leads.models import Lead
+from aiqleads.leads.models import Lead, LeadRow
 from aiqleads.pricing.service import PricingService
 from aiqleads.runtime import Runtime
 from aiqleads.search.repository import FACETS, METERS_PER_MILE, Hit, SearchRepository
@@ -40,7 +40,7 @@ def initials(first: str | None, last: str | None) -> str | None:
     return " ".join(parts) or None
 
 
-def masked_street(lead: Lead) -> str | None:
+def masked_street(lead: Lead | LeadRow) -> str | None:
     """The street without house number or unit ("S Las Vegas Blvd")."""
     parts = [
         lead.street_pre_direction,
@@ -52,12 +52,13 @@ def masked_street(lead: Lead) -> str | None:
 
 
 def present(
-    lead: Lead,
+    lead: Lead | LeadRow,
     revealed: bool,
     distance_m: float | None = None,
     price_cents: int | None = None,
 ) -> LeadView:
-    """The marketplace view of a lead; contact details only when `revealed`."""
+    """The marketplace view of a lead (an entity, or a search page's row); contact details
+    only when `revealed`."""
     contact = ContactView(name=initials(lead.first_name, lead.last_name))
     address = AddressView(
         street=masked_street(lead),
@@ -182,10 +183,10 @@ class SearchService:
         self.repo = SearchRepository(session)
         self.pricing = PricingService(session, runtime)
 
-    async def _revealed(self, leads: list[Lead]) -> set[uuid.UUID]:
+    async def _revealed(self, lead: Lead) -> bool:
         if self.operator:
-            return {lead.id for lead in leads}
-        return await self.repo.bought(self.viewer.id, [lead.id for lead in leads])
+            return True
+        return bool(await self.repo.bought(self.viewer.id, [lead.id]))
 
     async def search(self, request: SearchRequest) -> SearchPage:
         if request.market and request.market not in self.runtime.markets:
@@ -193,15 +194,15 @@ class SearchService:
         after = decode_cursor(request.cursor, request.sort) if request.cursor else None
         now = self.runtime.clock.now()
         slugs = source_slugs(self.runtime, request)
-        hits = await self.repo.page(request, slugs, now, after, request.limit + 1)
+        hits = await self.repo.page(
+            request, slugs, now, after, request.limit + 1, buyer_id=self.viewer.id
+        )
         more = len(hits) > request.limit
         hits = hits[: request.limit]
-        leads = [h.lead for h in hits]
-        revealed = await self._revealed(leads)
-        prices = await self.pricing.prices(leads, self.viewer.plan)
+        prices = await self.pricing.prices([h.lead for h in hits], self.viewer.plan)
         page = SearchPage(
             items=[
-                present(h.lead, h.lead.id in revealed, h.distance_m, prices.get(h.lead.id))
+                present(h.lead, self.operator or h.bought, h.distance_m, prices.get(h.lead.id))
                 for h in hits
             ],
             next_cursor=self._next(request.sort, hits[-1]) if more else None,
@@ -243,7 +244,7 @@ class SearchService:
         lead = await self.repo.get(lead_id)
         if lead is None:
             raise NotFound("No such lead", code="lead_not_found")
-        revealed = bool(await self._revealed([lead]))
+        revealed = await self._revealed(lead)
         if not revealed and lead.status is not LeadStatus.AVAILABLE:
             raise NotFound("No such lead", code="lead_not_found")
         if not self.operator:
