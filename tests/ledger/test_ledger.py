@@ -205,10 +205,12 @@ async def test_accounts_are_opened_once_and_a_posting_leaves_the_balances_it_mad
         assert (grants.kind, grants.owner) == (AccountKind.GRANTS, "")
         again = await ledger.accounts(now, (AccountKind.GRANTS, None), (AccountKind.CREDITS, owner))
         assert [a.id for a in again] == [grants.id, credits.id]
-        before = grants.balance
+        before = await ledger.balance(grants)
         await ledger.post(TransactionKind.GRANT, [Leg(grants, -7), Leg(credits, 7)], now)
         await ledger.post(TransactionKind.GRANT, [Leg(grants, -5), Leg(credits, 5)], now)
-        assert (credits.balance, grants.balance) == (12, before - 12)
+        assert credits.balance == 12  # the agent's, cached and moved by each posting
+        assert grants.balance is None  # the platform's: summed from its entries instead
+        assert await ledger.balance(grants) == before - 12
     assert (await credits_of(api, agent))["balance"] == 12
     async with runtime.transaction(write=False) as session:
         opened = await session.scalar(
@@ -288,3 +290,58 @@ async def test_history_is_only_your_own(
     await fund(runtime, await user_id(runtime, alice.email), 7)
     assert (await credits_of(api, bob)) == {"balance": 0, "items": [], "next_cursor": None}
     assert (await credits_of(api, alice))["balance"] == 7
+
+
+async def test_sales_do_not_queue_on_the_platform_revenue_account(
+    api: Api, runtime: Runtime
+) -> None:
+    """A posting locks the agents' accounts it moves and no platform account: two buyers'
+    purchases go through while a third transaction still holds its own sale to revenue open
+    (PostgreSQL would have made them wait on the revenue row until it ended). SQLite has one
+    writer at a time whatever the rows, so there it is the balances that are checked."""
+    owners = []
+    for name in ("a", "b", "c"):
+        agent = await api.signup(f"{name}@realty.example.com")
+        owners.append(await user_id(runtime, agent.email))
+        await fund(runtime, owners[-1], 10)
+    now = runtime.clock.now()
+
+    async def sale(owner: uuid.UUID, reference: str) -> None:
+        async with runtime.transaction() as session:
+            ledger = Ledger(session)
+            credits, revenue = await ledger.accounts(
+                now, (AccountKind.CREDITS, owner), (AccountKind.REVENUE, None)
+            )
+            await ledger.post(
+                TransactionKind.PURCHASE,
+                [Leg(credits, -3), Leg(revenue, 3)],
+                now,
+                reference=reference,
+            )
+
+    async with runtime.transaction() as session:  # opened once, as by the first sale ever
+        await Ledger(session).account(AccountKind.REVENUE, now)
+    if runtime.db.dialect == "postgresql":
+        async with runtime.transaction() as open_session:
+            ledger = Ledger(open_session)
+            credits, revenue = await ledger.accounts(
+                now, (AccountKind.CREDITS, owners[0]), (AccountKind.REVENUE, None)
+            )
+            await ledger.post(
+                TransactionKind.PURCHASE, [Leg(credits, -3), Leg(revenue, 3)], now, reference="a"
+            )
+            # Still open: the others must not wait for it.
+            await asyncio.wait_for(
+                asyncio.gather(sale(owners[1], "b"), sale(owners[2], "c")), timeout=5
+            )
+    else:
+        for owner, reference in zip(owners, "abc", strict=True):
+            await sale(owner, reference)
+    async with runtime.transaction(write=False) as session:
+        ledger = Ledger(session)
+        revenue = await ledger.account(AccountKind.REVENUE, now)
+        assert await ledger.balance(revenue) == 9
+        assert revenue.balance is None
+        for owner in owners:
+            assert await ledger.balance(await ledger.credits(owner, now)) == 7
+    assert await reconcile(runtime) == []

@@ -163,7 +163,7 @@ class CheckoutService:
             ),
             data={"order_id": str(order.id), "total_cents": total},
         )
-        # Last: the debit locks the platform's revenue account until the commit.
+        # Last: the debit locks the buyer's credits until the commit (revenue is not locked).
         ledger = Ledger(self.session)
         credits, revenue = await ledger.accounts(
             now, (AccountKind.CREDITS, self.buyer.id), (AccountKind.REVENUE, None)
@@ -177,6 +177,7 @@ class CheckoutService:
                 memo=f"{len(items)} lead(s), order {order.id}",
                 actor_id=self.buyer.id,
             )
+            assert credits.balance is not None  # an agent's account caches its balance
             balance = credits.balance  # as the debit left it
         else:
             balance = await ledger.balance(credits)

@@ -1,8 +1,12 @@
 """Ledger accounts, transactions and their entries.
 
 Every movement of credits is a transaction of two or more entries that sum to zero. An
-account's balance is the sum of its entries; `ledger_accounts.balance` caches it, updated in
-the same transaction as the entries and checked by the reconciliation job. The database
+account's balance is the sum of its entries. An agent's account caches it in
+`ledger_accounts.balance`, updated in the same transaction as the entries and checked by the
+reconciliation job; the platform's accounts (revenue, grants, refunds ...) cache nothing
+(`balance` is NULL) and their balance is summed from the entries when asked. Every sale moves
+the revenue account: a cached balance there would be one row that every checkout in the
+marketplace locks until it commits, so checkouts would queue behind each other. The database
 refuses a negative balance on an agent's credits account (a CHECK constraint), and refuses to
 update or delete an entry or a transaction (triggers, `kit.dialect.create_append_only`).
 """
@@ -44,6 +48,8 @@ class LedgerAccount(UuidPk, Base):
         # One account per kind and owner; system accounts are owned by no one (`owner` "").
         sa.UniqueConstraint("kind", "owner"),
         sa.CheckConstraint("kind <> 'credits' OR balance >= 0", name="credits_not_negative"),
+        # A cached balance on an agent's accounts, none on the platform's.
+        sa.CheckConstraint("(owner = '') = (balance IS NULL)", name="balance_cached_for_agents"),
     )
 
     kind: Mapped[AccountKind] = mapped_column(str_enum(AccountKind, 20), nullable=False)
@@ -53,7 +59,8 @@ class LedgerAccount(UuidPk, Base):
     user_id: Mapped[uuid.UUID | None] = mapped_column(
         UuidType, sa.ForeignKey("users.id", ondelete="RESTRICT"), index=True
     )
-    balance: Mapped[int] = mapped_column(sa.BigInteger, nullable=False, default=0)
+    # The sum of the entries, cached for an agent's account; NULL for the platform's.
+    balance: Mapped[int | None] = mapped_column(sa.BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
 
 

@@ -1,10 +1,10 @@
 """Posting to the ledger, balances, history and reconciliation.
 
 `Ledger.post` is the only writer: it checks that a transaction's entries are whole credits that
-sum to zero, writes them, and moves the cached balances in the same database transaction.
-A debit that would take an agent's credits below zero is refused with `insufficient_credits`
-by a conditional UPDATE, and the CHECK constraint `credits_not_negative` refuses it again
-should any other path try.
+sum to zero, writes them, and moves the agents' cached balances in the same database
+transaction (the platform's accounts cache none: see ledger.models). A debit that would take
+an agent's credits below zero is refused with `insufficient_credits` by a conditional UPDATE,
+and the CHECK constraint `credits_not_negative` refuses it again should any other path try.
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ class Ledger:
                     "kind": kind,
                     "owner": owner,
                     "user_id": user_id,
-                    "balance": 0,
+                    "balance": 0 if user_id is not None else None,  # cached for agents only
                     "created_at": at,
                 }
             ],
@@ -134,19 +134,21 @@ class Ledger:
         memo: str = "",
         actor_id: uuid.UUID | None = None,
     ) -> LedgerTransaction:
-        """Write one balanced transaction and move the balances it touches. Refused whole:
-        `insufficient_credits` if an agent's credits would go below zero, `already_posted`
-        if a transaction of this kind with this reference exists. Afterwards each leg's
-        `account.balance` is the balance this transaction left (its row stays locked until
-        the transaction ends)."""
+        """Write one balanced transaction and move the agents' balances it touches. Refused
+        whole: `insufficient_credits` if an agent's credits would go below zero,
+        `already_posted` if a transaction of this kind with this reference exists.
+        Afterwards each agent leg's `account.balance` is the balance this transaction left
+        (its row stays locked until the transaction ends); the platform's accounts are
+        neither updated nor locked."""
         amounts: dict[uuid.UUID, int] = defaultdict(int)
         kinds: dict[uuid.UUID, AccountKind] = {}
         for leg in legs:
             if not isinstance(leg.amount, int) or isinstance(leg.amount, bool) or not leg.amount:
                 raise UnbalancedTransaction(f"an entry must be a non-zero whole number: {leg}")
-            amounts[leg.account.id] += leg.amount
             kinds[leg.account.id] = leg.account.kind
-        if len(legs) < 2 or sum(amounts.values()) != 0:
+            if leg.account.user_id is not None:
+                amounts[leg.account.id] += leg.amount
+        if len(legs) < 2 or sum(leg.amount for leg in legs) != 0:
             raise UnbalancedTransaction(f"entries must sum to zero: {legs}")
         transaction = LedgerTransaction(
             id=uuid.uuid4(),
@@ -198,7 +200,7 @@ class Ledger:
         for leg in legs:  # as the row now is (locked by this transaction until it ends)
             if leg.account.id in balances:
                 set_committed_value(leg.account, "balance", balances[leg.account.id])
-            else:  # its legs cancelled out: not written, so not locked either
+            elif leg.account.user_id is not None:  # its legs cancelled out: not written
                 self.session.expire(leg.account, ["balance"])
         log.info("ledger_posted", kind=kind.value, transaction=str(transaction.id))
         return transaction
@@ -213,6 +215,14 @@ class Ledger:
         return found is not None
 
     async def balance(self, account: LedgerAccount) -> int:
+        """An agent's cached balance, or the sum of a platform account's entries."""
+        if account.user_id is None:
+            total = await self.session.scalar(
+                sa.select(sa.func.sum(LedgerEntry.amount)).where(
+                    LedgerEntry.account_id == account.id
+                )
+            )
+            return int(total or 0)
         value = await self.session.scalar(
             sa.select(LedgerAccount.balance).where(LedgerAccount.id == account.id)
         )
@@ -236,8 +246,9 @@ class Ledger:
         return [HistoryRow(e, t) for e, t in (await self.session.execute(query)).all()]
 
     async def reconcile(self) -> list[Mismatch]:
-        """Transactions whose entries do not sum to zero and accounts whose cached balance is
-        not the sum of their entries (none, unless something wrote around `post`)."""
+        """Transactions whose entries do not sum to zero and agents' accounts whose cached
+        balance is not the sum of their entries (none, unless something wrote around
+        `post`)."""
         found: list[Mismatch] = []
         unbalanced = await self.session.execute(
             sa.select(LedgerEntry.transaction_id, sa.func.sum(LedgerEntry.amount))
@@ -253,7 +264,10 @@ class Ledger:
         drifted = await self.session.execute(
             sa.select(LedgerAccount.id, sa.func.coalesce(sums.c.total, 0), LedgerAccount.balance)
             .outerjoin(sums, sums.c.account_id == LedgerAccount.id)
-            .where(sa.func.coalesce(sums.c.total, 0) != LedgerAccount.balance)
+            .where(
+                LedgerAccount.balance.is_not(None),
+                sa.func.coalesce(sums.c.total, 0) != LedgerAccount.balance,
+            )
         )
         found += [Mismatch("account", a, int(t), int(b)) for a, t, b in drifted.all()]
         return found
