@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy.exc import StatementError
+from sqlalchemy.exc import IntegrityError, StatementError
 
 from aiqleads.accounts.models import LoginThrottle
 from aiqleads.kit.db import Base, Database, create_engine
@@ -59,6 +59,57 @@ async def test_upgrading_a_sqlite_store_gives_its_planner_statistics(tmp_path: o
     await engine.dispose()
     assert rows  # one per index of the table, each starting with its 3 rows
     assert all(stat.split()[0] == "3" for stat in rows)
+
+
+async def test_upgrading_a_sqlite_ledger_keeps_its_money_and_its_constraints(
+    tmp_path: object,
+) -> None:
+    """Migration 0018 rebuilds `ledger_accounts` on SQLite (NULL balances for the platform's
+    accounts), a table the entries reference: every entry still points at its account, the
+    agent's balance is kept, and both CHECKs hold afterwards."""
+    url = f"sqlite+aiosqlite:///{tmp_path}/ledger.db"
+    await upgrade_async(url, "0017")
+    at = "'2026-03-02 12:00:00.000000'"
+    engine = create_engine(url)
+    async with engine.begin() as conn:
+        for statement in (
+            "INSERT INTO users (email, password_hash, name, role, preferred_markets, "
+            "notification_preferences, time_zone, session_version, id, created_at, updated_at) "
+            f"VALUES ('a@x.example', 'h', 'A', 'agent', '[]', '{{}}', 'UTC', 1, 'u1', {at}, {at})",
+            "INSERT INTO ledger_accounts (kind, owner, user_id, balance, created_at, id) VALUES "
+            f"('grants', '', NULL, -10, {at}, 'g1'), ('credits', 'u1', 'u1', 10, {at}, 'c1')",
+            f"INSERT INTO ledger_transactions (kind, memo, created_at, id) "
+            f"VALUES ('grant', '', {at}, 't1')",
+            "INSERT INTO ledger_entries (transaction_id, account_id, amount, created_at, id) "
+            f"VALUES ('t1', 'g1', -10, {at}, 'e1'), ('t1', 'c1', 10, {at}, 'e2')",
+        ):
+            await conn.exec_driver_sql(statement)
+    await engine.dispose()
+    await upgrade_async(url)
+    engine = create_engine(url)
+    async with engine.connect() as conn:
+        balances = dict(
+            (await conn.exec_driver_sql("SELECT id, balance FROM ledger_accounts")).all()
+        )
+        entries = (
+            await conn.exec_driver_sql(
+                "SELECT count(*) FROM ledger_entries e JOIN ledger_accounts a "
+                "ON a.id = e.account_id"
+            )
+        ).scalar()
+        dangling = (await conn.exec_driver_sql("PRAGMA foreign_key_check")).all()
+    assert balances == {"g1": None, "c1": 10}
+    assert entries == 2
+    assert dangling == []
+    for change in (
+        "UPDATE ledger_accounts SET balance = -1 WHERE id = 'c1'",  # credits_not_negative
+        "UPDATE ledger_accounts SET balance = 5 WHERE id = 'g1'",  # balance_cached_for_agents
+        "DELETE FROM ledger_accounts WHERE id = 'g1'",  # its entries still refer to it
+    ):
+        with pytest.raises(IntegrityError):
+            async with engine.begin() as conn:
+                await conn.exec_driver_sql(change)
+    await engine.dispose()
 
 
 # SQLite's expression indexes (the search indexes' price keys) cannot be reflected; they are
