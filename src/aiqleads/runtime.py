@@ -23,6 +23,7 @@ from aiqleads.kit.db import Database, create_engine
 from aiqleads.kit.jobs import JobRunner, JobSpec
 from aiqleads.kit.ratelimit import MemoryLimiter, RateLimiter, RedisLimiter
 from aiqleads.markets.catalog import MarketCatalog, load_markets
+from aiqleads.pricing.config import PricingConfig
 from aiqleads.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -65,6 +66,10 @@ class Runtime:
         self.limiter: RateLimiter = (
             RedisLimiter(self.redis) if self.redis is not None else MemoryLimiter()
         )
+        # Saved pricing configurations by (market, version): a version never changes once
+        # saved, so every request and job of this process reads each one once
+        # (pricing.service.Configs).
+        self.pricing_configs: dict[tuple[str, int], PricingConfig] = {}
         # Cart adds and purchases reprice their market (pricing.tasks).
         self.demand = DemandRecorder(
             self.db, self.clock, dispatch=self.jobs.dispatch, signal_job="pricing.recompute"

@@ -192,6 +192,21 @@ async def test_operators_tune_a_market_audited_and_effective_at_the_next_recompu
     assert event["detail"]["changes"] == {"base_cents.seller": [12_500, 20_000]}
     assert event["request_id"]
 
+    # A saved version never changes, so the process reads it once, not once per request.
+    reads: list[str] = []
+
+    def count(_c: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if "FROM pricing_configs" in statement:
+            reads.append(statement)
+
+    sa.event.listen(runtime.db.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        again = [await price_of(api, agent, lead.id) for _ in range(3)]
+    finally:
+        sa.event.remove(runtime.db.engine.sync_engine, "before_cursor_execute", count)
+    assert [p["price_cents"] for p in again] == [after["price_cents"]] * 3
+    assert reads == []
+
 
 async def test_bad_configurations_and_agents_are_refused(api: Api) -> None:
     admin = await api.admin()

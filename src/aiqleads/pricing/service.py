@@ -87,11 +87,16 @@ def _changes(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> dict
 
 
 class Configs:
-    """Configuration versions, loaded once each (a recompute meets a handful)."""
+    """Configuration versions, loaded once each per process: a saved version never changes,
+    and every search page, lead page and quote prices through the version its segment's
+    snapshot names. (`cache` holds only versions read back from the database, so only
+    committed ones: saving a version does not put it there.)"""
 
-    def __init__(self, repo: PricingRepository) -> None:
+    def __init__(
+        self, repo: PricingRepository, cache: dict[tuple[str, int], PricingConfig]
+    ) -> None:
         self.repo = repo
-        self._cache: dict[tuple[str, int], PricingConfig] = {}
+        self._cache = cache
 
     async def latest(self, market: str) -> tuple[int, PricingConfig]:
         row = await self.repo.latest_config(market)
@@ -120,7 +125,7 @@ class PricingService:
         self.session = session
         self.runtime = runtime
         self.repo = PricingRepository(session)
-        self.configs = Configs(self.repo)
+        self.configs = Configs(self.repo, runtime.pricing_configs)
 
     def _market(self, market: str) -> str:
         if market not in self.runtime.markets:
