@@ -10,9 +10,17 @@ import structlog
 
 from aiqleads.ingest.models import IngestionRun
 from aiqleads.ingest.repository import IngestRepository
-from aiqleads.ingest.service import REPLAY_JOB, abandon, execute_replay, is_stale, run_source
+from aiqleads.ingest.service import (
+    GROWING_TABLES,
+    REPLAY_JOB,
+    abandon,
+    execute_replay,
+    is_stale,
+    run_source,
+)
 from aiqleads.ingest.sources import PULL_SOURCE_TYPES
 from aiqleads.kit.db import defer_job
+from aiqleads.kit.dialect import Statistics
 from aiqleads.kit.errors import Conflict
 from aiqleads.kit.jobs import job
 from aiqleads.runtime import JobContext
@@ -31,6 +39,16 @@ async def run_source_job(ctx: JobContext, source: str) -> None:
             await run_source(ctx.runtime, config, trigger="schedule")
         except Conflict:
             log.info("ingestion_skipped", source=source, reason="run_in_progress")
+
+
+@job("ingest.statistics", every=timedelta(hours=1))
+async def refresh_statistics(ctx: JobContext) -> None:
+    """Keep SQLite's planner statistics as a store grows between bulk runs (a store fed by
+    pushes alone would otherwise keep the statistics of its last bulk run, and searches plan
+    by those)."""
+    async with ctx.transaction() as session:
+        if await Statistics(GROWING_TABLES).refresh(session):
+            log.info("statistics_refreshed", tables=list(GROWING_TABLES))
 
 
 @job(REPLAY_JOB)
