@@ -46,9 +46,13 @@ async def refresh_statistics(ctx: JobContext) -> None:
     """Keep SQLite's planner statistics as a store grows between bulk runs (a store fed by
     pushes alone would otherwise keep the statistics of its last bulk run, and searches plan
     by those)."""
-    async with ctx.transaction() as session:
-        if await Statistics(GROWING_TABLES).refresh(session):
-            log.info("statistics_refreshed", tables=list(GROWING_TABLES))
+    statistics = Statistics(GROWING_TABLES)
+    async with ctx.runtime.transaction(write=False) as session:  # SQLite's write lock only
+        stale = await statistics.stale(session)  # when there is something to analyse
+    if stale:
+        async with ctx.transaction() as session:
+            await statistics.analyse(session)
+        log.info("statistics_refreshed", tables=list(GROWING_TABLES))
 
 
 @job(REPLAY_JOB)

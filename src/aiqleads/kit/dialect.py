@@ -397,25 +397,23 @@ class Statistics:
             self.known = await self._rows(session)
         if self.written < 1_000 + 0.2 * self.known:
             return False
-        await self._analyse(session)
+        await self.analyse(session)
         return True
 
-    async def refresh(self, session: Any) -> bool:
-        """On SQLite, analyse if the first table has grown past the same threshold since its
-        last analysis, counting its rows: for stores that grow a lead at a time (webhooks,
-        intake, a source's small runs), where no writer counts enough to analyse. True when
-        it analysed. PostgreSQL's autovacuum does this there."""
+    async def stale(self, session: Any) -> bool:
+        """On SQLite, whether the first table has grown past the same threshold since its last
+        analysis, counting its rows (a read): for stores that grow a few rows at a time
+        (webhooks, intake, a source's small runs), where no writer counts enough to analyse.
+        Always False on PostgreSQL, whose autovacuum does this."""
         if session.get_bind().dialect.name != "sqlite":
             return False
         self.known = await self._rows(session)
         rows = await session.scalar(sa.text(f'SELECT count(*) FROM "{self.tables[0]}"'))
         self.written = max(int(rows or 0) - int(self.known), 0)
-        if self.written < 1_000 + 0.2 * self.known:
-            return False
-        await self._analyse(session)
-        return True
+        return self.written >= 1_000 + 0.2 * self.known
 
-    async def _analyse(self, session: Any) -> None:
+    async def analyse(self, session: Any) -> None:
+        """ANALYZE the tables now (in `session`'s write transaction)."""
         if session.get_bind().dialect.name == "sqlite":
             await session.execute(sa.text(SQLITE_FULL_ANALYSIS))
         for name in self.tables:
