@@ -272,9 +272,9 @@ class SearchRepository:
             await self.session.execute(
                 sa.select(
                     *CARD_COLUMNS,
-                    found.c.sort_key.label("_sort_key"),
-                    (distance if distance is not None else sa.null()).label("_distance_m"),
-                    bought.label("_bought"),
+                    found.c.sort_key.label("page_sort_key"),
+                    (distance if distance is not None else sa.null()).label("page_distance_m"),
+                    bought.label("page_bought"),
                 )
                 .select_from(Lead.__table__.join(found, leads.id == found.c.id))
                 .order_by(direction(found.c.sort_key), direction(found.c.id))
@@ -283,9 +283,9 @@ class SearchRepository:
         return [
             Hit(
                 lead=row,
-                distance_m=row._distance_m,
-                position=(row._sort_key, row.id),
-                bought=bool(row._bought),
+                distance_m=row.page_distance_m,
+                position=(row.page_sort_key, row.id),
+                bought=bool(row.page_bought),
             )
             for row in rows
         ]
