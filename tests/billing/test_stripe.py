@@ -13,7 +13,8 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from aiqleads.billing.models import EventStatus, PaymentEvent
+from aiqleads.billing.models import EventStatus, PaymentEvent, Provider, Subscription
+from aiqleads.billing.repository import LIVE, BillingRepository
 from aiqleads.billing.service import add_month
 from aiqleads.billing.tasks import run_renewals, sweep_events
 from aiqleads.kit.clock import FrozenClock
@@ -515,3 +516,49 @@ def test_production_refuses_a_stripe_key_without_a_webhook_secret() -> None:
     )
     with pytest.raises(SettingsError, match="STRIPE_WEBHOOK_SECRET"):
         settings.check_production()
+
+
+async def test_two_events_of_a_new_subscription_at_once_make_one_live_subscription(
+    api: Api,
+    runtime: Runtime,
+    clock: FrozenClock,
+    stripe_api: FakeStripe,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """checkout.session.completed and invoice.paid arrive within moments and are applied at
+    once. The second can look its subscription up before the first commits the row, then find
+    that row as the buyer's live subscription: it is the same subscription, not an older one
+    to replace (which ended it and left the buyer on Pro with nothing live)."""
+    (agent,) = await buyers(runtime, 1)
+    first = _session_of(await _subscribe(api, agent, "pro"))
+    stripe_api.pay(first)
+    now = clock.now()
+    sub_id, metadata = new_id("sub"), {"user_id": str(user_of(agent)), "plan": "pro"}
+    paid = paid_session(first, metadata, 19_900, mode="subscription", subscription=sub_id)
+    await deliver(api.client, event("checkout.session.completed", paid, now), now)
+    await settled(runtime)
+
+    # The race's window, made certain: the lookup by Stripe's id misses once, as it does
+    # when the other event's row is not committed yet.
+    lookup = BillingRepository.subscription_by_ref
+    missed: list[str] = []
+
+    async def late(repo: BillingRepository, provider: Provider, ref: str) -> Subscription | None:
+        if not missed:
+            missed.append(ref)
+            return None
+        return await lookup(repo, provider, ref)
+
+    monkeypatch.setattr(BillingRepository, "subscription_by_ref", late)
+    invoice = subscription_invoice(new_id("in"), sub_id, metadata, 19_900, now, add_month(now))
+    await deliver(api.client, event("invoice.paid", invoice, now), now)
+    await settled(runtime)
+
+    assert missed == [sub_id]
+    assert (await me(api.client, agent))["plan"] == "pro"
+    async with runtime.transaction(write=False) as session:
+        rows = (
+            await session.execute(sa.select(Subscription.provider_ref, Subscription.status))
+        ).all()
+    assert [(ref, status.value) for ref, status in rows if status in LIVE] == [(sub_id, "active")]
+    assert (await _subscribe(api, agent, "enterprise")).json()["code"] == "already_subscribed"

@@ -151,6 +151,11 @@ class StripeEvents:
         if user is None or plan is None:
             raise NotYet(f"subscription {ref} is not known yet and its metadata names no plan")
         older = await self.repo.live_subscription(user.id)
+        if older is not None and (older.provider, older.provider_ref) == (Provider.STRIPE, ref):
+            # Another event of this subscription made the row after our lookup above and
+            # committed while we waited for the buyer's live subscription (Stripe sends
+            # checkout.session.completed and invoice.paid within moments): it is this one.
+            return older
         if older is not None:
             log.warning("subscription_replaced", user=str(user.id), old=str(older.id), new=ref)
             await self.billing.end_everywhere(older, now, "replaced by a newer subscription")
