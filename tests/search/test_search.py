@@ -219,6 +219,24 @@ async def test_words_find_descriptions_streets_and_cities_ranked_by_relevance(
     assert ids(punctuation) == [str(pool.id)]  # words only; operators are not syntax
 
 
+async def test_words_within_a_market_find_only_that_markets_leads_on_sale(
+    api: Api, agent: Account, runtime: Runtime, clock: FrozenClock
+) -> None:
+    """Words and a market together (SQLite reads them through the market's index)."""
+    now = clock.now()
+    vegas = lead_row(now, description="A heated pool")
+    sold = lead_row(now, description="A pool too", status=LeadStatus.SOLD)
+    phoenix = lead_row(now, description="Desert pool", market="phoenix", city="PHOENIX", state="AZ")
+    await add_leads(runtime, vegas, sold, phoenix)
+
+    in_vegas = await search(api, agent, q="pool", market="las-vegas")
+    in_phoenix = await search(api, agent, q="pool", market="phoenix", facets="true")
+
+    assert ids(in_vegas) == [str(vegas.id)]
+    assert ids(in_phoenix) == [str(phoenix.id)]
+    assert in_phoenix["facets"]["market"] == [{"value": "phoenix", "count": 1}]
+
+
 async def test_cursor_pages_cover_every_lead_once_while_new_leads_arrive(
     api: Api, agent: Account, runtime: Runtime, clock: FrozenClock, walk: None
 ) -> None:
