@@ -33,3 +33,18 @@ def test_a_walk_through_an_index_is_compiled_once_and_kept_apart_per_index() -> 
     sql = str(_walk("ix_leads_on_sale_newest", 1).compile(dialect=PGDialect_asyncpg()))  # type: ignore[no-untyped-call]
     assert "FROM leads " in sql
     assert "INDEXED" not in sql
+
+
+def test_a_subquery_under_a_walk_correlates_to_the_leads_it_reads() -> None:
+    """`NOT EXISTS (... WHERE hit.lead_id = leads.id)` under a FROM read through an index
+    refers to those leads; it must not read a `leads` table of its own (which made a saved
+    search's "not announced yet" condition true of no lead or of every lead)."""
+    hits = sa.table("saved_search_hits", sa.column("lead_id"))
+    query = (
+        sa.select(LEADS.c.id)
+        .select_from(IndexedBy(LEADS, "ix_leads_market_status"))
+        .where(~sa.exists().where(hits.c.lead_id == LEADS.c.id))
+    )
+    sql = " ".join(str(query.compile(dialect=sqlite.dialect())).split())
+    assert "FROM leads INDEXED BY ix_leads_market_status WHERE NOT" in sql
+    assert "FROM saved_search_hits WHERE" in sql  # the subquery reads only the hits

@@ -285,6 +285,13 @@ class IndexedBy(Alias):
     def _hide_froms(self) -> list[Any]:
         return [self.element]
 
+    @property
+    def _from_objects(self) -> list[Any]:
+        # The table too, so that a correlated subquery under this FROM (`NOT EXISTS (...
+        # WHERE x.lead_id = leads.id)`) correlates to it instead of reading a `leads` of
+        # its own; the enclosing select still shows only this (`_hide_froms`).
+        return [self, self.element]
+
 
 @compiles(IndexedBy, "sqlite")
 def _indexed_by_sqlite(element: IndexedBy, compiler: Any, **kw: Any) -> str:

@@ -174,12 +174,10 @@ class SearchRepository:
         terms = text_terms(f.q) if f.q else []
         if terms:
             query, rank = c.text(query, terms)
-            if f.market and unannounced_for is None:
+            if f.market:
                 # SQLite, given statistics, reads each word's matches by row id and checks
                 # market and status on the row; through the market's index it checks them
                 # in the index: 289 -> 203 ms for a common word in a market of 250,000 leads.
-                # (Not under a correlated subquery such as the saved-search one above: it
-                # would not see `leads` behind the IndexedBy and read a table of its own.)
                 query = query.select_from(MARKET_INDEX)
         elif f.q:  # only stop words or punctuation: nothing to find
             query = query.where(sa.false())
