@@ -402,10 +402,14 @@ class Statistics:
         self.written += rows
         if self.known is None:
             self.known = await self._rows(session)
-        if self.written < 1_000 + 0.2 * self.known:
+        if not self._grown():
             return False
         await self.analyse(session)
         return True
+
+    def _grown(self) -> bool:
+        """Autovacuum's rule: 1,000 rows plus 20 % of what the table held when analysed."""
+        return self.written >= 1_000 + 0.2 * (self.known or 0.0)
 
     async def stale(self, session: Any) -> bool:
         """On SQLite, whether the first table has grown past the same threshold since its last
@@ -417,7 +421,7 @@ class Statistics:
         self.known = await self._rows(session)
         rows = await session.scalar(sa.text(f'SELECT count(*) FROM "{self.tables[0]}"'))
         self.written = max(int(rows or 0) - int(self.known), 0)
-        return self.written >= 1_000 + 0.2 * self.known
+        return self._grown()
 
     async def analyse(self, session: Any) -> None:
         """ANALYZE the tables now (in `session`'s write transaction)."""

@@ -63,6 +63,11 @@ class LedgerAccount(UuidPk, Base):
     balance: Mapped[int | None] = mapped_column(sa.BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
 
+    @property
+    def caches_balance(self) -> bool:
+        """An agent's account caches its balance; the platform's accounts do not."""
+        return self.user_id is not None
+
 
 class LedgerTransaction(UuidPk, Base):
     __tablename__ = "ledger_transactions"

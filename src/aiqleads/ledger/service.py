@@ -140,14 +140,14 @@ class Ledger:
         Afterwards each agent leg's `account.balance` is the balance this transaction left
         (its row stays locked until the transaction ends); the platform's accounts are
         neither updated nor locked."""
-        amounts: dict[uuid.UUID, int] = defaultdict(int)
+        amounts: dict[uuid.UUID, int] = defaultdict(int)  # by cached account
         kinds: dict[uuid.UUID, AccountKind] = {}
         for leg in legs:
             if not isinstance(leg.amount, int) or isinstance(leg.amount, bool) or not leg.amount:
                 raise UnbalancedTransaction(f"an entry must be a non-zero whole number: {leg}")
-            kinds[leg.account.id] = leg.account.kind
-            if leg.account.user_id is not None:
+            if leg.account.caches_balance:
                 amounts[leg.account.id] += leg.amount
+                kinds[leg.account.id] = leg.account.kind
         if len(legs) < 2 or sum(leg.amount for leg in legs) != 0:
             raise UnbalancedTransaction(f"entries must sum to zero: {legs}")
         transaction = LedgerTransaction(
@@ -200,7 +200,7 @@ class Ledger:
         for leg in legs:  # as the row now is (locked by this transaction until it ends)
             if leg.account.id in balances:
                 set_committed_value(leg.account, "balance", balances[leg.account.id])
-            elif leg.account.user_id is not None:  # its legs cancelled out: not written
+            elif leg.account.caches_balance:  # its legs cancelled out: not written
                 self.session.expire(leg.account, ["balance"])
         log.info("ledger_posted", kind=kind.value, transaction=str(transaction.id))
         return transaction
@@ -216,7 +216,7 @@ class Ledger:
 
     async def balance(self, account: LedgerAccount) -> int:
         """An agent's cached balance, or the sum of a platform account's entries."""
-        if account.user_id is None:
+        if not account.caches_balance:
             total = await self.session.scalar(
                 sa.select(sa.func.sum(LedgerEntry.amount)).where(
                     LedgerEntry.account_id == account.id
