@@ -360,9 +360,9 @@ def main() -> None:
         f"(default fraud and duplicate rates; generation {gen_s:.1f} s, not counted), grouped by "
         "source, one `run_source(records=...)` per source in `DEMO_SOURCES` order, batches of "
         f"{BATCH_SIZES.get(args.database, BATCH_SIZE):,}, one process: each batch is parsed "
-        "and cleaned on the preparing thread, then matched, scored and written on the event loop in its own transaction (one core of Python; the "
-        "database works beside it: SQLite's C library in aiosqlite's thread, PostgreSQL in its "
-        "server).",
+        "and cleaned on the preparing thread, then matched, scored and written on the event "
+        "loop in its own transaction (one core of Python; the database works beside it: "
+        "SQLite's C library in aiosqlite's thread, PostgreSQL in its server).",
         "",
         *c.table(
             ["figure", "value"],
