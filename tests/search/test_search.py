@@ -11,10 +11,14 @@ import httpx
 import pytest
 
 from aiqleads.kit.clock import FrozenClock
+from aiqleads.kit.dialect import bounding_box
 from aiqleads.leads.lifecycle import LeadStatus
 from aiqleads.leads.models import Exclusivity, Lead
 from aiqleads.runtime import Runtime
 from aiqleads.search import repository
+from aiqleads.search.repository import METERS_PER_MILE
+from aiqleads.search.schemas import SearchRequest
+from aiqleads.search.service import markets_in_reach
 from tests.conftest import Account, Api
 from tests.search.factories import CENTER, add_leads, lead_row, miles_between
 
@@ -451,3 +455,78 @@ async def test_a_polygon_search_does_not_wait_for_the_writer(
 
     assert response.status_code == 200
     assert len(response.json()["items"]) == 1
+
+
+PHOENIX = (33.4484, -112.0740)
+
+
+def test_a_search_reaches_the_markets_its_place_overlaps(runtime: Runtime) -> None:
+    catalog = runtime.markets
+    every = sorted(m.slug for m in catalog.all())
+
+    def reach(**params: Any) -> list[str]:
+        return markets_in_reach(catalog, SearchRequest.model_validate(params))
+
+    assert reach(lat=CENTER[0], lon=CENTER[1], radius_mi=10) == ["las-vegas"]
+    assert reach(lat=CENTER[0], lon=CENTER[1], radius_mi=10, market="phoenix") == ["phoenix"]
+    assert reach() == every
+    assert reach(lat=CENTER[0], lon=CENTER[1]) == every  # a point without a radius: anywhere
+    assert reach(bbox="-125,25,-105,40") == ["las-vegas", "phoenix"]
+    assert reach(lat=CENTER[0], lon=CENTER[1], radius_mi=10, bbox="-113,33,-111,34") == []
+    assert reach(lat=45.0, lon=-100.0, radius_mi=10) == []
+    # A lead just inside Las Vegas's bbox is shown at its public point, up to half a grid
+    # step further out: a circle that stops just short of the bbox still reaches the market.
+    west_edge = -115.45
+    radius_m = 10 * METERS_PER_MILE
+    east_of_circle = bounding_box(36.1, west_edge, radius_m)[3] - west_edge
+    for short_by, reached in ((0.004, ["las-vegas"]), (0.02, [])):
+        centre = west_edge - east_of_circle - short_by
+        assert reach(lat=36.1, lon=centre, radius_mi=10) == reached, short_by
+
+
+async def test_a_walk_reads_only_the_markets_the_search_can_reach(
+    api: Api,
+    agent: Account,
+    runtime: Runtime,
+    clock: FrozenClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Phoenix's leads are cheaper than Las Vegas's: a price walk over every market would read
+    them first and, with a budget of 3, come up short of a page; the walk of the one market a
+    Las Vegas radius reaches (and of leads with no market) fills the page by itself."""
+    now = clock.now()
+    lat, lon = CENTER
+    phoenix = [
+        lead_row(
+            now,
+            market="phoenix",
+            state="AZ",
+            latitude=PHOENIX[0] + i * STEP,
+            longitude=PHOENIX[1],
+            list_price_cents=10_000_000 + i,
+        )
+        for i in range(4)
+    ]
+    vegas = [
+        lead_row(now, latitude=lat + i * STEP, longitude=lon, list_price_cents=40_000_000 + i)
+        for i in range(3)
+    ]
+    marketless = lead_row(now, market=None, list_price_cents=30_000_000)
+    await add_leads(runtime, *phoenix, *vegas, marketless)
+    monkeypatch.setattr(repository, "WALK_BUDGET", 3)
+    fetches = 0
+    fetch = repository.SearchRepository._fetch
+
+    async def counted(self: repository.SearchRepository, *args: Any) -> list[repository.Hit]:
+        nonlocal fetches
+        fetches += 1
+        return await fetch(self, *args)
+
+    monkeypatch.setattr(repository.SearchRepository, "_fetch", counted)
+
+    body = await search(api, agent, lat=lat, lon=lon, radius_mi=10, sort="price", limit=2)
+
+    assert ids(body) == [str(marketless.id), str(vegas[0].id)]
+    assert fetches == 1  # the walk's page was full: no second query
+    everywhere = await search(api, agent, sort="price", limit=3)
+    assert ids(everywhere) == [str(x.id) for x in phoenix[:3]]

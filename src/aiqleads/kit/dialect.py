@@ -11,6 +11,7 @@ import math
 import re
 import unicodedata
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
@@ -188,9 +189,10 @@ def drop_lead_search(bind: Connection) -> None:
 # Search indexes (migration 0007), over leads on sale only, each carrying every column a
 # search filters on, so that a search checks its filters inside an index and reads the rows
 # of its page only:
-# - one per sort order (`SEARCH_SORT_KEYS`): a dense area walks the index of its order until
-#   it has a page (a 10-mile radius with three filters over 170,000 candidates reads some
-#   thousands of entries: PostgreSQL an index-only scan, SQLite a covering index);
+# - one per sort order (`SEARCH_SORT_KEYS`), led by the market since migration 0019: a dense
+#   area walks its markets' part of the index of its order until it has a page (a 10-mile
+#   radius with three filters over 170,000 candidates reads some thousands of entries:
+#   PostgreSQL an index-only scan, SQLite a covering index);
 # - one spatial (`ix_leads_on_sale_geo`): a sparse area or a selective filter starts from the
 #   place (PostgreSQL: a GiST over the point and the filters, with btree_gist; SQLite: the
 #   public point's latitude first). The planner picks, from the statistics.
@@ -227,17 +229,34 @@ SEARCH_FILTER_COLUMNS = (
 )
 
 
+def create_sort_indexes(bind: Connection, lead: Sequence[str] = ()) -> None:
+    """The sort indexes (`SEARCH_SORT_KEYS`), keyed by `lead` (columns), the sort expression
+    and the id, carrying the point and every filtered column. Since migration 0019 they lead
+    with the market: a walk reads the leads of one market in order (a merge of one walk per
+    market when a search spans several), so a radius in Austin no longer reads past the
+    cheapest 10,000 leads of Phoenix before it gives up."""
+    first = "".join(f"{column}, " for column in lead)
+    filters = ", ".join(c for c in SEARCH_FILTER_COLUMNS if c not in lead)
+    for name, key in SEARCH_SORT_KEYS.items():
+        if is_postgres(bind):
+            # INCLUDE: carried, not sorted; with the points a radius and a box are checked too.
+            columns = f"({first}{key}, id) INCLUDE (geog, public_latitude, public_longitude, "
+            columns += f"{filters})"
+        else:  # SQLite has no INCLUDE: trailing key columns make an index covering.
+            columns = f"({first}{key}, id, public_latitude, public_longitude, {filters})"
+        bind.execute(sa.text(f"CREATE INDEX {name} ON leads {columns} WHERE {ON_SALE_SQL}"))
+
+
+def drop_sort_indexes(bind: Connection) -> None:
+    for name in sorted(SEARCH_SORT_KEYS):
+        bind.execute(sa.text(f"DROP INDEX {name}"))
+
+
 def create_search_indexes(bind: Connection) -> None:
+    """The search indexes as migration 0007 made them (sort indexes led by the sort key)."""
+    create_sort_indexes(bind)
     filters = ", ".join(SEARCH_FILTER_COLUMNS)
     if is_postgres(bind):
-        # INCLUDE: carried, not sorted; with the points a radius and a box are checked too.
-        for name, key in SEARCH_SORT_KEYS.items():
-            bind.execute(
-                sa.text(
-                    f"CREATE INDEX {name} ON leads ({key}, id) INCLUDE (geog, public_latitude, "
-                    f"public_longitude, {filters}) WHERE {ON_SALE_SQL}"
-                )
-            )
         bind.execute(sa.text('CREATE EXTENSION IF NOT EXISTS "btree_gist"'))
         bind.execute(
             sa.text(
@@ -246,14 +265,7 @@ def create_search_indexes(bind: Connection) -> None:
             )
         )
         return
-    # SQLite has no INCLUDE: trailing key columns make an index covering.
     point = "public_latitude, public_longitude"
-    for name, key in SEARCH_SORT_KEYS.items():
-        bind.execute(
-            sa.text(
-                f"CREATE INDEX {name} ON leads ({key}, id, {point}, {filters}) WHERE {ON_SALE_SQL}"
-            )
-        )
     bind.execute(
         sa.text(
             f"CREATE INDEX {SEARCH_GEO_INDEX} ON leads ({point}, {filters}) WHERE {ON_SALE_SQL}"

@@ -90,6 +90,19 @@ class MarketCatalog:
     def all(self) -> list[Market]:
         return list(self._by_slug.values())
 
+    def overlapping(
+        self, south: float, north: float, west: float, east: float, margin: float = 0.0
+    ) -> list[Market]:
+        """The markets whose bbox, grown by `margin` degrees on every side, overlaps the box."""
+        return [
+            m
+            for m in self._by_slug.values()
+            if m.bbox[0] - margin <= east
+            and west <= m.bbox[2] + margin
+            and m.bbox[1] - margin <= north
+            and south <= m.bbox[3] + margin
+        ]
+
     def get(self, slug: str) -> Market | None:
         return self._by_slug.get(slug)
 

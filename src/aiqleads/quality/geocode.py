@@ -26,6 +26,8 @@ MAX_ZIP_DISTANCE_KM = 40.0
 # Decimal places of the public point: 0.01 degree is about 1.1 km north-south (0.9 km east-west
 # at 36 degrees north).
 PUBLIC_DECIMALS = 2
+# How far, in degrees on each axis, the public point may lie from the lead's own (rounding).
+PUBLIC_SHIFT_DEG = 0.5 * 10**-PUBLIC_DECIMALS
 
 
 class Place(NamedTuple):

@@ -12,10 +12,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from aiqleads.accounts.models import User
 from aiqleads.demand.models import DemandKind
+from aiqleads.kit.dialect import bounding_box
 from aiqleads.kit.errors import AppError, Invalid, NotFound
 from aiqleads.leads.lifecycle import LeadStatus
 from aiqleads.leads.models import Lead, LeadRow
+from aiqleads.markets.catalog import MarketCatalog
 from aiqleads.pricing.service import PricingService
+from aiqleads.quality.geocode import PUBLIC_SHIFT_DEG
 from aiqleads.runtime import Runtime
 from aiqleads.search.repository import FACETS, METERS_PER_MILE, Hit, SearchRepository
 from aiqleads.search.schemas import (
@@ -27,6 +30,7 @@ from aiqleads.search.schemas import (
     LeadView,
     LocationView,
     PropertyView,
+    SearchFilters,
     SearchPage,
     SearchRequest,
     SortKey,
@@ -171,6 +175,26 @@ def source_slugs(runtime: Runtime, request: SearchRequest) -> list[str] | None:
     return [s.slug for s in runtime.sources.all() if s.type in wanted]
 
 
+def markets_in_reach(catalog: MarketCatalog, request: SearchFilters) -> list[str]:
+    """The markets whose leads the search's place can hold: its market, else every market
+    whose area overlaps its radius and its box. A lead on sale has a market, assigned because
+    its point lies in that market's bbox (`quality.geocode.assign_market`), and search runs on
+    the public point, at most `PUBLIC_SHIFT_DEG` from it: so the bboxes, grown by that, hold
+    every lead a search can match."""
+    if request.market:
+        return [request.market]
+    boxes = []
+    if request.point is not None and request.radius_mi is not None:
+        boxes.append(bounding_box(*request.point, request.radius_mi * METERS_PER_MILE))
+    if request.bbox is not None:
+        west, south, east, north = request.bbox
+        boxes.append((south, north, west, east))
+    markets = {m.slug for m in catalog.all()}
+    for box in boxes:
+        markets &= {m.slug for m in catalog.overlapping(*box, margin=2 * PUBLIC_SHIFT_DEG)}
+    return sorted(markets)
+
+
 class SearchService:
     """What one signed-in viewer may find and see."""
 
@@ -195,7 +219,13 @@ class SearchService:
         now = self.runtime.clock.now()
         slugs = source_slugs(self.runtime, request)
         hits = await self.repo.page(
-            request, slugs, now, after, request.limit + 1, buyer_id=self.viewer.id
+            request,
+            slugs,
+            now,
+            after,
+            request.limit + 1,
+            buyer_id=self.viewer.id,
+            markets=markets_in_reach(self.runtime.markets, request),
         )
         more = len(hits) > request.limit
         hits = hits[: request.limit]
