@@ -484,12 +484,28 @@ def test_a_search_reaches_the_markets_its_place_overlaps(runtime: Runtime) -> No
         assert reach(lat=36.1, lon=centre, radius_mi=10) == reached, short_by
 
 
+@pytest.fixture
+def queries(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many page queries each search ran (walks and planned queries alike): one entry per
+    query, read with `len`."""
+    ran: list[int] = []
+    fetch = repository.SearchRepository._fetch
+
+    async def counted(self: repository.SearchRepository, *args: Any) -> list[repository.Hit]:
+        ran.append(1)
+        return await fetch(self, *args)
+
+    monkeypatch.setattr(repository.SearchRepository, "_fetch", counted)
+    return ran
+
+
 async def test_a_walk_reads_only_the_markets_the_search_can_reach(
     api: Api,
     agent: Account,
     runtime: Runtime,
     clock: FrozenClock,
     monkeypatch: pytest.MonkeyPatch,
+    queries: list[int],
 ) -> None:
     """Phoenix's leads are cheaper than Las Vegas's: a price walk over every market would read
     them first and, with a budget of 3, come up short of a page; the walk of the one market a
@@ -514,19 +530,41 @@ async def test_a_walk_reads_only_the_markets_the_search_can_reach(
     marketless = lead_row(now, market=None, list_price_cents=30_000_000)
     await add_leads(runtime, *phoenix, *vegas, marketless)
     monkeypatch.setattr(repository, "WALK_BUDGET", 3)
-    fetches = 0
-    fetch = repository.SearchRepository._fetch
-
-    async def counted(self: repository.SearchRepository, *args: Any) -> list[repository.Hit]:
-        nonlocal fetches
-        fetches += 1
-        return await fetch(self, *args)
-
-    monkeypatch.setattr(repository.SearchRepository, "_fetch", counted)
 
     body = await search(api, agent, lat=lat, lon=lon, radius_mi=10, sort="price", limit=2)
 
     assert ids(body) == [str(marketless.id), str(vegas[0].id)]
-    assert fetches == 1  # the walk's page was full: no second query
+    assert len(queries) == 1  # the walk's page was full: no second query
     everywhere = await search(api, agent, sort="price", limit=3)
     assert ids(everywhere) == [str(x.id) for x in phoenix[:3]]
+
+
+async def test_a_walk_that_finds_a_few_matches_walks_further_before_asking_the_planner(
+    api: Api,
+    agent: Account,
+    runtime: Runtime,
+    clock: FrozenClock,
+    monkeypatch: pytest.MonkeyPatch,
+    queries: list[int],
+) -> None:
+    """Cheap homes are small: a search for big ones, cheapest first, finds few in the first
+    entries of the price index and more further on. A walk that found some goes on
+    (`WALK_STRETCH` times as far); one that found none asks the planner at once."""
+    now = clock.now()
+    beds = [2, 5, 2, 2, 2, 5, 2, 2, 2, 5, 6, 2]  # cheapest first
+    leads = [
+        lead_row(now, beds=n, list_price_cents=20_000_000 + i * 1_000_000)
+        for i, n in enumerate(beds)
+    ]
+    await add_leads(runtime, *leads)
+    monkeypatch.setattr(repository, "WALK_BUDGET", 3)  # stretched: 12, the whole market
+
+    big = await search(api, agent, market="las-vegas", min_beds=4, sort="price", limit=2)
+    walks = len(queries)
+    biggest = await search(api, agent, market="las-vegas", min_beds=6, sort="price", limit=2)
+
+    assert ids(big) == [str(leads[1].id), str(leads[5].id)]
+    assert big["next_cursor"] is not None
+    assert walks == 2  # 1 match in 3 entries, a page (and one more) in 12
+    assert ids(biggest) == [str(leads[10].id)]
+    assert len(queries) - walks == 2  # no match in 3 entries: the planned query next
