@@ -7,11 +7,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from redis.asyncio import Redis
+from taskiq import InMemoryBroker
 
 from aiqleads.accounts.models import LoginThrottle
 from aiqleads.kit.clock import FrozenClock
 from aiqleads.kit.db import defer_job
-from aiqleads.kit.jobs import JobSpec, PeriodicSchedule, job
+from aiqleads.kit.jobs import JobRunner, JobSpec, PeriodicSchedule, job
 from aiqleads.runtime import JobContext, Runtime
 from aiqleads.settings import Settings
 from tests.conftest import REDIS_URL, TEST_SECRET
@@ -107,3 +108,39 @@ async def test_redis_worker_runs_committed_jobs_only(database_url: str) -> None:
         await asyncio.gather(worker, return_exceptions=True)
         await api_side.shutdown()
         await worker_side.shutdown()
+
+
+def test_wait_idle_returns_when_a_job_finished_just_before() -> None:
+    """A job that has finished but not yet left the broker's running set (its done-callback
+    runs on the next turn of the loop) must not keep `wait_idle` spinning."""
+
+    async def never(spec: JobSpec, kwargs: dict[str, object]) -> None:
+        raise AssertionError("no job is sent here")
+
+    broker = InMemoryBroker()
+    runner = JobRunner(broker, never, FrozenClock(datetime(2026, 3, 2, tzinfo=UTC)))
+    waits = 0
+    wait_all = broker.wait_all
+
+    async def counted() -> None:
+        nonlocal waits
+        waits += 1
+        assert waits < 100, "wait_idle spins on a finished job"
+        await wait_all()
+
+    async def scenario() -> None:
+        async def done() -> None:
+            return None
+
+        task = asyncio.create_task(done())
+        broker._running_tasks.add(task)
+        task.add_done_callback(broker._running_tasks.discard)
+        await asyncio.sleep(0)  # the task runs and finishes; its callback is only scheduled
+        assert task.done()
+        assert task in broker._running_tasks
+        broker.wait_all = counted  # type: ignore[method-assign]
+        await runner.wait_idle()
+
+    asyncio.run(scenario())
+
+    assert not broker._running_tasks

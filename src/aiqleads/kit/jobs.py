@@ -128,6 +128,10 @@ class JobRunner:
         if isinstance(self.broker, InMemoryBroker):
             while self.broker._running_tasks:
                 await self.broker.wait_all()
+                # A finished job leaves the set by a done-callback, which runs on a later turn
+                # of the loop; awaiting a finished task does not yield, so without this turn a
+                # job that finished just before the call kept this loop spinning for ever.
+                await asyncio.sleep(0)
 
     async def run_scheduler(self, tick_seconds: float = 1.0) -> None:
         """Kick periodic jobs when due, forever (cancel to stop). Run one per deployment."""
