@@ -486,8 +486,9 @@ def test_a_search_reaches_the_markets_its_place_overlaps(runtime: Runtime) -> No
 
 @pytest.fixture
 def queries(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """How many page queries each search ran (walks and planned queries alike): one entry per
-    query, read with `len`."""
+    """Walks of 3 index entries (12 when stretched), and how many page queries the searches
+    ran (walks and planned queries alike): one entry per query, read with `len`."""
+    monkeypatch.setattr(repository, "WALK_BUDGET", 3)
     ran: list[int] = []
     fetch = repository.SearchRepository._fetch
 
@@ -500,12 +501,7 @@ def queries(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
 
 async def test_a_walk_reads_only_the_markets_the_search_can_reach(
-    api: Api,
-    agent: Account,
-    runtime: Runtime,
-    clock: FrozenClock,
-    monkeypatch: pytest.MonkeyPatch,
-    queries: list[int],
+    api: Api, agent: Account, runtime: Runtime, clock: FrozenClock, queries: list[int]
 ) -> None:
     """Phoenix's leads are cheaper than Las Vegas's: a price walk over every market would read
     them first and, with a budget of 3, come up short of a page; the walk of the one market a
@@ -529,7 +525,6 @@ async def test_a_walk_reads_only_the_markets_the_search_can_reach(
     ]
     marketless = lead_row(now, market=None, list_price_cents=30_000_000)
     await add_leads(runtime, *phoenix, *vegas, marketless)
-    monkeypatch.setattr(repository, "WALK_BUDGET", 3)
 
     body = await search(api, agent, lat=lat, lon=lon, radius_mi=10, sort="price", limit=2)
 
@@ -540,12 +535,7 @@ async def test_a_walk_reads_only_the_markets_the_search_can_reach(
 
 
 async def test_a_walk_that_finds_a_few_matches_walks_further_before_asking_the_planner(
-    api: Api,
-    agent: Account,
-    runtime: Runtime,
-    clock: FrozenClock,
-    monkeypatch: pytest.MonkeyPatch,
-    queries: list[int],
+    api: Api, agent: Account, runtime: Runtime, clock: FrozenClock, queries: list[int]
 ) -> None:
     """Cheap homes are small: a search for big ones, cheapest first, finds few in the first
     entries of the price index and more further on. A walk that found some goes on
@@ -556,8 +546,7 @@ async def test_a_walk_that_finds_a_few_matches_walks_further_before_asking_the_p
         lead_row(now, beds=n, list_price_cents=20_000_000 + i * 1_000_000)
         for i, n in enumerate(beds)
     ]
-    await add_leads(runtime, *leads)
-    monkeypatch.setattr(repository, "WALK_BUDGET", 3)  # stretched: 12, the whole market
+    await add_leads(runtime, *leads)  # a stretched walk (12) reads the whole market
 
     big = await search(api, agent, market="las-vegas", min_beds=4, sort="price", limit=2)
     walks = len(queries)

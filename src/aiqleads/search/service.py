@@ -180,7 +180,8 @@ def markets_in_reach(catalog: MarketCatalog, request: SearchFilters) -> list[str
     whose area overlaps its radius and its box. A lead on sale has a market, assigned because
     its point lies in that market's bbox (`quality.geocode.assign_market`), and search runs on
     the public point, at most `PUBLIC_SHIFT_DEG` from it: so the bboxes, grown by that, hold
-    every lead a search can match."""
+    every lead a search can match (they are grown by twice that, so that floating-point
+    rounding at an edge cannot leave a lead out)."""
     if request.market:
         return [request.market]
     boxes = []
