@@ -72,6 +72,8 @@ class Phase:
     statuses: dict[int, int] = field(default_factory=dict)
     wall: float = 0.0  # the checkout phases only
     server_cpu: float = 0.0
+    database_cpu: float = 0.0  # PostgreSQL's processes; 0 on SQLite (inside the server)
+    client_cpu: float = 0.0  # this load generator's
 
     @property
     def n(self) -> int:
@@ -179,9 +181,12 @@ async def run_rounds(
             batch = [leads.pop() for _ in tokens]
             await asyncio.gather(*(hold(t, lead) for t, lead in zip(tokens, batch, strict=True)))
             cpu0, t0 = server.cpu_seconds(), time.perf_counter()
+            db0, client0 = c.postgres_cpu_seconds(), time.process_time()
             await asyncio.gather(*(checkout(t) for t in tokens))
             phase.wall += time.perf_counter() - t0
             phase.server_cpu += server.cpu_seconds() - cpu0
+            phase.database_cpu += c.postgres_cpu_seconds() - db0
+            phase.client_cpu += time.process_time() - client0
     return phase
 
 
@@ -268,6 +273,8 @@ def main() -> None:
                 f"{s['max']:.1f}",
                 f"{phase.n / phase.wall:,.0f}",
                 f"{phase.server_cpu / phase.n * 1e3:.1f}",
+                f"{phase.database_cpu / phase.n * 1e3:.1f}" if db.kind == "postgresql" else "-",
+                f"{phase.client_cpu / phase.n * 1e3:.1f}",
             )
         )
     rate = concurrent.n / concurrent.wall
@@ -278,7 +285,9 @@ def main() -> None:
         "",
         f"{args.leads:,} leads on sale, priced; {args.buyers} funded buyers; {args.workers} server "
         f"process{'es' if args.workers > 1 else ''}. Each round every buyer holds one lead of "
-        "its own (not timed), then all check out at once.",
+        "its own (not timed), then all check out at once. CPU columns: the API server's, "
+        "PostgreSQL's and the load generator's, per checkout; the three share the machine's "
+        "cores.",
         "",
         *c.table(
             (
@@ -290,6 +299,8 @@ def main() -> None:
                 "max ms",
                 "checkouts/s",
                 "server CPU ms/checkout",
+                "database CPU ms/checkout",
+                "load generator CPU ms/checkout",
             ),
             rows,
         ),
