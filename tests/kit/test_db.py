@@ -245,3 +245,33 @@ async def test_a_connection_the_server_closed_is_replaced_not_handed_out(
     async with db.unit_of_work() as session:
         session.add(LoginThrottle(email_key="after", failures=0, updated_at=datetime.now(UTC)))
     await db.engine.dispose()
+
+
+async def test_only_a_search_transaction_plans_its_statements_for_their_values(
+    database_url: str,
+) -> None:
+    """PostgreSQL plans a prepared statement once per connection by default; a search asks
+    for plans made for its own values, in its own transaction only."""
+    from aiqleads.kit.dialect import plan_for_values
+
+    db = Database(create_engine(database_url))
+    if db.dialect != "postgresql":  # SQLite plans every statement: nothing is sent
+        sent: list[str] = []
+        sa.event.listen(
+            db.engine.sync_engine, "before_cursor_execute", lambda *a: sent.append(a[2])
+        )
+        async with db.unit_of_work(write=False) as session:
+            await session.execute(sa.text("SELECT 1"))
+            await plan_for_values(session)
+        await db.engine.dispose()
+        assert sent == ["BEGIN DEFERRED", "SELECT 1"]
+        return
+    show = sa.text("SHOW plan_cache_mode")
+    async with db.unit_of_work(write=False) as session:
+        assert await session.scalar(show) == "auto"
+        await plan_for_values(session)
+        await plan_for_values(session)  # once is enough
+        assert await session.scalar(show) == "force_custom_plan"
+    async with db.unit_of_work(write=False) as session:
+        assert await session.scalar(show) == "auto"
+    await db.engine.dispose()

@@ -82,11 +82,6 @@ def json_dumps(value: Any) -> str:
 PG_SESSION_SETTINGS = {
     # The JIT compiles a plan it over-estimates for longer than the query then runs.
     "jit": "off",
-    # asyncpg prepares every statement, and after five runs PostgreSQL may switch to a plan
-    # made without the values. A search is only fast with a plan for its own values (a dense
-    # radius and a sparse one need different plans), and a partial search index matches only
-    # a known `status`. Planning takes 0.2-0.3 ms.
-    "plan_cache_mode": "force_custom_plan",
     # Parallel workers cost more to start (tens of ms) than a search runs, and under
     # concurrent requests there are no idle cores for them.
     "max_parallel_workers_per_gather": "0",

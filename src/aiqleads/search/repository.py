@@ -21,6 +21,7 @@ from aiqleads.kit.dialect import (
     SEARCH_FILTER_COLUMNS,
     IndexedBy,
     SearchComponents,
+    plan_for_values,
     search_components,
     text_terms,
 )
@@ -222,6 +223,7 @@ class SearchRepository:
         `unannounced_for` has not announced, if given), each marked if `buyer_id` bought it.
         `markets` are those whose leads the search can match (`service.markets_in_reach`);
         without them, the search indexes are not walked."""
+        await plan_for_values(self.session)
         plan = self._plan(request, source_slugs, now, on_sale_since, unannounced_for)
         key, descending = self._order(plan, request.sort)
         direction = sa.desc if descending else sa.asc
@@ -422,6 +424,7 @@ class SearchRepository:
         """How many matches fall in each kind, property type, price band and market: one pass
         over the matches grouped by all four at once (a few hundred groups at most), summed
         per facet here, instead of one scan per facet."""
+        await plan_for_values(self.session)
         plan = self._plan(request, source_slugs, now)
         groups = (
             Lead.kind,
