@@ -14,6 +14,27 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from aiqleads.audit.models import AuditEvent
 
 
+def event(
+    *,
+    actor_id: uuid.UUID | None,
+    action: str,
+    subject_type: str,
+    subject_id: str,
+    at: datetime,
+    detail: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """An audit event, not yet written; the request id comes from the log context."""
+    return AuditEvent(
+        actor_id=actor_id,
+        action=action,
+        subject_type=subject_type,
+        subject_id=subject_id,
+        request_id=structlog.contextvars.get_contextvars().get("request_id"),
+        detail=detail or {},
+        created_at=at,
+    )
+
+
 def record(
     session: AsyncSession,
     *,
@@ -24,18 +45,17 @@ def record(
     at: datetime,
     detail: dict[str, Any] | None = None,
 ) -> AuditEvent:
-    """Add an audit event to the session; the request id comes from the log context."""
-    event = AuditEvent(
+    """Add an audit event to the session (see `event`)."""
+    added = event(
         actor_id=actor_id,
         action=action,
         subject_type=subject_type,
         subject_id=subject_id,
-        request_id=structlog.contextvars.get_contextvars().get("request_id"),
-        detail=detail or {},
-        created_at=at,
+        at=at,
+        detail=detail,
     )
-    session.add(event)
-    return event
+    session.add(added)
+    return added
 
 
 async def events(

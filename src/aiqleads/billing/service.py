@@ -73,11 +73,10 @@ def line(description: str, unit_cents: int, quantity: int = 1) -> dict[str, Any]
     }
 
 
-async def issue_receipt(
-    session: AsyncSession, buyer: User, order: Order, items: Sequence[tuple[Lead, Purchase]]
-) -> Invoice:
-    """The receipt of a checkout: an invoice paid in credits, one line per lead."""
-    invoice = new_invoice(
+def purchase_receipt(buyer: User, order: Order, items: Sequence[tuple[Lead, Purchase]]) -> Invoice:
+    """The receipt of a checkout, not yet written: an invoice paid in credits, one line per
+    lead."""
+    return new_invoice(
         order.created_at,
         user_id=buyer.id,
         kind=InvoiceKind.PURCHASE,
@@ -97,8 +96,6 @@ async def issue_receipt(
         order_id=order.id,
         paid_at=order.created_at,
     )
-    session.add(invoice)
-    return invoice
 
 
 class NoSubscription(NotFound):

@@ -17,18 +17,19 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from aiqleads.accounts.models import User
-from aiqleads.audit.service import record as audit
+from aiqleads.audit.service import event as audit_event
 from aiqleads.billing.models import Invoice
-from aiqleads.billing.service import issue_receipt, money
+from aiqleads.billing.service import money, purchase_receipt
 from aiqleads.cart.models import Hold, HoldStatus
 from aiqleads.cart.service import LeadUnavailable, end_hold
 from aiqleads.checkout.models import Order, Purchase, PurchaseStatus
 from aiqleads.checkout.repository import CheckoutRepository
 from aiqleads.demand.models import DemandEvent, DemandKind
-from aiqleads.kit.bulk import insert_rows
 from aiqleads.kit.errors import Conflict, Invalid, NotFound
+from aiqleads.kit.writes import Writes, table_of, writes
 from aiqleads.leads.lifecycle import LeadStatus, check_transition
 from aiqleads.leads.models import Lead
 from aiqleads.ledger.models import AccountKind, TransactionKind
@@ -125,12 +126,12 @@ class CheckoutService:
             item_count=len(holds),
             created_at=now,
         )
-        self.session.add(order)
-        items = [self._sell(order, hold, leads[hold.lead_id], now) for hold in holds]
-        await self.session.flush()
-        await insert_rows(
-            self.session,
-            DemandEvent.__table__,  # type: ignore[arg-type]
+        queued = writes(self.session)
+        queued.add(order)
+        items = [self._sell(queued, order, hold, leads[hold.lead_id], now) for hold in holds]
+        self._record_sales(queued, items, now)
+        queued.insert(
+            table_of(DemandEvent),
             [
                 {
                     "id": uuid.uuid4(),
@@ -146,8 +147,8 @@ class CheckoutService:
                 for i in items
             ],
         )
-        receipt = await issue_receipt(
-            self.session, self.buyer, order, [(i.lead, i.purchase) for i in items]
+        receipt = queued.add(
+            purchase_receipt(self.buyer, order, [(i.lead, i.purchase) for i in items])
         )
         await notify(
             self.session,
@@ -162,6 +163,7 @@ class CheckoutService:
                 self.buyer, order, items, self.runtime.settings.dispute_window_days
             ),
             data={"order_id": str(order.id), "total_cents": total},
+            writes=queued,
         )
         # Last: the debit locks the buyer's credits until the commit (revenue is not locked).
         ledger = Ledger(self.session)
@@ -176,6 +178,7 @@ class CheckoutService:
                 reference=str(order.id),
                 memo=f"{len(items)} lead(s), order {order.id}",
                 actor_id=self.buyer.id,
+                writes=queued,
             )
             assert credits.balance is not None  # an agent's account caches its balance
             balance = credits.balance  # as the debit left it
@@ -184,43 +187,67 @@ class CheckoutService:
         self.runtime.demand.signal({i.lead.market for i in items if i.lead.market})
         return Checkout(order, items, receipt, balance)
 
-    def _sell(self, order: Order, hold: Hold, lead: Lead, now: datetime) -> Bought:
-        """Turn one hold into a purchase: the hold ends, the lead counts the sale (sold when
-        no sale is left), and the change is audited."""
-        purchase = Purchase(
-            id=uuid.uuid4(),
-            lead_id=lead.id,
-            buyer_id=self.buyer.id,
-            order_id=order.id,
-            hold_id=hold.id,
-            exclusive=hold.exclusive,
-            status=PurchaseStatus.PAID,
-            price_cents=hold.price_cents,
-            created_at=now,
+    def _sell(self, queued: Writes, order: Order, hold: Hold, lead: Lead, now: datetime) -> Bought:
+        """Turn one hold into a purchase, in memory (`_record_sales` writes the holds and
+        leads): the hold ends, the lead counts the sale (sold when no sale is left), and the
+        change is audited."""
+        purchase = queued.add(
+            Purchase(
+                id=uuid.uuid4(),
+                lead_id=lead.id,
+                buyer_id=self.buyer.id,
+                order_id=order.id,
+                hold_id=hold.id,
+                exclusive=hold.exclusive,
+                status=PurchaseStatus.PAID,
+                price_cents=hold.price_cents,
+                created_at=now,
+            )
         )
-        self.session.add(purchase)
-        end_hold(hold, lead, HoldStatus.PURCHASED, now)
-        lead.sales_count += 1
+        set_committed_value(hold, "status", HoldStatus.PURCHASED)
+        set_committed_value(hold, "ended_at", now)
+        set_committed_value(lead, "sales_count", lead.sales_count + 1)
         if lead.sales_count >= lead.max_sales:
             check_transition(lead.status, LeadStatus.SOLD)
-            lead.status = LeadStatus.SOLD
-            lead.status_changed_at = now
-        audit(
-            self.session,
-            actor_id=self.buyer.id,
-            action="checkout.purchase",
-            subject_type="lead",
-            subject_id=str(lead.id),
-            at=now,
-            detail={
-                "order": str(order.id),
-                "purchase": str(purchase.id),
-                "hold": str(hold.id),
-                "price_cents": purchase.price_cents,
-                "sales_count": lead.sales_count,
-            },
+            set_committed_value(lead, "status", LeadStatus.SOLD)
+            set_committed_value(lead, "status_changed_at", now)
+        queued.add(
+            audit_event(
+                actor_id=self.buyer.id,
+                action="checkout.purchase",
+                subject_type="lead",
+                subject_id=str(lead.id),
+                at=now,
+                detail={
+                    "order": str(order.id),
+                    "purchase": str(purchase.id),
+                    "hold": str(hold.id),
+                    "price_cents": purchase.price_cents,
+                    "sales_count": lead.sales_count,
+                },
+            )
         )
         return Bought(purchase, lead)
+
+    @staticmethod
+    def _record_sales(queued: Writes, items: list[Bought], now: datetime) -> None:
+        """Queue what `_sell` did in memory: the holds ended, each lead's sale counted (the
+        rows are locked, so the count in memory is the row's), the sold-out leads sold."""
+        queued.update(
+            table_of(Hold),
+            [i.purchase.hold_id for i in items],
+            {"status": HoldStatus.PURCHASED, "ended_at": now},
+        )
+        leads = table_of(Lead)
+        sold = [i.lead.id for i in items if i.lead.status is LeadStatus.SOLD]
+        counted = [i.lead.id for i in items if i.lead.status is not LeadStatus.SOLD]
+        queued.update(leads, counted, {}, increments={"sales_count": 1})
+        queued.update(
+            leads,
+            sold,
+            {"status": LeadStatus.SOLD, "status_changed_at": now},
+            increments={"sales_count": 1},
+        )
 
     async def purchase(self, purchase_id: uuid.UUID, operator: bool) -> Bought:
         """One purchase, to its buyer (or an operator); anyone else gets 404."""

@@ -21,7 +21,8 @@ _PK = "pk_"
 _VALUE = "v_"
 
 
-def _default(column: sa.Column[Any]) -> Any:
+def column_default(column: sa.Column[Any]) -> Any:
+    """The column's Python-side default value (None if it has none)."""
     default = column.default
     if default is None or not (default.is_scalar or default.is_callable):
         return None
@@ -36,7 +37,7 @@ def uniform(table: sa.Table, rows: Sequence[dict[str, Any]]) -> list[dict[str, A
     keys: set[str] = set()
     for row in rows:
         keys.update(row)
-    defaults = {key: _default(table.c[key]) for key in keys}
+    defaults = {key: column_default(table.c[key]) for key in keys}
     out = []
     for row in rows:
         if len(row) == len(keys):

@@ -8,7 +8,8 @@ together or not at all:
   and this one gets `409 idempotency_in_flight`. Then it looks for a stored answer: same
   request (method, path and body) -> `Replay` (the answer again, with `Idempotent-Replayed:
   true`); another request -> `422 idempotency_mismatch`.
-- `Idempotency.complete` runs last in the endpoint and stores the answer.
+- `Idempotency.complete` runs last in the endpoint and stores the answer (sent with the
+  transaction's other queued writes as it commits).
 - A request that fails (an invalid body, a business error, a crash) rolls back and so stores
   nothing: the key can be used again. A killed process's transaction rolls back too.
 - On SQLite, write transactions run one at a time, so a concurrent duplicate waits for the
@@ -35,6 +36,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from aiqleads.kit.db import Base
 from aiqleads.kit.dialect import JSONType, UTCDateTime
 from aiqleads.kit.errors import AppError, Conflict
+from aiqleads.kit.writes import writes
 
 HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255
@@ -97,10 +99,12 @@ class Idempotency:
         self.owner, self.key, self.fingerprint, self.at = owner, key, fingerprint, at
 
     async def complete(self, session: AsyncSession, status: int, body: BaseModel) -> None:
-        """Store the answer with the change (call it last in the endpoint)."""
+        """Store the answer with the change (call it last in the endpoint): queued with the
+        transaction's other writes (`kit.writes`), which nothing reads back before the
+        commit."""
         if self.key is None:
             return
-        session.add(
+        writes(session).add(
             IdempotencyKey(
                 owner=self.owner,
                 key=self.key,

@@ -24,6 +24,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from aiqleads.kit.bulk import insert_rows
 from aiqleads.kit.dialect import upsert
 from aiqleads.kit.errors import AppError, Conflict
+from aiqleads.kit.writes import Writes, table_of
 from aiqleads.ledger.models import (
     AccountKind,
     LedgerAccount,
@@ -133,13 +134,18 @@ class Ledger:
         reference: str | None = None,
         memo: str = "",
         actor_id: uuid.UUID | None = None,
+        writes: Writes | None = None,
     ) -> LedgerTransaction:
         """Write one balanced transaction and move the agents' balances it touches. Refused
         whole: `insufficient_credits` if an agent's credits would go below zero,
         `already_posted` if a transaction of this kind with this reference exists.
         Afterwards each agent leg's `account.balance` is the balance this transaction left
         (its row stays locked until the transaction ends); the platform's accounts are
-        neither updated nor locked."""
+        neither updated nor locked.
+
+        With `writes`, the balances move now and the transaction and its entries are queued
+        there; a duplicate reference then fails the commit instead of raising
+        `already_posted`, so pass it only with a reference made new (a new order's id)."""
         amounts: dict[uuid.UUID, int] = defaultdict(int)  # by cached account
         kinds: dict[uuid.UUID, AccountKind] = {}
         for leg in legs:
@@ -158,13 +164,14 @@ class Ledger:
             actor_id=actor_id,
             created_at=at,
         )
-        self.session.add(transaction)
-        try:  # first, so that a duplicate is refused before any balance moves
-            await self.session.flush()
-        except IntegrityError as exc:  # the unique (kind, reference)
-            raise Conflict(
-                f"A {kind.value} for {reference} is already posted", code="already_posted"
-            ) from exc
+        if writes is None:
+            self.session.add(transaction)
+            try:  # first, so that a duplicate is refused before any balance moves
+                await self.session.flush()
+            except IntegrityError as exc:  # the unique (kind, reference)
+                raise Conflict(
+                    f"A {kind.value} for {reference} is already posted", code="already_posted"
+                ) from exc
         # Accounts in one order, so two transactions over the same accounts cannot deadlock.
         balances: dict[uuid.UUID, int] = {}
         for account_id in sorted(amounts):
@@ -183,20 +190,21 @@ class Ledger:
             if balance is None:
                 raise InsufficientCredits("Not enough credits", extra={"needed": -amount})
             balances[account_id] = balance
-        await insert_rows(
-            self.session,
-            LedgerEntry.__table__,  # type: ignore[arg-type]
-            [
-                {
-                    "id": uuid.uuid4(),
-                    "transaction_id": transaction.id,
-                    "account_id": leg.account.id,
-                    "amount": leg.amount,
-                    "created_at": at,
-                }
-                for leg in legs
-            ],
-        )
+        entries = [
+            {
+                "id": uuid.uuid4(),
+                "transaction_id": transaction.id,
+                "account_id": leg.account.id,
+                "amount": leg.amount,
+                "created_at": at,
+            }
+            for leg in legs
+        ]
+        if writes is None:
+            await insert_rows(self.session, table_of(LedgerEntry), entries)
+        else:
+            writes.add(transaction)
+            writes.insert(table_of(LedgerEntry), entries)
         for leg in legs:  # as the row now is (locked by this transaction until it ends)
             if leg.account.id in balances:
                 set_committed_value(leg.account, "balance", balances[leg.account.id])

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from aiqleads.kit.db import defer_job
 from aiqleads.kit.retry import backoff
+from aiqleads.kit.writes import Writes
 from aiqleads.mail.models import EmailStatus, OutboundEmail
 from aiqleads.mail.repository import EmailRepository
 from aiqleads.mail.smtp import SmtpMailer
@@ -31,22 +32,27 @@ async def queue_email(
     subject: str,
     body: str,
     contains_secret: bool = False,
+    writes: Writes | None = None,
 ) -> OutboundEmail:
-    """Write the message to the outbox; with SMTP configured, a sender job runs after commit."""
+    """Write the message to the outbox (queued in `writes` if given); with SMTP configured,
+    a sender job runs after commit."""
     now = runtime.clock.now()
-    email = await EmailRepository(session).add(
-        OutboundEmail(
-            kind=kind,
-            to_address=to,
-            subject=subject,
-            body_text=body,
-            contains_secret=contains_secret,
-            status=EmailStatus.PENDING,
-            attempts=0,
-            next_attempt_at=now,
-            created_at=now,
-        )
+    email = OutboundEmail(
+        id=uuid.uuid4(),
+        kind=kind,
+        to_address=to,
+        subject=subject,
+        body_text=body,
+        contains_secret=contains_secret,
+        status=EmailStatus.PENDING,
+        attempts=0,
+        next_attempt_at=now,
+        created_at=now,
     )
+    if writes is not None:
+        writes.add(email)
+    else:
+        await EmailRepository(session).add(email)
     if runtime.settings.smtp_url:
         defer_job(session, SEND_JOB, {"email_id": str(email.id)})
     return email

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from aiqleads.accounts.models import User
 from aiqleads.accounts.schemas import NotificationPreferences
 from aiqleads.kit.errors import NotFound
+from aiqleads.kit.writes import Writes
 from aiqleads.mail.service import queue_email
 from aiqleads.notifications.models import Notification
 from aiqleads.runtime import Runtime
@@ -28,17 +29,19 @@ async def notify(
     body: str,
     data: dict[str, Any] | None = None,
     email_body: str | None = None,
+    writes: Writes | None = None,
 ) -> list[str]:
     """Notify `user` about `topic` (a NotificationPreferences switch, e.g.
     "new_matching_leads"); returns the channels used. `email_body` replaces `body` in the
     e-mail (what is delivered once, such as a purchased lead's contact details, rather than
-    kept in the app)."""
+    kept in the app). With `writes`, the rows are queued there instead of added to the
+    session."""
     prefs = NotificationPreferences.model_validate(user.notification_preferences)
     if not getattr(prefs, topic):
         return []
     channels = []
     if prefs.in_app:
-        session.add(
+        (writes.add if writes is not None else session.add)(
             Notification(
                 user_id=user.id,
                 kind=kind,
@@ -51,7 +54,13 @@ async def notify(
         channels.append("in_app")
     if prefs.email:
         await queue_email(
-            session, runtime, kind=kind, to=user.email, subject=title, body=email_body or body
+            session,
+            runtime,
+            kind=kind,
+            to=user.email,
+            subject=title,
+            body=email_body or body,
+            writes=writes,
         )
         channels.append("email")
     return channels
