@@ -3,11 +3,12 @@
 The leads are locked first (in id order, as cart adds lock them), then the buyer's holds are
 read afresh, so a checkout that waited on another sees what that one did: a second checkout of
 the same cart finds it empty, and a hold that lapsed at this instant is not bought. The debit
-is one ledger transaction whose reference is the order, posted last so the platform's revenue
-account is locked for as short a time as possible. Everything else a sale causes is a row in
-the same transaction: purchases, lead statuses, audit entries, demand events, the receipt
-(invoice and e-mail through the outbox), so a crash before the commit leaves nothing and one
-after it loses nothing.
+is one ledger transaction whose reference is the order; its UPDATE of the buyer's credits
+(refused below zero) is the last statement before the commit, so that row stays locked for as
+short a time as possible. Everything else a sale causes is a row in the same transaction:
+purchases, lead statuses, audit entries, demand events, the receipt (invoice and e-mail
+through the outbox), queued in memory and sent together as the transaction commits
+(`kit.writes`), so a crash before the commit leaves nothing and one after it loses nothing.
 """
 
 from __future__ import annotations
