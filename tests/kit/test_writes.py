@@ -168,9 +168,16 @@ async def test_a_queue_beyond_the_parameter_limit_goes_in_parts(
         sent.clear()
     if db.dialect == "postgresql":
         assert len([s for s in sent if "INSERT" in s]) == 4  # 13 parameters each: 3+3+3+1
+    ids = [e.id for e in queued_emails] * 3  # 30 ids: more than one statement takes (13)
+    async with db.unit_of_work() as session:
+        await session.execute(sa.select(1))
+        writes(session).update(table_of(OutboundEmail), ids, {}, increments={"attempts": 1})
     async with db.unit_of_work(write=False) as session:
-        count = await session.scalar(sa.select(sa.func.count()).select_from(OutboundEmail))
-    assert count == 10
+        attempts = list(await session.scalars(sa.select(OutboundEmail.attempts)))
+    # Each row listed three times is updated once per statement it falls in: 13+13+4 ids.
+    assert sorted(attempts) == sorted(
+        sum(1 for part in (ids[:13], ids[13:26], ids[26:]) if i in part) for i in ids[:10]
+    )
 
 
 async def test_an_object_in_the_session_is_not_queued_as_well(db: Database) -> None:

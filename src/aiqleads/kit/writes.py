@@ -104,8 +104,11 @@ class Writes:
     ) -> None:
         """Queue `UPDATE table SET column = value, ..., column = column + n, ... WHERE id IN
         ids`."""
-        if ids:
-            self._queue.append(_Update(table, list(ids), values, increments or {}))
+        step = MAX_PARAMETERS // 3  # ids in one statement, with room for other parts
+        for start in range(0, len(ids), step):
+            self._queue.append(
+                _Update(table, list(ids[start : start + step]), values, increments or {})
+            )
 
     def __len__(self) -> int:
         return len(self._queue)
