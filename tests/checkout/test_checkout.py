@@ -427,3 +427,41 @@ async def test_spending_credits_needs_the_buying_scope(
         assert response.json()["code"] == "insufficient_scope"
     buyer = await key("leads:read", "leads:buy")
     assert (await add(api.client, buyer, lead)).status_code == 201
+
+
+async def test_a_checkout_costs_the_same_statements_however_many_leads_it_buys(
+    api: Api, runtime: Runtime, clock: FrozenClock
+) -> None:
+    """The rows a sale leaves behind are queued and sent together (`kit.writes`): the
+    statements a checkout sends do not grow with its cart, and on PostgreSQL they are eight
+    (the user, the idempotency lock and lookup, the held leads, the holds, the ledger
+    accounts, the debit, and everything else in one)."""
+    first, small, large = await buyers(runtime, 3)
+    for buyer in (first, small, large):
+        await funded(runtime, buyer, 1_000_000)
+    leads = await add_leads(runtime, *(lead_row(clock.now()) for _ in range(5)))
+    await recompute(runtime)
+    await held(api, runtime, first, leads[0])
+    # The platform's revenue account opens with the first sale: statements not counted.
+    assert (await checkout(api.client, first)).status_code == 201
+    await held(api, runtime, small, leads[1])
+    await held(api, runtime, large, *leads[2:])
+
+    sent: list[str] = []
+
+    def _sent(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        sent.append(statement)
+
+    sa.event.listen(runtime.db.engine.sync_engine, "before_cursor_execute", _sent)
+    counts = []
+    for buyer in (small, large):
+        sent.clear()
+        done = await checkout(api.client, buyer)
+        assert done.status_code == 201, done.text
+        counts.append(len(sent))
+    sa.event.remove(runtime.db.engine.sync_engine, "before_cursor_execute", _sent)
+    assert counts[0] == counts[1], "\n".join(s[:70] for s in sent)
+    if runtime.db.dialect == "postgresql":
+        assert counts[0] == 8, "\n".join(s[:70] for s in sent)
+    assert await count(runtime, Purchase) == 5
+    assert await reconcile(runtime) == []
