@@ -12,27 +12,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aiqleads.audit.models import AuditEvent
-
-
-def event(
-    *,
-    actor_id: uuid.UUID | None,
-    action: str,
-    subject_type: str,
-    subject_id: str,
-    at: datetime,
-    detail: dict[str, Any] | None = None,
-) -> AuditEvent:
-    """An audit event, not yet written; the request id comes from the log context."""
-    return AuditEvent(
-        actor_id=actor_id,
-        action=action,
-        subject_type=subject_type,
-        subject_id=subject_id,
-        request_id=structlog.contextvars.get_contextvars().get("request_id"),
-        detail=detail or {},
-        created_at=at,
-    )
+from aiqleads.kit.writes import Writes
 
 
 def record(
@@ -44,18 +24,21 @@ def record(
     subject_id: str,
     at: datetime,
     detail: dict[str, Any] | None = None,
+    writes: Writes | None = None,
 ) -> AuditEvent:
-    """Add an audit event to the session (see `event`)."""
-    added = event(
+    """Add an audit event to the session (or queue it in `writes`); the request id comes from
+    the log context."""
+    event = AuditEvent(
         actor_id=actor_id,
         action=action,
         subject_type=subject_type,
         subject_id=subject_id,
-        at=at,
-        detail=detail,
+        request_id=structlog.contextvars.get_contextvars().get("request_id"),
+        detail=detail or {},
+        created_at=at,
     )
-    session.add(added)
-    return added
+    (writes.add if writes is not None else session.add)(event)
+    return event
 
 
 async def events(

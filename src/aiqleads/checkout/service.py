@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from aiqleads.accounts.models import User
-from aiqleads.audit.service import event as audit_event
+from aiqleads.audit.service import record as audit
 from aiqleads.billing.models import Invoice
 from aiqleads.billing.service import money, purchase_receipt
 from aiqleads.cart.models import Hold, HoldStatus
@@ -212,21 +212,21 @@ class CheckoutService:
             check_transition(lead.status, LeadStatus.SOLD)
             set_committed_value(lead, "status", LeadStatus.SOLD)
             set_committed_value(lead, "status_changed_at", now)
-        queued.add(
-            audit_event(
-                actor_id=self.buyer.id,
-                action="checkout.purchase",
-                subject_type="lead",
-                subject_id=str(lead.id),
-                at=now,
-                detail={
-                    "order": str(order.id),
-                    "purchase": str(purchase.id),
-                    "hold": str(hold.id),
-                    "price_cents": purchase.price_cents,
-                    "sales_count": lead.sales_count,
-                },
-            )
+        audit(
+            self.session,
+            actor_id=self.buyer.id,
+            action="checkout.purchase",
+            subject_type="lead",
+            subject_id=str(lead.id),
+            at=now,
+            detail={
+                "order": str(order.id),
+                "purchase": str(purchase.id),
+                "hold": str(hold.id),
+                "price_cents": purchase.price_cents,
+                "sales_count": lead.sales_count,
+            },
+            writes=queued,
         )
         return Bought(purchase, lead)
 
