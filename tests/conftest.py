@@ -169,7 +169,10 @@ async def app(
     # their steps (a moved FrozenClock would make them due).
     scheduler = request.node.get_closest_marker("no_scheduler") is None
     app = create_app(settings, clock, run_scheduler=scheduler)
-    async with LifespanManager(app):
+    # Shutdown lets running jobs finish for up to 10 s (kit.jobs.JobRunner.shutdown): the
+    # harness waits longer than that, not asgi-lifespan's default of 5 s, which once failed
+    # a test's teardown while a job was still finishing on a busy machine.
+    async with LifespanManager(app, shutdown_timeout=30):
         yield app
 
 
