@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -21,27 +22,29 @@ from tests.ledger.test_ledger import fund
 ITEMS = "/api/v1/cart/items"
 
 
+def agent(now: datetime, name: str = "Buyer", plan: str = "basic") -> User:
+    """A verified agent, not yet stored."""
+    return User(
+        id=uuid.uuid4(),
+        email=f"{name.lower().replace(' ', '')}-{uuid.uuid4().hex[:6]}@realty.example.com",
+        name=name,
+        password_hash="unused",
+        role=Role.AGENT,
+        plan=plan,
+        preferred_markets=[],
+        notification_preferences=NotificationPreferences().model_dump(),
+        time_zone="UTC",
+        session_version=1,
+        email_verified_at=now,
+        created_at=now,
+        updated_at=now,
+    )
+
+
 async def buyers(runtime: Runtime, n: int, plan: str = "basic") -> list[dict[str, str]]:
     """`n` verified agents on `plan`, each as the headers of a signed-in request."""
     now = runtime.clock.now()
-    users = [
-        User(
-            id=uuid.uuid4(),
-            email=f"buyer{i}-{uuid.uuid4().hex[:6]}@realty.example.com",
-            name=f"Buyer {i}",
-            password_hash="unused",
-            role=Role.AGENT,
-            plan=plan,
-            preferred_markets=[],
-            notification_preferences=NotificationPreferences().model_dump(),
-            time_zone="UTC",
-            session_version=1,
-            email_verified_at=now,
-            created_at=now,
-            updated_at=now,
-        )
-        for i in range(n)
-    ]
+    users = [agent(now, f"Buyer {i}", plan) for i in range(n)]
     async with runtime.transaction() as session:
         session.add_all(users)
     return [bearer(issue_access_token(runtime.settings, u.id, u.role.value, 1, now)) for u in users]

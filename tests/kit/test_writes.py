@@ -3,7 +3,6 @@ PostgreSQL, dropped with a rollback."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -12,14 +11,14 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import event
 
-from aiqleads.accounts.models import Role, User
-from aiqleads.accounts.schemas import NotificationPreferences
+from aiqleads.accounts.models import User
 from aiqleads.kit import writes as writes_module
 from aiqleads.kit.db import Database, create_engine
 from aiqleads.kit.errors import AppError
 from aiqleads.kit.writes import table_of, writes
 from aiqleads.mail.models import EmailStatus, OutboundEmail
 from aiqleads.notifications.models import Notification
+from tests.commerce import agent
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 
@@ -42,23 +41,6 @@ def statements_sent(database: Database) -> list[str]:
     return sent
 
 
-def user() -> User:
-    return User(
-        id=uuid.uuid4(),
-        email=f"{uuid.uuid4().hex[:8]}@agents.example.com",
-        name="Ada Agent",
-        password_hash="unused",
-        role=Role.AGENT,
-        plan="basic",
-        preferred_markets=[],
-        notification_preferences=NotificationPreferences().model_dump(),
-        time_zone="UTC",
-        session_version=1,
-        created_at=NOW,
-        updated_at=NOW,
-    )
-
-
 def email(n: int) -> OutboundEmail:
     return OutboundEmail(
         kind="test",
@@ -75,7 +57,7 @@ async def test_queued_rows_go_out_at_commit_together_children_beside_their_paren
     db: Database,
 ) -> None:
     sent = statements_sent(db)
-    owner = user()
+    owner = agent(NOW, "Ada Agent")
     async with db.unit_of_work() as session:
         await session.execute(sa.select(1))  # the transaction has begun
         queued = writes(session)
