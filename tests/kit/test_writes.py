@@ -3,6 +3,7 @@ PostgreSQL, dropped with a rollback."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -170,3 +171,36 @@ async def test_an_object_in_the_session_is_not_queued_as_well(db: Database) -> N
         await session.flush()
         with pytest.raises(ValueError, match="written twice"):
             writes(session).add(added)
+
+
+async def test_rows_of_one_table_queued_with_different_columns_all_go_in(db: Database) -> None:
+    """An object added whole and a row given only some columns, for the same table: both
+    are written, the missing columns at their defaults (SQLite sends them in one
+    executemany)."""
+    whole = email(1)
+    partial_id = uuid.uuid4()
+    async with db.unit_of_work() as session:
+        await session.execute(sa.select(1))
+        queued = writes(session)
+        queued.add(whole)
+        queued.insert(
+            table_of(OutboundEmail),
+            [
+                {
+                    "id": partial_id,
+                    "kind": "test",
+                    "to_address": "agent2@agents.example.com",
+                    "subject": "message 2",
+                    "body_text": "hello",
+                    "status": EmailStatus.PENDING,
+                    "next_attempt_at": NOW,
+                    "created_at": NOW,
+                }
+            ],
+        )
+    async with db.unit_of_work(write=False) as session:
+        stored = await session.get(OutboundEmail, partial_id)
+        assert await session.get(OutboundEmail, whole.id) is not None
+    assert stored is not None
+    assert stored.attempts == 0  # its column default
+    assert stored.sent_at is None

@@ -31,7 +31,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
 
-from aiqleads.kit.bulk import column_default, uniform
+from aiqleads.kit.bulk import chunks, column_default, uniform
 
 _KEY = "aiqleads_writes"
 # PostgreSQL takes at most 32,767 parameters in one statement; a bigger queue is sent in parts.
@@ -93,7 +93,7 @@ class Writes:
         if pending is None:
             pending = self._inserts[table.name] = _Insert(table)
             self._queue.append(pending)
-        pending.rows.extend(uniform(table, rows))
+        pending.rows.extend(rows)
 
     def update(
         self,
@@ -104,11 +104,9 @@ class Writes:
     ) -> None:
         """Queue `UPDATE table SET column = value, ..., column = column + n, ... WHERE id IN
         ids`."""
-        step = MAX_PARAMETERS // 3  # ids in one statement, with room for other parts
-        for start in range(0, len(ids), step):
-            self._queue.append(
-                _Update(table, list(ids[start : start + step]), values, increments or {})
-            )
+        # ids in one statement, with room for the other parts
+        for part in chunks(ids, MAX_PARAMETERS // 3):
+            self._queue.append(_Update(table, list(part), values, increments or {}))
 
     def __len__(self) -> int:
         return len(self._queue)
@@ -118,8 +116,8 @@ class Writes:
         queue, self._queue, self._inserts = self._queue, [], {}
         if session.get_bind().dialect.name != "postgresql":
             for write in queue:
-                if isinstance(write, _Insert):
-                    session.execute(sa.insert(write.table), write.rows)
+                if isinstance(write, _Insert):  # executemany: every row the same keys
+                    session.execute(sa.insert(write.table), uniform(write.table, write.rows))
                 else:
                     statement, params = _update(write, "")
                     session.execute(statement, params)
