@@ -490,13 +490,13 @@ def queries(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     ran (walks and planned queries alike): one entry per query, read with `len`."""
     monkeypatch.setattr(repository, "WALK_BUDGET", 3)
     ran: list[int] = []
-    fetch = repository.SearchRepository._fetch
+    hits = repository.SearchRepository._hits
 
     async def counted(self: repository.SearchRepository, *args: Any) -> list[repository.Hit]:
         ran.append(1)
-        return await fetch(self, *args)
+        return await hits(self, *args)
 
-    monkeypatch.setattr(repository.SearchRepository, "_fetch", counted)
+    monkeypatch.setattr(repository.SearchRepository, "_hits", counted)
     return ran
 
 

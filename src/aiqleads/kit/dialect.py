@@ -519,16 +519,27 @@ def text_terms(q: str, limit: int = 12) -> list[str]:
     return [w for w in query_words(q) if w not in STOP_WORDS][:limit]
 
 
-def _occurrences(document: Any, terms: list[str]) -> Any:
-    """How often the terms (a plural's -s dropped) occur in the document: a relevance that
+def param(name: str, type_: Any = None, *, expanding: bool = False) -> Any:
+    """A named bound parameter: statements built once per shape refer to their values by name
+    only, and each execution passes the values (see `SearchComponents`)."""
+    return sa.bindparam(name, type_=type_, expanding=expanding)
+
+
+def _stem(term: str) -> str:
+    return term[:-1] if term.endswith("s") and len(term) > 3 else term
+
+
+def _occurrences(document: Any, terms: int) -> Any:
+    """How often the terms (a plural's -s dropped; parameters `term_<i>` and their lengths
+    `term_<i>_len`, see `SearchComponents.text_values`) occur in the document: a relevance that
     depends on the document alone, so the same on both engines and stable while other leads
     arrive (FTS5's bm25 is not: it weighs by the whole table)."""
     total: Any = sa.literal(0, sa.Integer)
     text = sa.func.coalesce(document, "")
-    for term in terms:
-        stem = term[:-1] if term.endswith("s") and len(term) > 3 else term
+    for i in range(terms):
+        stem, length = param(f"term_{i}", sa.String), param(f"term_{i}_len", sa.Integer)
         removed = sa.func.length(text) - sa.func.length(sa.func.replace(text, stem, ""))
-        total = total + sa.cast(removed / sa.literal(len(stem), sa.Integer), sa.Integer)
+        total = total + sa.cast(removed / length, sa.Integer)
     return sa.cast(total, sa.Integer)
 
 
@@ -540,7 +551,12 @@ def bounding_box(lat: float, lon: float, meters: float) -> tuple[float, float, f
 
 
 class SearchComponents(ABC):
-    """Where-clauses and expressions over a point column pair and the text index."""
+    """Where-clauses and expressions over a point column pair and the text index, in two
+    halves: `*_values` turns one search's numbers and words into named parameters (run for
+    every search), and the SQL refers to those parameters by name only, so a statement is
+    built once per shape and executed with each search's values (search.repository). The
+    parameters are `point_lat`/`point_lon` (a search's point), `within_m` (its radius),
+    `<name>_south/_north/_west/_east` (a box called `name`), `polygon` and `term_<i>`."""
 
     def __init__(self, lat: Any, lon: Any, geog: Any = None) -> None:
         self.lat, self.lon = lat, lon
@@ -549,28 +565,64 @@ class SearchComponents(ABC):
         """What the point filters read, to select from an index walk (named as the columns)."""
         return [self.lat, self.lon]
 
-    def box(self, south: float, north: float, west: float, east: float) -> Any:
-        return sa.and_(self.lat.between(south, north), self.lon.between(west, east))
+    @staticmethod
+    def box_values(
+        name: str, south: float, north: float, west: float, east: float
+    ) -> dict[str, Any]:
+        return {
+            f"{name}_south": south,
+            f"{name}_north": north,
+            f"{name}_west": west,
+            f"{name}_east": east,
+        }
+
+    def box(self, name: str) -> Any:
+        """Rows whose point lies in the box `name` (`box_values`)."""
+        f = sa.Float
+        return sa.and_(
+            self.lat.between(param(f"{name}_south", f), param(f"{name}_north", f)),
+            self.lon.between(param(f"{name}_west", f), param(f"{name}_east", f)),
+        )
 
     def has_point(self) -> Any:
         return self.lat.is_not(None)
 
-    @abstractmethod
-    def within(self, lat: float, lon: float, meters: float) -> Any:
-        """Rows whose point lies within `meters` of (lat, lon)."""
+    def point_values(self, lat: float, lon: float) -> dict[str, Any]:
+        """The search's point, which `distance` and `within` measure from."""
+        return {"point_lat": lat, "point_lon": lon}
+
+    def within_values(self, lat: float, lon: float, meters: float) -> dict[str, Any]:
+        """A radius around the point (with `point_values`)."""
+        return {"within_m": meters}
 
     @abstractmethod
-    def distance(self, lat: float, lon: float) -> Any:
-        """Metres from (lat, lon) to each row's point."""
+    def within(self) -> Any:
+        """Rows whose point lies within `within_m` metres of the point."""
 
     @abstractmethod
-    def covers(self, polygon: str) -> Any:
-        """Rows whose point lies inside or on the GeoJSON polygon."""
+    def distance(self) -> Any:
+        """Metres from the point to each row's point."""
+
+    @staticmethod
+    def covers_values(polygon: str) -> dict[str, Any]:
+        return {"polygon": polygon}
 
     @abstractmethod
-    def text(self, query: Any, terms: list[str]) -> tuple[Any, Any]:
-        """`query` restricted to rows matching every term, and an expression ranking them
-        (higher is better)."""
+    def covers(self) -> Any:
+        """Rows whose point lies inside or on the GeoJSON `polygon`."""
+
+    def text_values(self, terms: list[str]) -> dict[str, Any]:
+        """The words of a search (`text_terms`), for `text`."""
+        values: dict[str, Any] = {}
+        for i, term in enumerate(terms):
+            values[f"term_{i}"] = _stem(term)
+            values[f"term_{i}_len"] = len(_stem(term))
+        return values
+
+    @abstractmethod
+    def text(self, query: Any, terms: int) -> tuple[Any, Any]:
+        """`query` restricted to rows matching every one of the `terms` words, and an
+        expression ranking them (higher is better)."""
 
 
 class PostgresSearch(SearchComponents):
@@ -584,70 +636,81 @@ class PostgresSearch(SearchComponents):
         return [self.geog.label("geog"), self.lat, self.lon]
 
     @staticmethod
-    def _point(lat: float, lon: float) -> Any:
-        point = sa.func.ST_SetSRID(sa.func.ST_MakePoint(lon, lat), 4326)
-        return sa.cast(point, _Geography())
+    def _point() -> Any:
+        lon, lat = param("point_lon", sa.Float), param("point_lat", sa.Float)
+        return sa.cast(sa.func.ST_SetSRID(sa.func.ST_MakePoint(lon, lat), 4326), _Geography())
 
     def has_point(self) -> Any:
         return self.geog.is_not(None)
 
-    def within(self, lat: float, lon: float, meters: float) -> Any:
+    def within(self) -> Any:
         # ST_DWithin(geog, point, meters, false) spelled as the two halves it expands to: the
         # GiST box test and the exact test on the sphere. Written whole, PostGIS estimates
         # the box's selectivity twice (a 10-mile radius over 170,000 leads was planned as 90
         # rows), and the planner then sorts every candidate instead of walking a sort index.
-        point = self._point(lat, lon)
+        point, meters = self._point(), param("within_m", sa.Float)
         return sa.and_(
             self.geog.bool_op("&&")(sa.func._ST_Expand(point, meters)),
             sa.func._ST_DWithin(self.geog, point, meters, False),
         )
 
-    def distance(self, lat: float, lon: float) -> Any:
+    def distance(self) -> Any:
         # Distance on the sphere; as an ORDER BY it walks the GiST index nearest first.
-        return self.geog.op("<->", return_type=sa.Float)(self._point(lat, lon))
+        return self.geog.op("<->", return_type=sa.Float)(self._point())
 
-    def covers(self, polygon: str) -> Any:
+    def covers(self) -> Any:
         # Planar on longitude/latitude, as the SQLite path (shapely) and a map draw it.
-        shape = sa.func.ST_SetSRID(sa.func.ST_GeomFromGeoJSON(polygon), 4326)
+        shape = sa.func.ST_SetSRID(sa.func.ST_GeomFromGeoJSON(param("polygon", sa.String)), 4326)
         return sa.func.ST_Covers(
             shape, sa.func.ST_SetSRID(sa.func.ST_MakePoint(self.lon, self.lat), 4326)
         )
 
-    def text(self, query: Any, terms: list[str]) -> tuple[Any, Any]:
+    def text_values(self, terms: list[str]) -> dict[str, Any]:
+        return super().text_values(terms) | {"words": " ".join(terms)}
+
+    def text(self, query: Any, terms: int) -> tuple[Any, Any]:
         tsquery = sa.func.plainto_tsquery(
-            sa.literal_column(f"'{TEXT_CONFIG}'::regconfig"), " ".join(terms)
+            sa.literal_column(f"'{TEXT_CONFIG}'::regconfig"), param("words", sa.String)
         )
         ranked = _occurrences(sa.literal_column("leads.search_text"), terms)
         return query.where(self.tsv.bool_op("@@")(tsquery)), ranked
 
 
 class SqliteSearch(SearchComponents):
-    def _haversine(self, lat: float, lon: float) -> Any:
+    def point_values(self, lat: float, lon: float) -> dict[str, Any]:
+        return super().point_values(lat, lon) | {"point_cos_lat": math.cos(math.radians(lat))}
+
+    def within_values(self, lat: float, lon: float, meters: float) -> dict[str, Any]:
+        box = self.box_values("within", *bounding_box(lat, lon, meters))
+        return super().within_values(lat, lon, meters) | box
+
+    def _haversine(self) -> Any:
         f = sa.func
+        lat, lon = param("point_lat", sa.Float), param("point_lon", sa.Float)
         dlat = f.radians(self.lat - lat) / 2
         dlon = f.radians(self.lon - lon) / 2
-        a = f.pow(f.sin(dlat), 2) + math.cos(math.radians(lat)) * f.cos(
+        a = f.pow(f.sin(dlat), 2) + param("point_cos_lat", sa.Float) * f.cos(
             f.radians(self.lat)
         ) * f.pow(f.sin(dlon), 2)
         return 2 * EARTH_RADIUS_M * f.asin(f.min(1.0, f.sqrt(a)))
 
-    def within(self, lat: float, lon: float, meters: float) -> Any:
-        return sa.and_(
-            self.box(*bounding_box(lat, lon, meters)), self._haversine(lat, lon) <= meters
-        )
+    def within(self) -> Any:
+        return sa.and_(self.box("within"), self._haversine() <= param("within_m", sa.Float))
 
-    def distance(self, lat: float, lon: float) -> Any:
-        return self._haversine(lat, lon)
+    def distance(self) -> Any:
+        return self._haversine()
 
-    def covers(self, polygon: str) -> Any:
-        return sa.func.aiq_covers(polygon, self.lon, self.lat) == 1
+    def covers(self) -> Any:
+        return sa.func.aiq_covers(param("polygon", sa.String), self.lon, self.lat) == 1
 
-    def text(self, query: Any, terms: list[str]) -> tuple[Any, Any]:
-        match = " AND ".join(f'"{t}"' for t in terms)
+    def text_values(self, terms: list[str]) -> dict[str, Any]:
+        return super().text_values(terms) | {"match": " AND ".join(f'"{t}"' for t in terms)}
+
+    def text(self, query: Any, terms: int) -> tuple[Any, Any]:
         hits: Any = (
             sa.select(sa.literal_column("rowid"))
             .select_from(sa.table(SQLITE_FTS_TABLE))
-            .where(sa.literal_column(SQLITE_FTS_TABLE).op("MATCH")(match))
+            .where(sa.literal_column(SQLITE_FTS_TABLE).op("MATCH")(param("match", sa.String)))
         )
         query = query.where(sa.literal_column("leads.rowid").in_(hits))
         return query, _occurrences(sa.literal_column("leads.search_text"), terms)

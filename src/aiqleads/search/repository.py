@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -21,6 +22,7 @@ from aiqleads.kit.dialect import (
     SEARCH_FILTER_COLUMNS,
     IndexedBy,
     SearchComponents,
+    param,
     plan_for_values,
     search_components,
     text_terms,
@@ -70,17 +72,12 @@ class Hit:
     bought: bool = False  # by the viewer `page` was asked about (and not refunded)
 
 
-@dataclass(frozen=True)
-class _Plan:
-    query: sa.Select[Any]
-    rank: Any | None
-    distance: Any | None
-
-
+LEADS: sa.Table = Lead.__table__  # type: ignore[assignment]
+L = LEADS.c
 # Spelled as the search indexes spell them (kit.dialect.SEARCH_SORT_KEYS), constants inline:
 # SQLite matches an index expression or a partial index's condition only to the same literal
 # text, never to a bound parameter.
-ON_SALE: Any = Lead.status == sa.literal_column(ON_SALE_SQL.split(" = ")[1])
+ON_SALE: Any = L.status == sa.literal_column(ON_SALE_SQL.split(" = ")[1])
 # The columns of a page's leads: all but the JSON of ingestion and fraud review and the text
 # index's input. Read as rows, not ORM entities: a page of 21 entities cost about as much CPU
 # as the rest of the search (identity map, instance state, loader options) for objects
@@ -88,123 +85,351 @@ ON_SALE: Any = Lead.status == sa.literal_column(ON_SALE_SQL.split(" = ")[1])
 _NOT_ON_CARDS = frozenset(
     {"fraud_reasons", "fraud_features", "problems", "provenance", "attributes", "search_text"}
 )
-CARD_COLUMNS = tuple(c for c in Lead.__table__.c if c.name not in _NOT_ON_CARDS)
+CARD_COLUMNS = tuple(c for c in L if c.name not in _NOT_ON_CARDS)
+# Range filters: (parameter, column, whether it is the low end).
+_RANGES: tuple[tuple[str, str, bool], ...] = (
+    ("min_price_cents", "list_price_cents", True),
+    ("max_price_cents", "list_price_cents", False),
+    ("min_beds", "beds", True),
+    ("min_baths", "baths", True),
+    ("min_living_area_sqft", "living_area_sqft", True),
+    ("max_living_area_sqft", "living_area_sqft", False),
+    ("min_year_built", "year_built", True),
+    ("max_year_built", "year_built", False),
+    ("max_days_on_market", "days_on_market", False),
+    ("min_quality", "quality_score", True),
+    ("max_fraud", "fraud_score", False),
+)
+_LISTS = ("kind", "property_type")
+# Statements kept per shape (`_Shape`); a shape is a combination of filters, sort and paging.
+STATEMENTS_KEPT = 256
 
 
 def _price_key(unknown: int) -> Any:
     """The price to sort by, unknown prices as `unknown` (after every known one)."""
-    return sa.func.coalesce(Lead.list_price_cents, sa.literal_column(str(unknown), sa.BigInteger))
+    return sa.func.coalesce(L.list_price_cents, sa.literal_column(str(unknown), sa.BigInteger))
 
 
 def _price_band() -> Any:
-    price = Lead.list_price_cents
+    price = L.list_price_cents
     return sa.case(*((price < high, name) for name, _, high in PRICE_BANDS), else_="unknown")
 
 
-def _filters(f: SearchFilters, now: datetime, t: Any, c: SearchComponents) -> list[Any]:
-    """The conditions of `f` that the search indexes carry (every one but the polygon, the
-    source and the words), over the columns `t` (the leads table or an index walk)."""
-    where: list[Any] = []
+def _components(dialect: str) -> SearchComponents:
+    return search_components(dialect, L.public_latitude, L.public_longitude)
+
+
+def _filter_values(f: SearchFilters, now: datetime, c: SearchComponents) -> dict[str, Any]:
+    """The values of the conditions of `f` that the search indexes carry (every one but the
+    polygon, the source and the words), by the parameter names `_filters` gives them."""
+    values: dict[str, Any] = {}
     if f.market:
-        where.append(t.market == f.market)
+        values["market"] = f.market
     if f.point is not None:
-        lat, lon = f.point
-        # Distance sorts and pages need a point on every row.
-        where.append(c.has_point())
+        values |= c.point_values(*f.point)
         if f.radius_mi is not None:
-            where.append(c.within(lat, lon, f.radius_mi * METERS_PER_MILE))
+            values |= c.within_values(*f.point, f.radius_mi * METERS_PER_MILE)
     if f.bbox is not None:
         west, south, east, north = f.bbox
-        where.append(c.box(south, north, west, east))
-    ranges: tuple[tuple[Any, Any, Any], ...] = (
-        (t.list_price_cents, f.min_price_cents, f.max_price_cents),
-        (t.beds, f.min_beds, None),
-        (t.baths, f.min_baths, None),
-        (t.living_area_sqft, f.min_living_area_sqft, f.max_living_area_sqft),
-        (t.year_built, f.min_year_built, f.max_year_built),
-        (t.days_on_market, None, f.max_days_on_market),
-        (t.quality_score, f.min_quality, None),
-        (t.fraud_score, None, f.max_fraud),
-    )
-    for column, low, high in ranges:
-        if low is not None:
-            where.append(column >= low)
-        if high is not None:
-            where.append(column <= high)
-    if f.kind:
-        where.append(t.kind.in_(f.kind))
-    if f.property_type:
-        where.append(t.property_type.in_(f.property_type))
+        values |= c.box_values("bbox", south, north, west, east)
+    for name, _, _ in _RANGES:
+        if (value := getattr(f, name)) is not None:
+            values[name] = value
+    for name in _LISTS:
+        if items := getattr(f, name):
+            values[name] = list(items)
     if f.exclusivity is not None:
-        where.append(t.exclusivity == f.exclusivity)
+        values["exclusivity"] = f.exclusivity
     if f.fresh_within_days is not None:
-        where.append(t.created_at >= now - timedelta(days=f.fresh_within_days))
+        values["fresh_since"] = now - timedelta(days=f.fresh_within_days)
+    return values
+
+
+def _filters(names: frozenset[str], t: Any, c: SearchComponents) -> list[Any]:
+    """The conditions `_filter_values` gave values for, over the columns `t` (the leads table
+    or an index walk)."""
+    where: list[Any] = []
+    if "market" in names:
+        where.append(t.market == param("market", t.market.type))
+    if "point_lat" in names:
+        where.append(c.has_point())  # distance sorts and pages need a point on every row
+    if "within_m" in names:
+        where.append(c.within())
+    if "bbox_south" in names:
+        where.append(c.box("bbox"))
+    for name, column, low in _RANGES:
+        if name in names:
+            value = param(name, t[column].type)
+            where.append(t[column] >= value if low else t[column] <= value)
+    for name in _LISTS:
+        if name in names:
+            where.append(t[name].in_(param(name, t[name].type, expanding=True)))
+    if "exclusivity" in names:
+        where.append(t.exclusivity == param("exclusivity", t.exclusivity.type))
+    if "fresh_since" in names:
+        where.append(t.created_at >= param("fresh_since", t.created_at.type))
     return where
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """What the SQL of a search depends on; its values go beside it as parameters, so each
+    shape's statements are built once (`STATEMENTS_KEPT`). Building them was about a third of
+    a search's CPU: SQLAlchemy makes each subquery's columns and the cache key from the whole
+    tree anew, for a statement it has compiled before."""
+
+    names: frozenset[str]  # parameters with a value (filters, place, words, cursor, viewer)
+    sort: SortKey
+    terms: int = 0  # words to find
+    nothing: bool = False  # words asked for, but only stop words: nothing to find
+
+
+@dataclass(frozen=True)
+class _Search:
+    shape: _Shape
+    values: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class _Plan:
+    query: sa.Select[Any]
+    rank: Any | None
+    distance: Any | None
+
+
+def _plan(dialect: str, shape: _Shape) -> _Plan:
+    c = _components(dialect)
+    names = shape.names
+    where: list[Any] = [ON_SALE]
+    if "on_sale_since" in names:
+        where.append(L.status_changed_at > param("on_sale_since", L.status_changed_at.type))
+    if "unannounced_for" in names:
+        hits = SavedSearchHit.__table__.c
+        where.append(
+            ~sa.exists().where(
+                hits.saved_search_id == param("unannounced_for", hits.saved_search_id.type),
+                hits.lead_id == L.id,
+            )
+        )
+    where.extend(_filters(names, L, c))
+    distance = c.distance() if "point_lat" in names else None
+    if "polygon" in names:
+        where.append(c.box("polygon"))  # index prefilter
+        where.append(c.covers())
+    if "sources" in names:
+        where.append(L.source.in_(param("sources", L.source.type, expanding=True)))
+    query = sa.select(L.id).where(*where)
+    rank = None
+    if shape.terms:
+        query, rank = c.text(query, shape.terms)
+        if "market" in names:
+            # SQLite, given statistics, reads each word's matches by row id and checks
+            # market and status on the row; through the market's index it checks them
+            # in the index: 289 -> 203 ms for a common word in a market of 250,000 leads.
+            query = query.select_from(MARKET_INDEX)
+    elif shape.nothing:  # only stop words or punctuation: nothing to find
+        query = query.where(sa.false())
+    return _Plan(query, rank, distance)
+
+
+def _order(plan: _Plan, sort: SortKey) -> tuple[Any, bool]:
+    """The sort expression and whether it runs high to low."""
+    if sort is SortKey.RELEVANCE and plan.rank is not None:
+        return plan.rank, True
+    if sort is SortKey.DISTANCE and plan.distance is not None:
+        return plan.distance, False
+    if sort is SortKey.PRICE:
+        return _price_key(NO_PRICE_HIGH), False
+    if sort is SortKey.PRICE_DESC:
+        return _price_key(NO_PRICE_LOW), True
+    if sort is SortKey.NEWEST:
+        return L.created_at, True
+    return L.quality_score, True  # quality, and relevance without words
+
+
+def _bounds(shape: _Shape, key: Any, descending: bool) -> tuple[list[Any], Any]:
+    """Where the page's sort key may lie: the price range again on the key itself for a price
+    sort (so that a walk of the price index starts and stops at the range instead of reading
+    past every cheaper lead; the filters on the column already leave unknown prices out), and
+    beyond the cursor's position, if any."""
+    key_range: list[Any] = []
+    if shape.sort in (SortKey.PRICE, SortKey.PRICE_DESC):
+        if "min_price_cents" in shape.names:
+            key_range.append(key >= param("min_price_cents", key.type))
+        if "max_price_cents" in shape.names:
+            key_range.append(key <= param("max_price_cents", key.type))
+    after = None
+    if "after_id" in shape.names:
+        position = sa.tuple_(key, L.id)
+        bound = sa.tuple_(param("after_value", key.type), param("after_id", L.id.type))
+        after = position < bound if descending else position > bound
+    return key_range, after
+
+
+def _fetch(dialect: str, shape: _Shape, found: Any, direction: Any) -> Any:
+    """The rows of a page whose ids (and sort values) the subquery `found` gives, and whether
+    the viewer (`buyer_id`) bought each (in the same statement)."""
+    distance = found.c.get("distance_m")
+    bought: Any = sa.false()
+    if "buyer_id" in shape.names:
+        purchases = Purchase.__table__.c
+        bought = (
+            sa.select(purchases.lead_id)
+            .where(
+                purchases.buyer_id == param("buyer_id", purchases.buyer_id.type),
+                purchases.lead_id == L.id,
+                purchases.status == PurchaseStatus.PAID,
+            )
+            .exists()
+        )
+    return (
+        sa.select(
+            *CARD_COLUMNS,
+            found.c.sort_key.label("page_sort_key"),
+            (distance if distance is not None else sa.null()).label("page_distance_m"),
+            bought.label("page_bought"),
+        )
+        .select_from(LEADS.join(found, L.id == found.c.id))
+        .order_by(direction(found.c.sort_key), direction(found.c.id))
+    )
+
+
+@lru_cache(maxsize=STATEMENTS_KEPT)
+def _planned(dialect: str, shape: _Shape) -> Any:
+    """A page of the search as the planner finds it (`limit` rows)."""
+    plan = _plan(dialect, shape)
+    key, descending = _order(plan, shape.sort)
+    direction = sa.desc if descending else sa.asc
+    key_range, after = _bounds(shape, key, descending)
+    columns = [key.label("sort_key")]
+    if plan.distance is not None:
+        columns.append(plan.distance.label("distance_m"))
+    query = plan.query.add_columns(*columns).where(*key_range)
+    if after is not None:
+        query = query.where(after)
+    query = query.order_by(direction(key), direction(L.id)).limit(param("limit", sa.Integer))
+    return _fetch(dialect, shape, query.subquery("found"), direction)
+
+
+@lru_cache(maxsize=STATEMENTS_KEPT)
+def _walked(dialect: str, shape: _Shape, markets: int, unassigned: bool) -> Any:
+    """A page found by walking the index of its sort order: the first `budget` entries after
+    the cursor among the leads of the markets `market_0` ... (and, if `unassigned`, those of
+    none), filtered inside the index. Those hold the first matches of all, so the page is
+    exact when it is full; when it is not, the matches are sparse and `page` asks again
+    without the walk (the planner then starts from the place or the filters). The index leads
+    with the market: each market is walked in order and the walks merged (PostgreSQL: a
+    Merge Append of index-only scans).
+
+    The planner cannot make this choice itself: its estimates of how many leads a radius
+    and three filters leave were 5 to 20 times off either way on 1,000,000 leads, and a
+    wrong pick cost 100-300 ms; the walk's cost is bounded and the fallback's is small
+    whenever the walk came up short."""
+    plan = _plan(dialect, shape)
+    key, descending = _order(plan, shape.sort)
+    direction = sa.desc if descending else sa.asc
+    key_range, after = _bounds(shape, key, descending)
+    bounds = [*key_range, *([after] if after is not None else [])]
+    # SQLite's planner prefers the index on `status` and sorts what it finds (its
+    # statistics average 167,000 leads per status); a walk is this index.
+    index = IndexedBy(LEADS, SORT_INDEXES[shape.sort])
+    budget = param("budget", sa.Integer)
+    places = [L.market == param(f"market_{i}", L.market.type) for i in range(markets)]
+    arms = [
+        sa.select(
+            L.id,
+            key.label("sort_key"),
+            *_components(dialect).point_columns(),
+            *(L[name] for name in SEARCH_FILTER_COLUMNS),
+        )
+        .select_from(index)
+        .where(ON_SALE, place, *bounds)
+        for place in [*places, *([L.market.is_(None)] if unassigned else [])]
+    ]
+
+    def first(query: Any) -> Any:
+        columns = query.selected_columns
+        order = (direction(columns.sort_key), direction(columns.id))
+        return query.order_by(*order).limit(budget)
+
+    # One market: its range of the index, in order. Several: the first entries of their
+    # ranges together. SQLite merges the ranges as it reads them in index order (the
+    # ORDER BY of a UNION ALL); PostgreSQL merges no UNION ALL by a sort expression (it
+    # would read and sort every range whole), so each range stops at the budget first.
+    walked: Any = arms[0]
+    if len(arms) > 1 and dialect == "postgresql":
+        walked = sa.union_all(
+            *(sa.select(first(arm).subquery(f"walk_{i}")) for i, arm in enumerate(arms))
+        )
+    elif len(arms) > 1:
+        walked = sa.union_all(*arms)
+    walk = first(walked).subquery("walk")
+    c = walk.c
+    components = search_components(
+        dialect, c.get("public_latitude"), c.get("public_longitude"), c.get("geog")
+    )
+    distance = [components.distance().label("distance_m")] if "point_lat" in shape.names else []
+    found = (
+        sa.select(c.id, c.sort_key, *distance)
+        .where(*_filters(shape.names, c, components))
+        .order_by(direction(c.sort_key), direction(c.id))
+        .limit(param("limit", sa.Integer))
+    )
+    return _fetch(dialect, shape, found.subquery("found"), direction)
+
+
+@lru_cache(maxsize=STATEMENTS_KEPT)
+def _counted(dialect: str, shape: _Shape) -> Any:
+    """The search's matches counted by kind, property type, price band and market."""
+    groups = (
+        L.kind,
+        sa.func.coalesce(L.property_type, "unknown"),
+        _price_band(),
+        sa.func.coalesce(L.market, "unknown"),
+    )
+    query = _plan(dialect, shape).query
+    return query.with_only_columns(*groups, sa.func.count()).group_by(*groups)
 
 
 class SearchRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
         self.dialect = session.get_bind().dialect.name
-        self.components: SearchComponents = search_components(
-            self.dialect, Lead.public_latitude, Lead.public_longitude
-        )
+        self.components: SearchComponents = _components(self.dialect)
 
-    def _plan(
+    def _search(
         self,
-        f: SearchFilters,
+        request: SearchRequest,
         source_slugs: Sequence[str] | None,
         now: datetime,
         on_sale_since: datetime | None = None,
         unannounced_for: uuid.UUID | None = None,
-    ) -> _Plan:
+        after: tuple[Any, uuid.UUID] | None = None,
+        buyer_id: uuid.UUID | None = None,
+    ) -> _Search:
+        """The search's values by parameter name, and the shape of SQL they fill in."""
         c = self.components
-        where: list[Any] = [ON_SALE]
+        values = _filter_values(request, now, c)
         if on_sale_since is not None:
-            where.append(Lead.status_changed_at > on_sale_since)
+            values["on_sale_since"] = on_sale_since
         if unannounced_for is not None:
-            where.append(
-                ~sa.exists().where(
-                    SavedSearchHit.saved_search_id == unannounced_for,
-                    SavedSearchHit.lead_id == Lead.id,
-                )
-            )
-        where.extend(_filters(f, now, Lead.__table__.c, c))
-        distance = c.distance(*f.point) if f.point is not None else None
-        if f.polygon is not None:
-            west, south, east, north = f.polygon.bounds()
-            where.append(c.box(south, north, west, east))  # index prefilter
-            where.append(c.covers(orjson.dumps(f.polygon.model_dump()).decode()))
+            values["unannounced_for"] = unannounced_for
+        if request.polygon is not None:
+            west, south, east, north = request.polygon.bounds()
+            values |= c.box_values("polygon", south, north, west, east)
+            values |= c.covers_values(orjson.dumps(request.polygon.model_dump()).decode())
         if source_slugs is not None:
-            where.append(Lead.source.in_(source_slugs))
-        query = sa.select(Lead.id).where(*where)
-        rank = None
-        terms = text_terms(f.q) if f.q else []
-        if terms:
-            query, rank = c.text(query, terms)
-            if f.market:
-                # SQLite, given statistics, reads each word's matches by row id and checks
-                # market and status on the row; through the market's index it checks them
-                # in the index: 289 -> 203 ms for a common word in a market of 250,000 leads.
-                query = query.select_from(MARKET_INDEX)
-        elif f.q:  # only stop words or punctuation: nothing to find
-            query = query.where(sa.false())
-        return _Plan(query, rank, distance)
-
-    @staticmethod
-    def _order(plan: _Plan, sort: SortKey) -> tuple[Any, bool]:
-        """The sort expression and whether it runs high to low."""
-        if sort is SortKey.RELEVANCE and plan.rank is not None:
-            return plan.rank, True
-        if sort is SortKey.DISTANCE and plan.distance is not None:
-            return plan.distance, False
-        if sort is SortKey.PRICE:
-            return _price_key(NO_PRICE_HIGH), False
-        if sort is SortKey.PRICE_DESC:
-            return _price_key(NO_PRICE_LOW), True
-        if sort is SortKey.NEWEST:
-            return Lead.created_at, True
-        return Lead.quality_score, True  # quality, and relevance without words
+            values["sources"] = list(source_slugs)
+        terms = text_terms(request.q) if request.q else []
+        values |= c.text_values(terms)
+        if after is not None:
+            values["after_value"], values["after_id"] = after
+        if buyer_id is not None:
+            values["buyer_id"] = buyer_id
+        shape = _Shape(
+            frozenset(values), request.sort, len(terms), nothing=bool(request.q) and not terms
+        )
+        return _Search(shape, values)
 
     async def page(
         self,
@@ -224,46 +449,24 @@ class SearchRepository:
         `markets` are those whose leads the search can match (`service.markets_in_reach`);
         without them, the search indexes are not walked."""
         await plan_for_values(self.session)
-        plan = self._plan(request, source_slugs, now, on_sale_since, unannounced_for)
-        key, descending = self._order(plan, request.sort)
-        direction = sa.desc if descending else sa.asc
-        after_clause = None
-        if after is not None:
-            value, last_id = after
-            position = sa.tuple_(key, Lead.id)
-            bound = sa.tuple_(sa.literal(value, key.type), sa.literal(last_id, Lead.id.type))
-            after_clause = position < bound if descending else position > bound
-        key_range: list[Any] = []
-        if request.sort in (SortKey.PRICE, SortKey.PRICE_DESC):
-            # The price range again on the sort key itself, so that a walk of the price index
-            # starts and stops at the range instead of reading past every cheaper lead (the
-            # filters on the column already leave unknown prices out).
-            if request.min_price_cents is not None:
-                key_range.append(key >= request.min_price_cents)
-            if request.max_price_cents is not None:
-                key_range.append(key <= request.max_price_cents)
+        search = self._search(
+            request, source_slugs, now, on_sale_since, unannounced_for, after, buyer_id
+        )
+        shape, values = search.shape, search.values | {"limit": limit}
         if markets is not None and self._walkable(
             request, source_slugs, on_sale_since, unannounced_for
         ):
-            bounds = [*key_range, after_clause]
+            unassigned = not request.market
+            walk = _walked(self.dialect, shape, len(markets), unassigned)
+            for i, market in enumerate(markets):
+                values[f"market_{i}"] = market
             for budget in (WALK_BUDGET, WALK_BUDGET * WALK_STRETCH):
-                walked = self._walk(request, now, key, direction, bounds, limit, markets, budget)
-                hits = await self._fetch(walked, direction, buyer_id)
+                hits = await self._hits(walk, values | {"budget": budget})
                 if len(hits) == limit:
                     return hits
                 if not hits:
                     break
-
-        def planned(plan: _Plan) -> Any:
-            columns = [key.label("sort_key")]
-            if plan.distance is not None:
-                columns.append(plan.distance.label("distance_m"))
-            query = plan.query.add_columns(*columns).where(*key_range)
-            if after_clause is not None:
-                query = query.where(after_clause)
-            query = query.order_by(direction(key), direction(Lead.id)).limit(limit)
-            return query.subquery("found")
-
+        planned = _planned(self.dialect, shape)
         if request.sort is SortKey.DISTANCE and request.point is not None:
             # Nearest first, ring by ring: the matches within r of the point are nearer than
             # every match beyond it, so once a disk holds a page, that page is the answer. A
@@ -278,41 +481,15 @@ class SearchRepository:
                 reach = start + ring
                 if outer is not None and reach >= outer:
                     break
-                disk = request.model_copy(update={"radius_mi": reach / METERS_PER_MILE})
-                found = planned(self._plan(disk, source_slugs, now, on_sale_since, unannounced_for))
-                hits = await self._fetch(found, direction, buyer_id)
+                within = self.components.within_values(*request.point, reach)
+                disk = replace(shape, names=shape.names | frozenset(within))
+                hits = await self._hits(_planned(self.dialect, disk), values | within)
                 if len(hits) == limit:
                     return hits
-        return await self._fetch(planned(plan), direction, buyer_id)
+        return await self._hits(planned, values)
 
-    async def _fetch(self, found: Any, direction: Any, buyer_id: uuid.UUID | None) -> list[Hit]:
-        """The rows of a page whose ids (and sort values) the subquery `found` gives, and
-        whether `buyer_id` bought each (in the same statement)."""
-        leads = Lead.__table__.c
-        distance = found.c.get("distance_m")
-        bought: Any = sa.false()
-        if buyer_id is not None:
-            bought = (
-                sa.select(Purchase.lead_id)
-                .where(
-                    Purchase.buyer_id == buyer_id,
-                    Purchase.lead_id == leads.id,
-                    Purchase.status == PurchaseStatus.PAID,
-                )
-                .exists()
-            )
-        rows = (
-            await self.session.execute(
-                sa.select(
-                    *CARD_COLUMNS,
-                    found.c.sort_key.label("page_sort_key"),
-                    (distance if distance is not None else sa.null()).label("page_distance_m"),
-                    bought.label("page_bought"),
-                )
-                .select_from(Lead.__table__.join(found, leads.id == found.c.id))
-                .order_by(direction(found.c.sort_key), direction(found.c.id))
-            )
-        ).all()
+    async def _hits(self, statement: Any, values: dict[str, Any]) -> list[Hit]:
+        rows = (await self.session.execute(statement, values)).all()
         return [
             Hit(
                 lead=row,
@@ -341,83 +518,6 @@ class SearchRepository:
             and unannounced_for is None
         )
 
-    def _walk(
-        self,
-        request: SearchRequest,
-        now: datetime,
-        key: Any,
-        direction: Any,
-        bounds: list[Any],
-        limit: int,
-        markets: Sequence[str],
-        budget: int,
-    ) -> Any:
-        """A page found by walking the index of its sort order: the first `budget`
-        entries after the cursor among the leads of `markets` (and those of none, unless the
-        search names its market), filtered inside the index. Those hold the first matches of
-        all, so the page is exact when it is full; when it is not, the matches are sparse and
-        `page` asks again without the walk (the planner then starts from the place or the
-        filters). The index leads with the market: each market is walked in order and the
-        walks merged (PostgreSQL: a Merge Append of index-only scans).
-
-        The planner cannot make this choice itself: its estimates of how many leads a radius
-        and three filters leave were 5 to 20 times off either way on 1,000,000 leads, and a
-        wrong pick cost 100-300 ms; the walk's cost is bounded and the fallback's is small
-        whenever the walk came up short."""
-        # SQLite's planner prefers the index on `status` and sorts what it finds (its
-        # statistics average 167,000 leads per status); a walk is this index.
-        index = IndexedBy(Lead.__table__, SORT_INDEXES[request.sort])  # type: ignore[arg-type]
-        arms = [
-            sa.select(
-                Lead.id,
-                key.label("sort_key"),
-                *self.components.point_columns(),
-                *(Lead.__table__.c[name] for name in SEARCH_FILTER_COLUMNS),
-            )
-            .select_from(index)
-            .where(
-                ON_SALE,
-                Lead.market.is_(None) if market is None else Lead.market == market,
-                *(b for b in bounds if b is not None),
-            )
-            for market in (markets if request.market else [*markets, None])
-        ]
-
-        def first(query: Any) -> Any:
-            columns = query.selected_columns
-            order = (direction(columns.sort_key), direction(columns.id))
-            return query.order_by(*order).limit(budget)
-
-        # One market: its range of the index, in order. Several: the first entries of their
-        # ranges together. SQLite merges the ranges as it reads them in index order (the
-        # ORDER BY of a UNION ALL); PostgreSQL merges no UNION ALL by a sort expression (it
-        # would read and sort every range whole), so each range stops at the budget first.
-        walked: Any = arms[0]
-        if len(arms) > 1 and self.dialect == "postgresql":
-            walked = sa.union_all(
-                *(sa.select(first(arm).subquery(f"walk_{i}")) for i, arm in enumerate(arms))
-            )
-        elif len(arms) > 1:
-            walked = sa.union_all(*arms)
-        walk = first(walked).subquery("walk")
-        c = walk.c
-        components = search_components(
-            self.dialect,
-            c.get("public_latitude"),
-            c.get("public_longitude"),
-            c.get("geog"),
-        )
-        distance = (
-            [components.distance(*request.point).label("distance_m")] if request.point else []
-        )
-        found = (
-            sa.select(c.id, c.sort_key, *distance)
-            .where(*_filters(request, now, c, components))
-            .order_by(direction(c.sort_key), direction(c.id))
-            .limit(limit)
-        )
-        return found.subquery("found")
-
     async def facets(
         self, request: SearchRequest, source_slugs: Sequence[str] | None, now: datetime
     ) -> dict[str, list[tuple[str, int]]]:
@@ -425,16 +525,10 @@ class SearchRepository:
         over the matches grouped by all four at once (a few hundred groups at most), summed
         per facet here, instead of one scan per facet."""
         await plan_for_values(self.session)
-        plan = self._plan(request, source_slugs, now)
-        groups = (
-            Lead.kind,
-            sa.func.coalesce(Lead.property_type, "unknown"),
-            _price_band(),
-            sa.func.coalesce(Lead.market, "unknown"),
-        )
-        query = plan.query.with_only_columns(*groups, sa.func.count()).group_by(*groups)
+        search = self._search(request, source_slugs, now)
+        statement = _counted(self.dialect, search.shape)
         totals: dict[str, dict[str, int]] = {name: {} for name in FACETS}
-        for row in (await self.session.execute(query)).all():
+        for row in (await self.session.execute(statement, search.values)).all():
             n = int(row[-1])
             for name, value in zip(FACETS, row[:-1], strict=False):
                 key = str(value)
