@@ -13,9 +13,15 @@ from aiqleads.runtime import Runtime
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def get_runtime(request: Request) -> Runtime:
+def runtime_of(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
+
+
+async def get_runtime(request: Request) -> Runtime:
+    # async: FastAPI runs a plain function dependency in a worker thread, a hand-off on
+    # every request (about 0.2 ms of CPU) for an attribute read.
+    return runtime_of(request)
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
@@ -34,7 +40,7 @@ def read_only(endpoint: F) -> F:
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """The request's one transaction, committed before the response is sent."""
-    runtime = get_runtime(request)
+    runtime = runtime_of(request)
     write = request.method not in READ_METHODS and not getattr(
         request.scope.get("endpoint"), _READ_ONLY, False
     )
