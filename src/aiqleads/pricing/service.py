@@ -243,7 +243,8 @@ class PricingService:
         on_sale = [x for x in leads if x.status is LeadStatus.AVAILABLE and x.market is not None]
         if not on_sale:
             return {}
-        snapshots = await self.repo.snapshots()
+        markets = {x.market for x in on_sale}
+        snapshots = await self.repo.snapshots(markets.pop() if len(markets) == 1 else None)
         out = {}
         for lead in on_sale:
             assert lead.market is not None
@@ -255,8 +256,9 @@ class PricingService:
                 snapshots[key] = found
             snapshot = snapshots[key]
             config = await self.configs.at(lead.market, snapshot.config_version)
-            quoted = price(facts_of(lead), segment_of(snapshot), config, snapshot.as_of, plan)
-            out[lead.id] = quoted.final_cents
+            factors = multipliers(facts_of(lead), segment_of(snapshot), config, snapshot.as_of)
+            # The number `price` arrives at, without writing out its steps (`explain` does).
+            out[lead.id] = final_cents(config.base_cents[lead.kind], factors, config, plan)
         return out
 
     async def explain(self, lead_id: uuid.UUID, viewer: User) -> PriceOut:
