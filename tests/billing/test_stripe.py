@@ -335,6 +335,33 @@ async def test_a_failed_renewal_keeps_the_plan_through_grace_and_a_payment_resto
     assert await balance(api.client, agent) == 2 * 90_000
 
 
+async def test_a_renewal_failure_applied_before_the_first_payment_still_stands(
+    api: Api, runtime: Runtime, clock: FrozenClock
+) -> None:
+    """Stripe does not promise order: the renewal's failure arrives (and is applied) first,
+    the first month's payment after. Paying the older month does not pay the newer one."""
+    (agent,) = await buyers(runtime, 1)
+    metadata = {"user_id": str(user_of(agent)), "plan": "pro"}
+    sub_id, now = new_id("sub"), clock.now()
+    first = subscription_invoice(new_id("in"), sub_id, metadata, 19_900, now, add_month(now))
+    renewal = subscription_invoice(
+        new_id("in"), sub_id, metadata, 19_900, add_month(now), add_month(add_month(now))
+    )
+    unpaid = {**renewal, "status": "open", "amount_paid": 0}
+    await deliver(api.client, event("invoice.payment_failed", unpaid, now), now)
+    await settled(runtime)
+    await deliver(api.client, event("invoice.paid", first, now), now)
+    await settled(runtime)
+    current = await me(api.client, agent)
+    assert (current["plan"], current["subscription"]["status"]) == ("pro", "past_due")
+    inbox = (await api.client.get("/api/v1/notifications", headers=agent)).json()["items"]
+    assert [n["kind"] for n in inbox].count("payment_due") == 1
+    # The renewal paid at last: the subscription carries on.
+    await deliver(api.client, event("invoice.paid", renewal, now), now)
+    await settled(runtime)
+    assert (await me(api.client, agent))["subscription"]["status"] == "active"
+
+
 async def test_a_stripe_renewal_unpaid_past_grace_ends_the_plan_at_stripe_too(
     api: Api, runtime: Runtime, clock: FrozenClock, stripe_api: FakeStripe
 ) -> None:
