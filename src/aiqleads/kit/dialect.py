@@ -142,7 +142,8 @@ def str_enum(cls: type[enum.StrEnum], length: int = 16) -> sa.Enum:
 # Columns PostgreSQL computes itself (PostGIS geography); the ORM never writes them, so they
 # live in migrations only and schema comparison leaves them out.
 PG_GENERATED_COLUMNS = {"leads": frozenset({"geog", "search_tsv"})}
-PG_ONLY_INDEXES = frozenset({"ix_leads_geog", "ix_leads_search_tsv"})
+TEXT_INDEX = "ix_leads_on_sale_text"
+PG_ONLY_INDEXES = frozenset({"ix_leads_geog", TEXT_INDEX})
 
 # What text search looks at: `leads.search_text`, the street, city and public (redacted)
 # description as plain words (`search_text` below, built in quality.dedup.survive).
@@ -206,6 +207,32 @@ def drop_lead_search(bind: Connection) -> None:
     for trigger in ("leads_fts_insert", "leads_fts_delete", "leads_fts_update"):
         bind.execute(sa.text(f"DROP TRIGGER {trigger}"))
     bind.execute(sa.text(f"DROP TABLE {SQLITE_FTS_TABLE}"))
+
+
+def create_text_index(bind: Connection) -> None:
+    """PostgreSQL's text index since migration 0020: GIN over (market, search_tsv) of the
+    leads on sale (`btree_gin` lets a GIN index key the market). A text search names a
+    market and always asks for leads on sale; over the whole table, a common word's
+    263,000 entries were intersected with the market's 180,000 in a bitmap, about 40 ms of
+    a 210 ms search. SQLite's FTS5 index stays as it is."""
+    if not is_postgres(bind):
+        return
+    bind.execute(sa.text('CREATE EXTENSION IF NOT EXISTS "btree_gin"'))
+    bind.execute(sa.text("DROP INDEX IF EXISTS ix_leads_search_tsv"))
+    bind.execute(
+        sa.text(
+            f"CREATE INDEX {TEXT_INDEX} ON leads USING GIN (market, search_tsv) "
+            f"WHERE {ON_SALE_SQL}"
+        )
+    )
+
+
+def drop_text_index(bind: Connection) -> None:
+    """Back to migration 0007's GIN index over every lead's `search_tsv`."""
+    if not is_postgres(bind):
+        return
+    bind.execute(sa.text(f"DROP INDEX IF EXISTS {TEXT_INDEX}"))
+    bind.execute(sa.text("CREATE INDEX ix_leads_search_tsv ON leads USING GIN (search_tsv)"))
 
 
 # Search indexes (migration 0007), over leads on sale only, each carrying every column a
@@ -529,18 +556,23 @@ def _stem(term: str) -> str:
     return term[:-1] if term.endswith("s") and len(term) > 3 else term
 
 
-def _occurrences(document: Any, terms: int) -> Any:
+def _occurrences(document: Any, terms: int, length: Any = sa.func.length) -> Any:
     """How often the terms (a plural's -s dropped; parameters `term_<i>` and their lengths
     `term_<i>_len`, see `SearchComponents.text_values`) occur in the document: a relevance that
     depends on the document alone, so the same on both engines and stable while other leads
-    arrive (FTS5's bm25 is not: it weighs by the whole table)."""
+    arrive (FTS5's bm25 is not: it weighs by the whole table).
+
+    A row that matched the words has a document, so it needs no coalesce (which copied the
+    text twice per row); the lengths are `length`'s (PostgreSQL: bytes, which it knows
+    without reading the text, where `length` counts characters). Evaluated for every match
+    before the page is sorted: a common word matches 50,000 leads of a market."""
     total: Any = sa.literal(0, sa.Integer)
-    text = sa.func.coalesce(document, "")
     for i in range(terms):
-        stem, length = param(f"term_{i}", sa.String), param(f"term_{i}_len", sa.Integer)
-        removed = sa.func.length(text) - sa.func.length(sa.func.replace(text, stem, ""))
-        total = total + sa.cast(removed / length, sa.Integer)
-    return sa.cast(total, sa.Integer)
+        stem, size = param(f"term_{i}", sa.String), param(f"term_{i}_len", sa.Integer)
+        without = sa.func.replace(document, stem, sa.literal_column("''"))
+        removed = length(document, type_=sa.Integer) - length(without, type_=sa.Integer)
+        total = removed // size if i == 0 else total + removed // size
+    return total
 
 
 def bounding_box(lat: float, lon: float, meters: float) -> tuple[float, float, float, float]:
@@ -666,13 +698,16 @@ class PostgresSearch(SearchComponents):
         )
 
     def text_values(self, terms: list[str]) -> dict[str, Any]:
-        return super().text_values(terms) | {"words": " ".join(terms)}
+        values = super().text_values(terms) | {"words": " ".join(terms)}
+        for i in range(len(terms)):  # in bytes, as `text` counts them (octet_length)
+            values[f"term_{i}_len"] = len(values[f"term_{i}"].encode())
+        return values
 
     def text(self, query: Any, terms: int) -> tuple[Any, Any]:
         tsquery = sa.func.plainto_tsquery(
             sa.literal_column(f"'{TEXT_CONFIG}'::regconfig"), param("words", sa.String)
         )
-        ranked = _occurrences(sa.literal_column("leads.search_text"), terms)
+        ranked = _occurrences(sa.literal_column("leads.search_text"), terms, sa.func.octet_length)
         return query.where(self.tsv.bool_op("@@")(tsquery)), ranked
 
 
