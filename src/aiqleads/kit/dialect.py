@@ -221,8 +221,7 @@ def create_text_index(bind: Connection) -> None:
     bind.execute(sa.text("DROP INDEX IF EXISTS ix_leads_search_tsv"))
     bind.execute(
         sa.text(
-            f"CREATE INDEX {TEXT_INDEX} ON leads USING GIN (market, search_tsv) "
-            f"WHERE {ON_SALE_SQL}"
+            f"CREATE INDEX {TEXT_INDEX} ON leads USING GIN (market, search_tsv) WHERE {ON_SALE_SQL}"
         )
     )
 
