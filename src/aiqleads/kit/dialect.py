@@ -313,11 +313,17 @@ def create_search_indexes(bind: Connection) -> None:
             )
         )
         return
-    point = "public_latitude, public_longitude"
+    create_sqlite_geo_index(bind)
+
+
+def create_sqlite_geo_index(bind: Connection, carried: Sequence[str] = ()) -> None:
+    """SQLite's spatial search index: the public point, then every filtered column, then
+    `carried`. Migration 0021 carries the id: a search near a point selects the id of each
+    match, and without it SQLite read every match's row from the table to get it (8,000
+    matches in an 8 km disk: 39 -> 18 ms). PostgreSQL's GiST is left as it is."""
+    columns = ", ".join(["public_latitude, public_longitude", *SEARCH_FILTER_COLUMNS, *carried])
     bind.execute(
-        sa.text(
-            f"CREATE INDEX {SEARCH_GEO_INDEX} ON leads ({point}, {filters}) WHERE {ON_SALE_SQL}"
-        )
+        sa.text(f"CREATE INDEX {SEARCH_GEO_INDEX} ON leads ({columns}) WHERE {ON_SALE_SQL}")
     )
 
 
