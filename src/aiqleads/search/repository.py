@@ -153,8 +153,6 @@ def _filters(names: frozenset[str], t: Any, c: SearchComponents) -> list[Any]:
         where.append(t.market == param("market", t.market.type))
     if "point_lat" in names:
         where.append(c.has_point())  # distance sorts and pages need a point on every row
-    if "within_m" in names:
-        where.append(c.within())
     if "bbox_south" in names:
         where.append(c.box("bbox"))
     for name, column, low in _RANGES:
@@ -168,6 +166,11 @@ def _filters(names: frozenset[str], t: Any, c: SearchComponents) -> list[Any]:
         where.append(t.exclusivity == param("exclusivity", t.exclusivity.type))
     if "fresh_since" in names:
         where.append(t.created_at >= param("fresh_since", t.created_at.type))
+    if "within_m" in names:
+        # Last: SQLite checks the conditions in the order written, and the distance on the
+        # sphere costs more than all the others (an 8 km disk of 57,000 leads, 8,000 of them
+        # passing two filters first: 33 -> 19 ms). PostgreSQL orders them by cost itself.
+        where.append(c.within())
     return where
 
 
