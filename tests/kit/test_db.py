@@ -12,6 +12,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy.exc import IntegrityError, StatementError
 
 from aiqleads.accounts.models import LoginThrottle
+from aiqleads.kit import db as db_module
 from aiqleads.kit.db import Base, Database, create_engine
 from aiqleads.kit.dialect import include_object
 from aiqleads.kit.errors import AppError
@@ -197,6 +198,38 @@ async def test_concurrent_writers_queue_instead_of_failing(database_url: str) ->
         assert row is not None
         assert row.failures == 20
     await db.engine.dispose()
+
+
+async def test_sqlite_writers_of_one_process_take_turns_first_come_first_served(
+    tmp_path: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Writers queue in the process (not in SQLite's sleeping busy handler): in arrival order,
+    and one that waits longer than the busy timeout fails as SQLite would have."""
+    db = Database(create_engine(f"sqlite+aiosqlite:///{tmp_path}/w.db"))
+    try:
+        async with db.unit_of_work() as session:
+            await session.execute(sa.text("CREATE TABLE turns (n INTEGER)"))
+        finished: list[int] = []
+
+        async def write(n: int) -> None:
+            async with db.unit_of_work() as session:
+                await session.execute(sa.text("INSERT INTO turns VALUES (:n)"), {"n": n})
+                await asyncio.sleep(0.001)  # the others arrive and wait meanwhile
+                finished.append(n)
+
+        await asyncio.gather(*(write(n) for n in range(20)))
+        assert finished == list(range(20))
+        async with db.unit_of_work(), db.unit_of_work(write=False) as reader:
+            # A reader does not wait for the writer's turn to end.
+            assert (await reader.execute(sa.text("SELECT count(*) FROM turns"))).scalar() == 20
+
+        monkeypatch.setattr(db_module, "SQLITE_BUSY_TIMEOUT_MS", 50)
+        async with db.unit_of_work():
+            with pytest.raises(sa.exc.OperationalError, match="database is locked"):
+                async with db.unit_of_work():
+                    pass
+    finally:
+        await db.engine.dispose()
 
 
 async def test_an_app_error_rolls_back_unless_it_asks_to_commit(database_url: str) -> None:

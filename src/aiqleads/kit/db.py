@@ -7,6 +7,7 @@ queue on the lock instead of deadlocking when a read transaction upgrades to a w
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import uuid
@@ -203,6 +204,13 @@ class Database:
         self.engine = engine
         self.sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
         self._dispatch = dispatch
+        # SQLite has one writer at a time. Its busy handler makes a waiting writer sleep and
+        # try again (1, 2, 5, 10 ... 100 ms), so writers of one process that queued on the
+        # file lock slept past the moment it was free: 50 concurrent checkouts ran at 24/s
+        # with 13 ms of work each. This process's writers queue here instead, first come
+        # first served, and the next begins as the last commits. (Other processes still
+        # meet the busy handler.)
+        self._writer = asyncio.Lock() if engine.dialect.name == "sqlite" else None
 
     def set_dispatcher(self, dispatch: Callable[[list[PendingJob]], Awaitable[None]]) -> None:
         self._dispatch = dispatch
@@ -218,6 +226,16 @@ class Database:
         A failing `AppError(commit=True)` still commits (a failed login is counted).
         Jobs deferred in a rolled-back transaction are dropped with it.
         """
+        writer = self._writer if write else None
+        if writer is not None:
+            # As long as SQLite's busy handler would have waited, then the same error.
+            try:
+                async with asyncio.timeout(SQLITE_BUSY_TIMEOUT_MS / 1000):
+                    await writer.acquire()
+            except TimeoutError:
+                raise sa.exc.OperationalError(
+                    "BEGIN IMMEDIATE", None, sqlite3.OperationalError("database is locked")
+                ) from None
         session = self.sessionmaker()
         committed = False
         try:
@@ -234,10 +252,14 @@ class Database:
             committed = True
         finally:
             jobs: list[PendingJob] = session.info.pop(_PENDING_JOBS, [])
-            if not committed:
-                jobs = []
-                await session.rollback()
-            await session.close()
+            try:
+                if not committed:
+                    jobs = []
+                    await session.rollback()
+                await session.close()
+            finally:
+                if writer is not None:
+                    writer.release()
             if jobs and self._dispatch is not None:
                 await self._dispatch(jobs)
 
