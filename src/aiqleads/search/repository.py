@@ -51,6 +51,10 @@ SORT_INDEXES = {
     SortKey.RELEVANCE: "ix_leads_on_sale_quality",  # without words: by quality
 }
 # Words within a market read the leads through (market, status) (see `_plan`).
+# What a search can ask that the sort indexes do not carry (or that another index serves).
+_NOT_IN_SORT_INDEX = frozenset(
+    {"point_lat", "bbox_south", "polygon", "sources", "on_sale_since", "unannounced_for"}
+)
 MARKET_INDEX = IndexedBy(Lead.__table__, "ix_leads_market_status")  # type: ignore[arg-type]
 # The disks a distance sort tries before the whole radius, beyond the cursor's distance.
 DISTANCE_RINGS_M = (2_000.0, 8_000.0, 32_000.0)
@@ -393,6 +397,12 @@ def _counted(dialect: str, shape: _Shape) -> Any:
         sa.func.coalesce(L.market, "unknown"),
     )
     query = _plan(dialect, shape).query
+    carried = not shape.terms and not shape.names & _NOT_IN_SORT_INDEX
+    if dialect == "sqlite" and "market" in shape.names and carried:
+        # A market's matches, counted from a sort index led by the market, which carries
+        # every filtered and grouped column: SQLite went through the index on (market,
+        # status) and read each lead's row (315,000 in Dallas-Fort Worth: 560 -> 260 ms).
+        query = query.select_from(IndexedBy(LEADS, SORT_INDEXES[SortKey.QUALITY]))
     return query.with_only_columns(*groups, sa.func.count()).group_by(*groups)
 
 
