@@ -226,6 +226,7 @@ class Database:
         A failing `AppError(commit=True)` still commits (a failed login is counted).
         Jobs deferred in a rolled-back transaction are dropped with it.
         """
+        session = self.sessionmaker()  # connects at its first statement, not here
         writer = self._writer if write else None
         if writer is not None:
             # As long as SQLite's busy handler would have waited, then the same error.
@@ -236,7 +237,6 @@ class Database:
                 raise sa.exc.OperationalError(
                     "BEGIN IMMEDIATE", None, sqlite3.OperationalError("database is locked")
                 ) from None
-        session = self.sessionmaker()
         committed = False
         try:
             if write:
