@@ -50,11 +50,11 @@ SORT_INDEXES = {
     SortKey.QUALITY: "ix_leads_on_sale_quality",
     SortKey.RELEVANCE: "ix_leads_on_sale_quality",  # without words: by quality
 }
-# Words within a market read the leads through (market, status) (see `_plan`).
 # What a search can ask that the sort indexes do not carry (or that another index serves).
 _NOT_IN_SORT_INDEX = frozenset(
     {"point_lat", "bbox_south", "polygon", "sources", "on_sale_since", "unannounced_for"}
 )
+# Words within a market read the leads through (market, status) (see `_plan`).
 MARKET_INDEX = IndexedBy(Lead.__table__, "ix_leads_market_status")  # type: ignore[arg-type]
 # The disks a distance sort tries before the whole radius, beyond the cursor's distance.
 DISTANCE_RINGS_M = (2_000.0, 8_000.0, 32_000.0)
