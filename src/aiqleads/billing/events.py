@@ -111,10 +111,6 @@ def _subscription_period_end(obj: dict[str, Any]) -> datetime | None:
     return None
 
 
-def _uncollected(invoice: Invoice) -> str:
-    return f"We could not collect {money(invoice.amount_cents)} for invoice {invoice.number}."
-
-
 Handler = Callable[["StripeEvents", dict[str, Any], PaymentEvent, datetime], Awaitable[None]]
 
 
@@ -271,22 +267,6 @@ class StripeEvents:
         subscription = await self._subscription(ref, metadata, now)
         invoice = await self._stripe_invoice(obj, subscription, now)
         await self.billing.settle(invoice, now)
-        await self._still_owed(subscription, invoice, now)
-
-    async def _still_owed(self, subscription: Subscription, paid: Invoice, now: datetime) -> None:
-        """A later month's failed invoice that was applied before this payment (events come
-        in any order and are applied concurrently) still stands: paying an older month does
-        not pay a newer one, so the subscription falls behind after all."""
-        if paid.period_start is None:
-            return
-        later = [
-            invoice
-            for invoice in await self.repo.open_invoices_of(subscription.id)
-            if invoice.period_start is not None and invoice.period_start > paid.period_start
-        ]
-        if later:
-            owed = min(later, key=lambda invoice: invoice.period_start or now)
-            await self.billing.fall_behind(subscription, now, _uncollected(owed))
 
     async def invoice_failed(self, obj: dict[str, Any], event: PaymentEvent, now: datetime) -> None:
         ref, metadata = _invoice_subscription(obj)
@@ -296,7 +276,11 @@ class StripeEvents:
         invoice = await self._stripe_invoice(obj, subscription, now)
         if obj.get("status") == "paid" or invoice.status is InvoiceStatus.PAID:
             return  # a late report of a failure since paid for
-        await self.billing.fall_behind(subscription, now, _uncollected(invoice))
+        await self.billing.fall_behind(
+            subscription,
+            now,
+            f"We could not collect {money(invoice.amount_cents)} for invoice {invoice.number}.",
+        )
 
     async def subscription_updated(
         self, obj: dict[str, Any], event: PaymentEvent, now: datetime

@@ -159,6 +159,7 @@ class Billing:
             subscription = await self.session.get(Subscription, invoice.subscription_id)
             assert subscription is not None
             await self.activate(subscription, user, invoice.period_start, invoice.period_end, at)
+            await self._still_owed(subscription, invoice, at)
         audit(
             self.session,
             actor_id=by,
@@ -211,6 +212,25 @@ class Billing:
             subscription.current_period_end = end
         subscription.updated_at = at
         self._set_plan(user, subscription.plan, at, "subscription active")
+
+    async def _still_owed(self, subscription: Subscription, paid: Invoice, at: datetime) -> None:
+        """Paying a month does not pay a later one: while a later invoice of the subscription
+        is open, it stays past due. (Stripe's failure of a renewal may be applied before the
+        payment of the month before: its events come in any order and are applied at once.)"""
+        if paid.period_start is None:
+            return
+        later = [
+            invoice
+            for invoice in await self.repo.open_invoices_of(subscription.id)
+            if invoice.period_start is not None and invoice.period_start > paid.period_start
+        ]
+        if later:
+            owed = min(later, key=lambda invoice: invoice.period_start or at)
+            await self.fall_behind(
+                subscription,
+                at,
+                f"Invoice {owed.number} for {money(owed.amount_cents)} is still open.",
+            )
 
     async def fall_behind(self, subscription: Subscription, at: datetime, what: str) -> None:
         """A renewal is unpaid (`what` says how): the plan holds through the grace period, and
