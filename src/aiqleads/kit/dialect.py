@@ -561,23 +561,23 @@ def _stem(term: str) -> str:
     return term[:-1] if term.endswith("s") and len(term) > 3 else term
 
 
-def _occurrences(document: Any, terms: int, length: Any = sa.func.length) -> Any:
+def _occurrences(document: Any, terms: int, length: Any) -> Any:
     """How often the terms (a plural's -s dropped; parameters `term_<i>` and their lengths
     `term_<i>_len`, see `SearchComponents.text_values`) occur in the document: a relevance that
     depends on the document alone, so the same on both engines and stable while other leads
     arrive (FTS5's bm25 is not: it weighs by the whole table).
 
     A row that matched the words has a document, so it needs no coalesce (which copied the
-    text twice per row); the lengths are `length`'s (PostgreSQL: bytes, which it knows
-    without reading the text, where `length` counts characters). Evaluated for every match
+    text twice per row); the lengths are `length`'s (`SearchComponents.text_length`, with
+    the words' lengths measured alike by `term_length`). Evaluated for every match
     before the page is sorted: a common word matches 50,000 leads of a market."""
-    total: Any = sa.literal(0, sa.Integer)
+    counts = []
     for i in range(terms):
         stem, size = param(f"term_{i}", sa.String), param(f"term_{i}_len", sa.Integer)
         without = sa.func.replace(document, stem, sa.literal_column("''"))
         removed = length(document, type_=sa.Integer) - length(without, type_=sa.Integer)
-        total = removed // size if i == 0 else total + removed // size
-    return total
+        counts.append(removed // size)
+    return sum(counts[1:], counts[0]) if counts else sa.literal(0, sa.Integer)
 
 
 def bounding_box(lat: float, lon: float, meters: float) -> tuple[float, float, float, float]:
@@ -594,6 +594,13 @@ class SearchComponents(ABC):
     built once per shape and executed with each search's values (search.repository). The
     parameters are `point_lat`/`point_lon` (a search's point), `within_m` (its radius),
     `<name>_south/_north/_west/_east` (a box called `name`), `polygon` and `term_<i>`."""
+
+    # How relevance (`_occurrences`) measures the document, and the words to match it.
+    text_length: Any = sa.func.length
+
+    @staticmethod
+    def term_length(term: str) -> int:
+        return len(term)
 
     def __init__(self, lat: Any, lon: Any, geog: Any = None) -> None:
         self.lat, self.lon = lat, lon
@@ -652,8 +659,8 @@ class SearchComponents(ABC):
         """The words of a search (`text_terms`), for `text`."""
         values: dict[str, Any] = {}
         for i, term in enumerate(terms):
-            values[f"term_{i}"] = _stem(term)
-            values[f"term_{i}_len"] = len(_stem(term))
+            stem = _stem(term)
+            values[f"term_{i}"], values[f"term_{i}_len"] = stem, self.term_length(stem)
         return values
 
     @abstractmethod
@@ -702,17 +709,21 @@ class PostgresSearch(SearchComponents):
             shape, sa.func.ST_SetSRID(sa.func.ST_MakePoint(self.lon, self.lat), 4326)
         )
 
+    # Bytes: PostgreSQL knows a text's without reading it, where `length` counts characters.
+    text_length = sa.func.octet_length
+
+    @staticmethod
+    def term_length(term: str) -> int:
+        return len(term.encode())
+
     def text_values(self, terms: list[str]) -> dict[str, Any]:
-        values = super().text_values(terms) | {"words": " ".join(terms)}
-        for i in range(len(terms)):  # in bytes, as `text` counts them (octet_length)
-            values[f"term_{i}_len"] = len(values[f"term_{i}"].encode())
-        return values
+        return super().text_values(terms) | {"words": " ".join(terms)}
 
     def text(self, query: Any, terms: int) -> tuple[Any, Any]:
         tsquery = sa.func.plainto_tsquery(
             sa.literal_column(f"'{TEXT_CONFIG}'::regconfig"), param("words", sa.String)
         )
-        ranked = _occurrences(sa.literal_column("leads.search_text"), terms, sa.func.octet_length)
+        ranked = _occurrences(sa.literal_column("leads.search_text"), terms, self.text_length)
         return query.where(self.tsv.bool_op("@@")(tsquery)), ranked
 
 
@@ -753,7 +764,7 @@ class SqliteSearch(SearchComponents):
             .where(sa.literal_column(SQLITE_FTS_TABLE).op("MATCH")(param("match", sa.String)))
         )
         query = query.where(sa.literal_column("leads.rowid").in_(hits))
-        return query, _occurrences(sa.literal_column("leads.search_text"), terms)
+        return query, _occurrences(sa.literal_column("leads.search_text"), terms, self.text_length)
 
 
 @lru_cache(maxsize=64)
