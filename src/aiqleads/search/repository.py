@@ -50,10 +50,10 @@ SORT_INDEXES = {
     SortKey.QUALITY: "ix_leads_on_sale_quality",
     SortKey.RELEVANCE: "ix_leads_on_sale_quality",  # without words: by quality
 }
-# What a search can ask that the sort indexes do not carry (or that another index serves).
-_NOT_IN_SORT_INDEX = frozenset(
-    {"point_lat", "bbox_south", "polygon", "sources", "on_sale_since", "unannounced_for"}
-)
+# What a search can ask that the sort indexes do not carry (besides words).
+_NOT_IN_SORT_INDEXES = frozenset({"polygon", "sources", "on_sale_since", "unannounced_for"})
+# A place, which the spatial index serves.
+_PLACE = frozenset({"point_lat", "bbox_south"})
 # Words within a market read the leads through (market, status) (see `_plan`).
 MARKET_INDEX = IndexedBy(Lead.__table__, "ix_leads_market_status")  # type: ignore[arg-type]
 # The disks a distance sort tries before the whole radius, beyond the cursor's distance.
@@ -189,6 +189,12 @@ class _Shape:
     sort: SortKey
     terms: int = 0  # words to find
     nothing: bool = False  # words asked for, but only stop words: nothing to find
+
+
+def _in_sort_indexes(shape: _Shape) -> bool:
+    """Whether the sort indexes carry every condition of the search: all but words, a
+    polygon, sources and a saved search's own conditions."""
+    return not (shape.terms or shape.nothing or shape.names & _NOT_IN_SORT_INDEXES)
 
 
 @dataclass(frozen=True)
@@ -397,8 +403,12 @@ def _counted(dialect: str, shape: _Shape) -> Any:
         sa.func.coalesce(L.market, "unknown"),
     )
     query = _plan(dialect, shape).query
-    carried = not shape.terms and not shape.names & _NOT_IN_SORT_INDEX
-    if dialect == "sqlite" and "market" in shape.names and carried:
+    if (
+        dialect == "sqlite"
+        and "market" in shape.names
+        and _in_sort_indexes(shape)
+        and not shape.names & _PLACE
+    ):
         # A market's matches, counted from a sort index led by the market, which carries
         # every filtered and grouped column: SQLite went through the index on (market,
         # status) and read each lead's row (315,000 in Dallas-Fort Worth: 560 -> 260 ms).
@@ -468,9 +478,7 @@ class SearchRepository:
             request, source_slugs, now, on_sale_since, unannounced_for, after, buyer_id
         )
         shape, values = search.shape, search.values | {"limit": limit}
-        if markets is not None and self._walkable(
-            request, source_slugs, on_sale_since, unannounced_for
-        ):
+        if markets is not None and shape.sort in SORT_INDEXES and _in_sort_indexes(shape):
             unassigned = not request.market
             walk = _walked(self.dialect, shape, len(markets), unassigned)
             for i, market in enumerate(markets):
@@ -514,24 +522,6 @@ class SearchRepository:
             )
             for row in rows
         ]
-
-    @staticmethod
-    def _walkable(
-        request: SearchRequest,
-        source_slugs: Sequence[str] | None,
-        on_sale_since: datetime | None,
-        unannounced_for: uuid.UUID | None,
-    ) -> bool:
-        """Whether the search indexes carry everything this search asks (its order and its
-        filters): every sort but distance and relevance, no words, polygon or source."""
-        return (
-            request.sort in SORT_INDEXES
-            and not request.q
-            and request.polygon is None
-            and source_slugs is None
-            and on_sale_since is None
-            and unannounced_for is None
-        )
 
     async def facets(
         self, request: SearchRequest, source_slugs: Sequence[str] | None, now: datetime
