@@ -128,32 +128,25 @@ def create_engine(url: str, pool_size: int = 20) -> AsyncEngine:
         return engine
 
     database = parsed.database or ""
-    if database and database != ":memory:":
+    on_file = bool(database) and database != ":memory:"
+    if on_file:
         Path(database).parent.mkdir(parents=True, exist_ok=True)
     # A file's connections are pooled like PostgreSQL's. Opened per unit of work (NullPool
     # until 2026-12-03), each cost a thread, seven PRAGMAs, the schema parsed again and an empty
     # page and statement cache: 4.2 -> 0.7 ms for a one-query unit of work on the search
-    # benchmark's store. An aiosqlite connection's thread is not a daemon, so the engine must
-    # be disposed (`Runtime.close`) before the process can exit. `:memory:` is one database
-    # per connection and is not pooled.
-    pooled = bool(database) and database != ":memory:"
+    # benchmark's store. The pool also keeps the write-ahead log open: when the last
+    # connection to a WAL database closes, SQLite checkpoints the whole log into the file,
+    # syncs and deletes it (80-190 ms per ingested batch when every unit of work was the last;
+    # an idle `sqlite3` connection was held open for that until pooling made it needless).
+    # An aiosqlite connection's thread is not a daemon, so the engine must be disposed
+    # (`Runtime.close`) before the process can exit. `:memory:` is one database per connection
+    # and is not pooled.
     pooling: dict[str, Any] = (
         {"poolclass": AsyncAdaptedQueuePool, "pool_size": pool_size, "max_overflow": 0}
-        if pooled
+        if on_file
         else {"poolclass": NullPool}
     )
     engine = create_async_engine(url, **pooling, **json_options)
-    # One idle connection held for the engine's life (opened with the first): when the last
-    # connection to a WAL database closes, SQLite checkpoints the whole log into the file,
-    # syncs and deletes it, and with NullPool every unit of work was the last (80-190 ms per
-    # ingested batch). While one stays open, the log is checkpointed as it grows and reused.
-    keeper: list[sqlite3.Connection] = []
-    holds_file = bool(database) and database != ":memory:"
-
-    @event.listens_for(engine.sync_engine, "engine_disposed")
-    def _release_keeper(_engine: sa.Engine) -> None:
-        while keeper:
-            keeper.pop().close()
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -168,10 +161,6 @@ def create_engine(url: str, pool_size: int = 20) -> AsyncEngine:
         cursor.execute(f"PRAGMA mmap_size={SQLITE_MMAP_BYTES}")
         cursor.execute("PRAGMA wal_autocheckpoint=10000")
         cursor.close()
-        if holds_file and not keeper:
-            held = sqlite3.connect(database, check_same_thread=False, isolation_level=None)
-            held.execute("SELECT count(*) FROM sqlite_master").fetchall()  # joins the log
-            keeper.append(held)
         dbapi_connection.create_function(
             dialect.SQLITE_COVERS, 3, dialect.sqlite_covers, deterministic=True
         )
