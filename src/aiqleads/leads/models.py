@@ -33,6 +33,14 @@ class Lead(UuidPk, Timestamped, Base):
         sa.Index("ix_leads_public_point", "public_latitude", "public_longitude"),
         # Saved-search alerts: what went on sale since the last check.
         sa.Index("ix_leads_status_changed", "status", "status_changed_at"),
+        # The fraud signal "many leads from one IP within the hour", counted for every batch.
+        sa.Index(
+            "ix_leads_consent_ip",
+            "consent_ip",
+            "created_at",
+            sqlite_where=sa.text("consent_ip IS NOT NULL"),
+            postgresql_where=sa.text("consent_ip IS NOT NULL"),
+        ),
         sa.CheckConstraint("max_sales >= 1", name="max_sales_positive"),
         sa.CheckConstraint("sales_count >= 0 AND sales_count <= max_sales", name="sales_bounded"),
         sa.CheckConstraint("fraud_score >= 0 AND fraud_score <= 1", name="fraud_score_range"),
