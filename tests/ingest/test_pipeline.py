@@ -10,6 +10,7 @@ from aiqleads.ingest.service import run_source
 from aiqleads.ingest.sources import SourceConfig
 from aiqleads.leads.lifecycle import LeadStatus
 from aiqleads.leads.models import Lead, LeadMatchKey, PossibleDuplicate
+from aiqleads.quality.dedup import field_origins
 from aiqleads.runtime import Runtime
 from tests.ingest.factories import fake_lead, lookalike, seller
 
@@ -54,7 +55,7 @@ async def test_a_clean_record_becomes_an_available_lead(runtime: Runtime) -> Non
     assert lead.h3_r9 == h3.latlng_to_cell(lead.latitude, lead.longitude, 9)
     assert lead.consent_captured_at is not None
     assert lead.consent_ip == "73.12.44.10"
-    assert lead.provenance["phone"]["source"] == "test-mls"
+    assert field_origins(lead.provenance)["phone"]["source"] == "test-mls"
     assert 0 < lead.quality_score <= 100
     assert 0 <= lead.fraud_score < 0.5
 
@@ -117,9 +118,9 @@ async def test_duplicates_across_sources_merge_into_one_golden_record(runtime: R
     [lead] = await leads(runtime)
     assert lead.source_count == 2
     assert lead.beds == 3  # the MLS is trusted more than the form
-    assert lead.provenance["beds"]["source"] == "test-mls"
+    assert field_origins(lead.provenance)["beds"]["source"] == "test-mls"
     assert lead.email == "robert.johnson@gmail.com"  # only the form had it
-    assert lead.provenance["email"]["source"] == "test-form"
+    assert field_origins(lead.provenance)["email"]["source"] == "test-form"
     assert lead.year_built == 1998
 
 
@@ -168,7 +169,7 @@ async def test_a_field_no_record_carries_any_more_is_cleared(runtime: Runtime) -
     await run_source(runtime, MLS, trigger="test", records=[seller("L1", beds=None)])
     [lead] = await leads(runtime)
     assert lead.beds is None
-    assert "beds" not in lead.provenance
+    assert "beds" not in field_origins(lead.provenance)
 
 
 async def test_same_household_different_person_stays_two_leads(runtime: Runtime) -> None:

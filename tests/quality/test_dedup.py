@@ -10,6 +10,7 @@ from aiqleads.quality.dedup import (
     Decision,
     compare,
     conflicting_facts,
+    field_origins,
     match_keys,
     survive,
 )
@@ -93,7 +94,8 @@ def test_survivorship_prefers_trust_then_freshness_and_records_provenance() -> N
     newer_form = Contribution(
         "r3", "form", "F2", 0.6, now + timedelta(days=1), person(beds=5, living_area_sqft=1900)
     )
-    golden, provenance = survive([form, mls, newer_form])
+    golden, stored = survive([form, mls, newer_form])
+    provenance = field_origins(stored)
     assert golden["phone"] == "+17025550143"  # the MLS is trusted most
     assert provenance["phone"]["source"] == "mls"
     assert golden["beds"] == 3
@@ -103,3 +105,19 @@ def test_survivorship_prefers_trust_then_freshness_and_records_provenance() -> N
     assert golden["living_area_sqft"] == 1900
     assert provenance["living_area_sqft"]["record_id"] == "r3"
     assert conflicting_facts([mls, form]) == ["beds"]
+
+
+def test_provenance_is_stored_once_per_record_and_read_back_per_field() -> None:
+    now = datetime(2026, 3, 1, tzinfo=UTC)
+    mls = Contribution("r1", "mls", "L1", 0.9, now, person(beds=3))
+    form = Contribution("r2", "form", "F1", 0.6, now, person(year_built=1999))
+    golden, stored = survive([form, mls])
+    assert [r["record_id"] for r in stored["records"]] == ["r1", "r2"]
+    by_field = field_origins(stored)
+    assert by_field["beds"] == {"record_id": "r1", "source": "mls", "source_key": "L1"}
+    assert by_field["year_built"] == {"record_id": "r2", "source": "form", "source_key": "F1"}
+    assert all(golden[name] is not None for name in by_field)
+    assert {"first_name", "phone", "beds", "year_built"} <= set(by_field)
+    # A lead written before provenance was grouped by record reads as it was stored.
+    old = {"beds": {"record_id": "r9", "source": "mls", "source_key": "L9"}}
+    assert field_origins(old) == old

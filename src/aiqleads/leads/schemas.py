@@ -6,11 +6,12 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from aiqleads.ingest.models import Outcome
 from aiqleads.leads.lifecycle import LeadStatus
 from aiqleads.leads.models import Exclusivity
+from aiqleads.quality.dedup import field_origins
 
 
 class SourceRecordOut(BaseModel):
@@ -98,6 +99,11 @@ class LeadAdminOut(BaseModel):
     source_updated_at: datetime | None
     records: list[SourceRecordOut] = Field(default_factory=list)
     possible_duplicates: list[PossibleDuplicateOut] = Field(default_factory=list)
+
+    @field_validator("provenance", mode="before")
+    @classmethod
+    def _by_field(cls, value: Any) -> Any:
+        return field_origins(value) if isinstance(value, dict) else value
 
 
 class PossibleDuplicateOut(BaseModel):
