@@ -4,11 +4,12 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
-from aiqleads.ingest.models import IngestionRun, RunStatus
+from aiqleads.ingest.models import IngestionRun, RunStatus, SourceRecord
 from aiqleads.ingest.pipeline import LeadPipeline
 from aiqleads.ingest.repository import IngestRepository
 from aiqleads.ingest.service import GROWING_TABLES, new_run, run_source
@@ -102,6 +103,37 @@ async def test_a_crash_mid_run_is_recorded_on_the_run(
     monkeypatch.undo()
     again = await run_source(runtime, MLS, trigger="cli", records=[seller("L1")])
     assert again.status is RunStatus.SUCCEEDED
+
+
+async def test_a_crash_keeps_the_batches_before_it_and_drops_the_one_prepared_ahead(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Batches of two: the second batch's write fails while the third is being prepared.
+    original = LeadPipeline.store
+    calls = 0
+
+    async def fails_second(self: LeadPipeline, prepared: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise RuntimeError("database went away")
+        return await original(self, prepared)
+
+    monkeypatch.setattr(LeadPipeline, "store", fails_second)
+    records = [seller(f"L{i}") for i in range(1, 6)]
+    with pytest.raises(RuntimeError):
+        await run_source(runtime, MLS, trigger="cli", records=records, batch_size=2)
+    async with runtime.transaction(write=False) as session:
+        stored = set(await session.scalars(sa.select(SourceRecord.source_key)))
+        [run] = list(await session.scalars(sa.select(IngestionRun)))
+    assert stored == {"L1", "L2"}
+    assert run.status is RunStatus.FAILED
+    assert run.counts["fetched"] == 2
+    monkeypatch.undo()
+    again = await run_source(runtime, MLS, trigger="cli", records=records, batch_size=2)
+    assert again.status is RunStatus.SUCCEEDED
+    assert again.counts["unchanged"] == 2
+    assert again.counts["fetched"] == 5
 
 
 async def test_a_replay_that_meets_a_live_run_is_closed_not_left_running(

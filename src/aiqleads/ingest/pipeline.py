@@ -113,16 +113,22 @@ class Prepared:
 
 # Parsing and cleaning run on one worker thread: off the event loop (requests keep being
 # served while a run cleans a batch) and never two at once (the address tagger is not meant to
-# be shared between threads). Preparing the next batch while this one is written was measured
-# and gained nothing: both halves are Python and take turns on the GIL.
+# be shared between threads).
 _PREPARER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aiqleads-prepare")
+
+
+def prepare_soon(
+    prepare: Callable[[Sequence[RawRecord]], Prepared], batch: Sequence[RawRecord]
+) -> asyncio.Future[Prepared]:
+    """Start preparing `batch` on the preparing thread now; await the future for it."""
+    context = contextvars.copy_context()  # keeps the log context (run, source) in the thread
+    return asyncio.get_running_loop().run_in_executor(_PREPARER, context.run, prepare, batch)
 
 
 async def prepare_off_loop(
     prepare: Callable[[Sequence[RawRecord]], Prepared], batch: Sequence[RawRecord]
 ) -> Prepared:
-    context = contextvars.copy_context()  # keeps the log context (run, source) in the thread
-    return await asyncio.get_running_loop().run_in_executor(_PREPARER, context.run, prepare, batch)
+    return await prepare_soon(prepare, batch)
 
 
 @dataclass
@@ -150,7 +156,7 @@ class Preparer:
     def prepare(self, batch: Sequence[RawRecord]) -> Prepared:
         """The database-free half of a batch: hash, parse, normalise, geocode, validate and
         blocking keys of every record. It touches no session, so it runs off the event loop and
-        before the batch's transaction opens (see `prepare_off_loop`)."""
+        before the batch's transaction opens (see `prepare_soon`)."""
         prepared = Prepared()
         seen: dict[str, str] = {}
         for raw in batch:

@@ -4,6 +4,7 @@ re-running picks up where the source's high-water mark stands."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
@@ -23,7 +24,7 @@ from aiqleads.ingest.pipeline import (
     LeadPipeline,
     Prepared,
     Preparer,
-    prepare_off_loop,
+    prepare_soon,
 )
 from aiqleads.ingest.registry import wire
 from aiqleads.ingest.repository import IngestRepository
@@ -190,8 +191,13 @@ async def run_source(
 
     statistics = Statistics(GROWING_TABLES)
 
-    async def store(prepared: Prepared) -> None:
+    async def store(
+        prepared: Prepared, following: list[RawRecord] | None
+    ) -> asyncio.Future[Prepared] | None:
+        """Write a prepared batch; return the preparation of the `following` batch, started
+        as the batch commits."""
         nonlocal high_water
+        ahead = None
         async with runtime.transaction() as session:
             pipeline = LeadPipeline(
                 session,
@@ -211,8 +217,16 @@ async def run_source(
             run.heartbeat_at = runtime.clock.now()
             await _save_run(session, run)
             await statistics.wrote(session, prepared.fetched)
+            # The next batch is prepared while this one commits: SQLite's commit is one long
+            # call that lets go of the GIL (and PostgreSQL's works in its own process), so the
+            # preparing thread's Python runs beside it. It starts no earlier: while statements
+            # run, aiosqlite's thread takes the GIL back between rows, and a busy preparing
+            # thread would make it wait a switch interval (5 ms) each time.
+            if following is not None:
+                ahead = prepare_soon(preparer.prepare, following)
         if progress is not None:
             progress(prepared.fetched)
+        return ahead
 
     try:
         try:
@@ -230,8 +244,16 @@ async def run_source(
             )
         # Parsing and cleaning run before the batch's transaction opens, off the event loop.
         size = batch_size or BATCH_SIZES.get(runtime.db.dialect, BATCH_SIZE)
-        async for batch in _batches(_guarded(stream), size):
-            await store(await prepare_off_loop(preparer.prepare, batch))
+        batches = _batches(_guarded(stream), size)
+        first = await anext(batches, None)
+        ahead = prepare_soon(preparer.prepare, first) if first is not None else None
+        try:
+            while ahead is not None:
+                prepared = await ahead
+                ahead = await store(prepared, await anext(batches, None))
+        finally:
+            if ahead is not None:  # the run failed: the batch prepared ahead is not wanted
+                ahead.cancel()
         run.status = RunStatus.SUCCEEDED
     except SourceFailed as exc:
         log.warning("ingestion_failed", source=source.slug, error=str(exc))
