@@ -29,8 +29,6 @@ class Lead(UuidPk, Timestamped, Base):
     __tablename__ = "leads"
     __table_args__ = (
         sa.Index("ix_leads_market_status", "market", "status"),
-        sa.Index("ix_leads_lat_lon", "latitude", "longitude"),
-        sa.Index("ix_leads_public_point", "public_latitude", "public_longitude"),
         # Saved-search alerts: what went on sale since the last check.
         sa.Index("ix_leads_status_changed", "status", "status_changed_at"),
         # The fraud signal "many leads from one IP within the hour", counted for every batch.
@@ -49,7 +47,7 @@ class Lead(UuidPk, Timestamped, Base):
         ),
     )
 
-    status: Mapped[LeadStatus] = mapped_column(str_enum(LeadStatus), nullable=False, index=True)
+    status: Mapped[LeadStatus] = mapped_column(str_enum(LeadStatus), nullable=False)
     status_changed_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
     kind: Mapped[str] = mapped_column(sa.String(32), nullable=False)
     exclusivity: Mapped[Exclusivity] = mapped_column(str_enum(Exclusivity), nullable=False)
@@ -78,7 +76,7 @@ class Lead(UuidPk, Timestamped, Base):
     address_line2: Mapped[str | None] = mapped_column(sa.String(60))
     city: Mapped[str | None] = mapped_column(sa.String(80))
     state: Mapped[str | None] = mapped_column(sa.String(2))
-    postal_code: Mapped[str | None] = mapped_column(sa.String(5), index=True)
+    postal_code: Mapped[str | None] = mapped_column(sa.String(5))
     zip4: Mapped[str | None] = mapped_column(sa.String(4))
     address: Mapped[str | None] = mapped_column(sa.String(300))
 
@@ -90,7 +88,7 @@ class Lead(UuidPk, Timestamped, Base):
     public_latitude: Mapped[float | None] = mapped_column(sa.Float)
     public_longitude: Mapped[float | None] = mapped_column(sa.Float)
     geocode_precision: Mapped[str | None] = mapped_column(sa.String(10))
-    h3_r7: Mapped[str | None] = mapped_column(sa.String(16), index=True)
+    h3_r7: Mapped[str | None] = mapped_column(sa.String(16))
     h3_r9: Mapped[str | None] = mapped_column(sa.String(16))
     market: Mapped[str | None] = mapped_column(sa.String(64))
 
