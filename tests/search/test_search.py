@@ -11,9 +11,10 @@ import httpx
 import pytest
 
 from aiqleads.kit.clock import FrozenClock
-from aiqleads.kit.dialect import bounding_box
+from aiqleads.kit.dialect import bounding_box, search_text
 from aiqleads.leads.lifecycle import LeadStatus
 from aiqleads.leads.models import Exclusivity, Lead
+from aiqleads.leads.repository import LeadRepository
 from aiqleads.runtime import Runtime
 from aiqleads.search import repository
 from aiqleads.search.repository import METERS_PER_MILE
@@ -239,6 +240,28 @@ async def test_words_within_a_market_find_only_that_markets_leads_on_sale(
     assert ids(in_vegas) == [str(vegas.id)]
     assert ids(in_phoenix) == [str(phoenix.id)]
     assert in_phoenix["facets"]["market"] == [{"value": "phoenix", "count": 1}]
+
+
+async def test_words_follow_leads_rewritten_with_the_same_or_new_words(
+    api: Api, agent: Account, runtime: Runtime, clock: FrozenClock
+) -> None:
+    """Ingestion rewrites a merged lead whole (`update_many`); its words stay searchable,
+    and words that change are found as they are now, not as they were."""
+    now = clock.now()
+    same = lead_row(now, description="A heated pool")
+    changed = lead_row(now, description="A heated pool")
+    await add_leads(runtime, same, changed)
+    new_words = search_text(changed.street_name, changed.city, "A sunny patio")
+    async with runtime.transaction() as session:
+        await LeadRepository(session).update_many(
+            [
+                {"id": same.id, "search_text": same.search_text, "quality_score": 90},
+                {"id": changed.id, "search_text": new_words, "quality_score": 90},
+            ]
+        )
+
+    assert ids(await search(api, agent, q="pool")) == [str(same.id)]
+    assert ids(await search(api, agent, q="patio")) == [str(changed.id)]
 
 
 async def test_cursor_pages_cover_every_lead_once_while_new_leads_arrive(
