@@ -178,8 +178,6 @@ def create_lead_search(bind: Connection) -> None:
         bind.execute(sa.text("CREATE INDEX ix_leads_search_tsv ON leads USING GIN (search_tsv)"))
         return
     columns = ", ".join(TEXT_COLUMNS)
-    new = ", ".join(f"new.{c}" for c in TEXT_COLUMNS)
-    old = ", ".join(f"old.{c}" for c in TEXT_COLUMNS)
     fts = SQLITE_FTS_TABLE
     bind.execute(
         sa.text(
@@ -187,8 +185,7 @@ def create_lead_search(bind: Connection) -> None:
             "content_rowid='rowid', tokenize='porter unicode61')"
         )
     )
-    insert = f"INSERT INTO {fts}(rowid, {columns}) VALUES (new.rowid, {new});"
-    delete = f"INSERT INTO {fts}({fts}, rowid, {columns}) VALUES ('delete', old.rowid, {old});"
+    insert, delete = _sqlite_fts_writes()
     for statement in (
         f"CREATE TRIGGER leads_fts_insert AFTER INSERT ON leads BEGIN {insert} END",
         f"CREATE TRIGGER leads_fts_delete AFTER DELETE ON leads BEGIN {delete} END",
@@ -203,21 +200,27 @@ def _sqlite_fts_update_trigger(*, only_changed: bool) -> str:
     UPDATE that sets them, so with `only_changed` (since migration 0024) it re-indexes a row
     only when the words differ: ingestion rewrites a merged lead whole, mostly with the same
     words, and re-indexing them doubled the cost of the UPDATE (2,000 leads: 736 -> 389 ms)."""
-    columns = ", ".join(TEXT_COLUMNS)
-    new = ", ".join(f"new.{c}" for c in TEXT_COLUMNS)
-    old = ", ".join(f"old.{c}" for c in TEXT_COLUMNS)
-    fts = SQLITE_FTS_TABLE
-    insert = f"INSERT INTO {fts}(rowid, {columns}) VALUES (new.rowid, {new});"
-    delete = f"INSERT INTO {fts}({fts}, rowid, {columns}) VALUES ('delete', old.rowid, {old});"
+    insert, delete = _sqlite_fts_writes()
     when = (
         " WHEN " + " OR ".join(f"old.{c} IS NOT new.{c}" for c in TEXT_COLUMNS)
         if only_changed
         else ""
     )
     return (
-        f"CREATE TRIGGER leads_fts_update AFTER UPDATE OF {columns} ON leads{when} "
-        f"BEGIN {delete} {insert} END"
+        f"CREATE TRIGGER leads_fts_update AFTER UPDATE OF {', '.join(TEXT_COLUMNS)} ON leads"
+        f"{when} BEGIN {delete} {insert} END"
     )
+
+
+def _sqlite_fts_writes() -> tuple[str, str]:
+    """A trigger's statements that add a row's words to FTS5 (`new`) and take them out (`old`)."""
+    columns = ", ".join(TEXT_COLUMNS)
+    new = ", ".join(f"new.{c}" for c in TEXT_COLUMNS)
+    old = ", ".join(f"old.{c}" for c in TEXT_COLUMNS)
+    fts = SQLITE_FTS_TABLE
+    insert = f"INSERT INTO {fts}(rowid, {columns}) VALUES (new.rowid, {new});"
+    delete = f"INSERT INTO {fts}({fts}, rowid, {columns}) VALUES ('delete', old.rowid, {old});"
+    return insert, delete
 
 
 def replace_sqlite_fts_update_trigger(bind: Connection, *, only_changed: bool) -> None:
