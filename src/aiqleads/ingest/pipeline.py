@@ -125,12 +125,6 @@ def prepare_soon(
     return asyncio.get_running_loop().run_in_executor(_PREPARER, context.run, prepare, batch)
 
 
-async def prepare_off_loop(
-    prepare: Callable[[Sequence[RawRecord]], Prepared], batch: Sequence[RawRecord]
-) -> Prepared:
-    return await prepare_soon(prepare, batch)
-
-
 @dataclass
 class _Lead:
     """A lead this batch creates or changes, with everything survivorship needs."""
@@ -244,7 +238,7 @@ class LeadPipeline:
         """Ingest one batch in the caller's transaction."""
         if self.preparer is None:
             raise RuntimeError("this pipeline only rebuilds leads")
-        return await self.store(await prepare_off_loop(self.preparer.prepare, batch))
+        return await self.store(await prepare_soon(self.preparer.prepare, batch))
 
     async def store(self, prepared: Prepared) -> BatchCounts:
         """The database half: match, score and persist a prepared batch in the caller's
