@@ -3,15 +3,24 @@ explanation adds up, the same inputs give the same price."""
 
 from __future__ import annotations
 
+import random
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from aiqleads.leads.models import Exclusivity
 from aiqleads.pricing.config import PricingConfig
-from aiqleads.pricing.engine import LeadFacts, Segment, final_cents, multipliers, price
+from aiqleads.pricing.engine import (
+    LeadFacts,
+    Segment,
+    SegmentPricer,
+    final_cents,
+    multipliers,
+    price,
+)
 
 NOW = datetime(2026, 3, 2, 12, tzinfo=UTC)
 CONFIG = PricingConfig()
@@ -135,3 +144,32 @@ def test_any_inputs_give_a_bounded_deterministic_price_that_adds_up(
     # The recompute's fast path is the same arithmetic.
     fast = final_cents(7_500, multipliers(facts, segment, config, NOW), config, tier)
     assert fast == quoted.final_cents
+    pricer = SegmentPricer(7_500, segment, config, NOW, tier)
+    for _ in range(2):  # the second time from the pricer's remembered factors
+        assert pricer(quality, fraud, facts.created_at, facts.exclusivity, sales) == fast
+
+
+@pytest.mark.parametrize("tier", ["basic", "enterprise"])
+def test_one_segment_pricer_prices_many_leads_as_each_alone(tier: str) -> None:
+    # The recompute prices a whole segment with one pricer, which remembers the factors of
+    # the quality scores, ages and sale counts it has seen; each lead still gets its own.
+    # Every combination, in a shuffled order, so each remembered factor is looked up among
+    # leads that differ in everything else.
+    leads = [
+        (quality, fraud, days + hours / 24, sales, exclusivity)
+        for quality in range(0, 101, 9)
+        for fraud in (0.0, 0.35)
+        for days in range(0, 75, 2)
+        for hours in (0, 23)
+        for sales in range(4)
+        for exclusivity in Exclusivity
+    ]
+    random.Random(7).shuffle(leads)
+    segment = Segment(800.0, 400, BUSY)
+    pricer = SegmentPricer(12_500, segment, CONFIG, NOW, tier)
+    for quality, fraud, age_days, sales, exclusivity in leads:
+        facts = LeadFacts(
+            "seller", quality, fraud, NOW - timedelta(days=age_days), exclusivity, sales
+        )
+        expected = price(facts, segment, CONFIG, NOW, tier).final_cents
+        assert pricer(quality, fraud, facts.created_at, exclusivity, sales) == expected

@@ -15,6 +15,8 @@ from aiqleads.accounts.models import User
 from aiqleads.demand.models import DemandKind
 from aiqleads.kit.clock import FrozenClock
 from aiqleads.leads.lifecycle import LeadStatus
+from aiqleads.leads.models import Exclusivity
+from aiqleads.pricing import service as pricing_service
 from aiqleads.pricing.models import LeadPrice, PriceChange
 from aiqleads.pricing.service import recompute
 from aiqleads.runtime import Runtime
@@ -123,6 +125,43 @@ async def test_recompute_stores_prices_and_history_only_when_they_change(
         assert prices[lead.id] < before[lead.id]
         trail = sorted((h for h in history if h.lead_id == lead.id), key=lambda h: h.computed_at)
         assert [h.price_cents for h in trail] == [before[lead.id], prices[lead.id]]
+
+
+async def test_a_recompute_in_many_chunks_stores_the_price_each_lead_explains(
+    api: Api, runtime: Runtime, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The recompute reads, prices and stores leads a chunk at a time, pricing the next chunk
+    # while the last one commits: no lead may be missed, priced twice or priced otherwise
+    # than its explanation says.
+    monkeypatch.setattr(pricing_service, "RECOMPUTE_CHUNK", 3)
+    agent = await api.signup("chunks@realty.example.com")
+    now = clock.now()
+    leads = await add_leads(
+        runtime,
+        *(
+            lead_row(
+                now,
+                created_at=now - timedelta(days=4 * n, hours=n),
+                kind=("seller", "buyer", "fsbo")[n % 3],
+                market=("las-vegas", "phoenix")[n % 2],
+                quality_score=40 + 5 * n,
+                exclusivity=(Exclusivity.EXCLUSIVE, Exclusivity.SHARED)[n % 2],
+                max_sales=1 + 2 * (n % 2),
+                sales_count=n % 2,
+            )
+            for n in range(10)
+        ),
+    )
+
+    result = await recompute(runtime)
+    prices, history = await stored(runtime)
+
+    assert (result.priced, result.changed) == (10, 10)
+    assert prices == {
+        lead.id: (await price_of(api, agent, lead.id))["price_cents"] for lead in leads
+    }
+    assert sorted(h.lead_id for h in history) == sorted(lead.id for lead in leads)
+    assert len(set(prices.values())) > 5  # the leads differ, and so do their prices
 
 
 async def test_demand_for_similar_leads_raises_their_price_at_the_next_recompute(

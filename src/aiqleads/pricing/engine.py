@@ -70,33 +70,54 @@ def _cents(value: float) -> int:
     return math.floor(value + 0.5)  # half up; prices are never negative
 
 
-def _age_days(facts: LeadFacts, as_of: datetime) -> int:
+def _age_days(created_at: datetime, as_of: datetime) -> int:
     # Whole days: a price steps down once a day instead of drifting by a cent at every
     # recompute, which would rewrite every stored price and its history each time.
-    return max((as_of - facts.created_at).days, 0)
+    return max((as_of - created_at).days, 0)
+
+
+def _segment_factors(segment: Segment, config: PricingConfig) -> tuple[float, float]:
+    """The demand and supply multipliers, the same for every lead of a segment."""
+    w = config.weights
+    interest = segment.demand / max(segment.available, 1)
+    demand = _clamp(interest / config.demand_reference - 1) if segment.market_demand else 0.0
+    return (
+        1 + w.demand * demand,
+        1 + w.supply * _clamp(1 - segment.available / config.supply_reference),
+    )
+
+
+def _quality_factor(config: PricingConfig, quality_score: int) -> float:
+    return 1 + config.weights.quality * _clamp((quality_score - 50) / 50)
+
+
+def _fraud_factor(config: PricingConfig, fraud_score: float) -> float:
+    return 1 - config.weights.fraud * _clamp(fraud_score, 0, 1)
+
+
+def _freshness_factor(config: PricingConfig, age_days: int) -> float:
+    decay: float = 0.5 ** (age_days / config.freshness_half_life_days)
+    return max(config.freshness_min, decay)
+
+
+def _exclusivity_factor(config: PricingConfig, exclusivity: Exclusivity, sales_count: int) -> float:
+    if exclusivity is Exclusivity.EXCLUSIVE:
+        return 1 + config.exclusive_premium
+    return (1 - config.shared_sale_discount) ** sales_count
 
 
 def multipliers(
     facts: LeadFacts, segment: Segment, config: PricingConfig, as_of: datetime
 ) -> tuple[float, ...]:
     """Each factor's multiplier (in FACTORS order) for this lead as of `as_of`."""
-    w = config.weights
-    interest = segment.demand / max(segment.available, 1)
-    demand = _clamp(interest / config.demand_reference - 1) if segment.market_demand else 0.0
-    if facts.exclusivity is Exclusivity.EXCLUSIVE:
-        exclusivity = 1 + config.exclusive_premium
-    else:
-        exclusivity = (1 - config.shared_sale_discount) ** facts.sales_count
+    demand, supply = _segment_factors(segment, config)
     return (
-        1 + w.quality * _clamp((facts.quality_score - 50) / 50),
-        1 - w.fraud * _clamp(facts.fraud_score, 0, 1),
-        1 + w.demand * demand,
-        1 + w.supply * _clamp(1 - segment.available / config.supply_reference),
-        max(
-            config.freshness_min,
-            0.5 ** (_age_days(facts, as_of) / config.freshness_half_life_days),
-        ),
-        exclusivity,
+        _quality_factor(config, facts.quality_score),
+        _fraud_factor(config, facts.fraud_score),
+        demand,
+        supply,
+        _freshness_factor(config, _age_days(facts.created_at, as_of)),
+        _exclusivity_factor(config, facts.exclusivity, facts.sales_count),
     )
 
 
@@ -126,7 +147,7 @@ def describe(
         demand,
         f"{_plural(segment.available, 'similar lead')} on sale in this market "
         f"(normal: {config.supply_reference})",
-        f"on sale for {_plural(_age_days(facts, as_of), 'day')} "
+        f"on sale for {_plural(_age_days(facts.created_at, as_of), 'day')} "
         f"(price halves every {config.freshness_half_life_days:g} days, to at most "
         f"{1 - config.freshness_min:.0%} off)",
         exclusivity,
@@ -154,6 +175,70 @@ def final_cents(
     """The price alone (the recompute's fast path; the same arithmetic as `price`)."""
     running = _waterfall(base_cents, factors, plan_discount(config, tier))[-1]
     return min(max(running, config.floor_cents), config.ceiling_cents)
+
+
+class SegmentPricer:
+    """`final_cents` for many leads of one segment, as the recompute prices a million: the
+    segment's factors and the plan discount are worked out once, and a factor that depends
+    on a small whole number (quality score, age in days, sales so far) once per value. The
+    multipliers are the ones `multipliers` gives and are applied in the same order, so the
+    price is the same to the cent."""
+
+    def __init__(
+        self,
+        base_cents: int,
+        segment: Segment,
+        config: PricingConfig,
+        as_of: datetime,
+        tier: str = "basic",
+    ) -> None:
+        self._base = base_cents
+        self._config = config
+        self._as_of = as_of
+        self._demand, self._supply = _segment_factors(segment, config)
+        self._discount = 1 - plan_discount(config, tier)
+        self._exclusive = _exclusivity_factor(config, Exclusivity.EXCLUSIVE, 0)
+        self._quality: dict[int, float] = {}
+        self._freshness: dict[int, float] = {}
+        self._shared: dict[int, float] = {}
+
+    def __call__(
+        self,
+        quality_score: int,
+        fraud_score: float,
+        created_at: datetime,
+        exclusivity: Exclusivity,
+        sales_count: int,
+    ) -> int:
+        config = self._config
+        quality = self._quality.get(quality_score)
+        if quality is None:
+            quality = self._quality[quality_score] = _quality_factor(config, quality_score)
+        days = _age_days(created_at, self._as_of)
+        freshness = self._freshness.get(days)
+        if freshness is None:
+            freshness = self._freshness[days] = _freshness_factor(config, days)
+        if exclusivity is Exclusivity.EXCLUSIVE:
+            sharing = self._exclusive
+        else:
+            found = self._shared.get(sales_count)
+            if found is None:
+                found = self._shared[sales_count] = _exclusivity_factor(
+                    config, exclusivity, sales_count
+                )
+            sharing = found
+        running = self._base
+        for multiplier in (
+            quality,
+            _fraud_factor(config, fraud_score),
+            self._demand,
+            self._supply,
+            freshness,
+            sharing,
+            self._discount,
+        ):
+            running = _cents(running * multiplier)
+        return min(max(running, config.floor_cents), config.ceiling_cents)
 
 
 def price(

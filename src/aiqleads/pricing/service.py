@@ -3,6 +3,7 @@ supply, recomputing stored prices, explaining a price and simulating a configura
 
 from __future__ import annotations
 
+import asyncio
 import statistics
 import uuid
 from collections.abc import Sequence
@@ -24,12 +25,13 @@ from aiqleads.pricing.engine import (
     LeadFacts,
     Price,
     Segment,
+    SegmentPricer,
     final_cents,
     multipliers,
     price,
 )
 from aiqleads.pricing.models import PriceSnapshot, PricingConfigVersion
-from aiqleads.pricing.repository import PricingRepository
+from aiqleads.pricing.repository import FactRow, PricingRepository
 from aiqleads.pricing.schemas import (
     PriceOut,
     PriceStats,
@@ -333,54 +335,69 @@ class RecomputeResult:
     changed: int
 
 
+def _priced(
+    rows: Sequence[FactRow],
+    pricers: dict[tuple[str, str], tuple[SegmentPricer, int]],
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """The prices among `rows` that changed (pure arithmetic: runs on a worker thread)."""
+    updates = []
+    for row in rows:
+        found = pricers.get((row.market, row.kind))
+        if found is None:  # a market or kind no longer configured
+            continue
+        pricer, version = found
+        cents = pricer(
+            row.quality_score, row.fraud_score, row.created_at, row.exclusivity, row.sales_count
+        )
+        if row.stored_cents != cents:
+            updates.append(
+                {
+                    "lead_id": row.id,
+                    "price_cents": cents,
+                    "config_version": version,
+                    "computed_at": now,
+                }
+            )
+    return updates
+
+
 async def recompute(runtime: Runtime, *, market: str | None = None) -> RecomputeResult:
     """Measure demand and supply again (a new snapshot, which also brings in a newly saved
     configuration), then store the price of every lead on sale (in `market`) with a history
-    row where it changed. Each chunk of leads is its own transaction, so SQLite's writer is
-    never held for long."""
+    row where it changed.
+
+    Each chunk of leads is its own transaction, so SQLite's writer is never held for long.
+    A transaction stores one chunk's prices and reads the next chunk's leads; the next
+    chunk is priced on a worker thread while the transaction commits (on SQLite a commit is
+    one long call that lets go of the GIL: a first recompute of 1,000,000 leads spent 11 of
+    its 79 s committing)."""
     now = runtime.clock.now()
+    loop = asyncio.get_running_loop()
     async with runtime.transaction() as session:
         service = PricingService(session, runtime)
         await service.repo.save_snapshots(
             [r for r in await service.measure(now) if market is None or r["market"] == market]
         )
-        snapshots = await service.repo.snapshots(market)
+        pricers = {}
+        for (m, kind), snapshot in (await service.repo.snapshots(market)).items():
+            config = await service.configs.at(m, snapshot.config_version)
+            pricer = SegmentPricer(
+                config.base_cents[kind], segment_of(snapshot), config, snapshot.as_of
+            )
+            pricers[(m, kind)] = (pricer, snapshot.config_version)
+        rows = await service.repo.lead_facts(market=market, limit=RECOMPUTE_CHUNK)
+        pricing = loop.run_in_executor(None, _priced, rows, pricers, now)
     priced = changed = 0
-    after: uuid.UUID | None = None
-    while True:
+    while rows:
+        updates = await pricing
+        after = rows[-1].id
+        priced += len(rows)
+        changed += len(updates)
         async with runtime.transaction() as session:
-            service = PricingService(session, runtime)
-            rows = await service.repo.lead_facts(market=market, after=after, limit=RECOMPUTE_CHUNK)
-            if not rows:
-                break
-            after = rows[-1].id
-            updates = []
-            configs: dict[tuple[str, int], PricingConfig] = {}
-            for row in rows:
-                snapshot = snapshots.get((row.market, row.kind))
-                if snapshot is None:  # a market or kind no longer configured
-                    continue
-                key = (row.market, snapshot.config_version)
-                if key not in configs:
-                    configs[key] = await service.configs.at(*key)
-                config = configs[key]
-                cents = final_cents(
-                    config.base_cents[row.kind],
-                    multipliers(facts_of(row), segment_of(snapshot), config, snapshot.as_of),
-                    config,
-                    "basic",
-                )
-                if row.stored_cents != cents:
-                    updates.append(
-                        {
-                            "lead_id": row.id,
-                            "price_cents": cents,
-                            "config_version": snapshot.config_version,
-                            "computed_at": now,
-                        }
-                    )
-            await service.repo.save_prices(updates, now)
-            priced += len(rows)
-            changed += len(updates)
+            repo = PricingRepository(session)
+            await repo.save_prices(updates, now)
+            rows = await repo.lead_facts(market=market, after=after, limit=RECOMPUTE_CHUNK)
+            pricing = loop.run_in_executor(None, _priced, rows, pricers, now)
     log.info("prices_recomputed", market=market, priced=priced, changed=changed)
     return RecomputeResult(priced, changed)
