@@ -154,9 +154,11 @@ async def test_a_recompute_in_many_chunks_stores_the_price_each_lead_explains(
     )
 
     result = await recompute(runtime)
+    again = await recompute(runtime)  # each page finds its leads' stored prices: no change
     prices, history = await stored(runtime)
 
     assert (result.priced, result.changed) == (10, 10)
+    assert (again.priced, again.changed) == (10, 0)
     assert prices == {
         lead.id: (await price_of(api, agent, lead.id))["price_cents"] for lead in leads
     }

@@ -122,10 +122,17 @@ class PricingRepository:
             args.append(value)
             return "?" if sqlite else f"${len(args)}"
 
+        key = None if after is None else after.hex if sqlite else after
+        join = "p.lead_id = l.id"
+        if key is not None:
+            # On the prices' side too: PostgreSQL merge-joins the two primary keys, and without
+            # it read lead_prices from its first row for every page (half-way through 900,000
+            # leads, a page took 200 ms instead of 89; a recompute's reading, 22 s).
+            join += f" AND p.lead_id > {bind(key)}"
         if market is not None:
             conditions.append(f"l.market = {bind(market)}")
-        if after is not None:
-            conditions.append(f"l.id > {bind(after.hex if sqlite else after)}")
+        if key is not None:
+            conditions.append(f"l.id > {bind(key)}")
         # In id order, by the primary key's index: without statistics SQLite otherwise picks
         # an index that starts with status and sorts every lead on sale again for each page (a
         # recompute of 1,000,000 leads took 324 s).
@@ -133,7 +140,7 @@ class PricingRepository:
         sql = (
             "SELECT l.id, l.market, l.kind, l.quality_score, l.fraud_score, l.created_at, "
             f"l.exclusivity, l.sales_count, p.price_cents FROM {leads} LEFT JOIN lead_prices p "
-            f"ON p.lead_id = l.id WHERE {' AND '.join(conditions)} ORDER BY l.id "
+            f"ON {join} WHERE {' AND '.join(conditions)} ORDER BY l.id "
             f"LIMIT {bind(limit)}"
         )
         driver = await self._driver()
