@@ -113,7 +113,7 @@ class PricingRepository:
 
         Through the driver: a full recompute reads every lead on sale, and SQLAlchemy's
         per-row result processing (time zones, enums, UUIDs) was most of the reading (on
-        PostgreSQL 9 of 13 s for 900,000 leads; on SQLite most of 24 s for 1,000,000)."""
+        PostgreSQL 9 of 13 s for 900,000 leads; on SQLite half of 24 s for 1,000,000)."""
         sqlite = self._dialect == "sqlite"
         conditions = ["l.status = 'available'", "l.market IS NOT NULL"]
         args: list[Any] = []
