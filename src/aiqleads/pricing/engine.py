@@ -169,20 +169,12 @@ def _waterfall(base_cents: int, factors: tuple[float, ...], discount: float) -> 
     return out
 
 
-def final_cents(
-    base_cents: int, factors: tuple[float, ...], config: PricingConfig, tier: str
-) -> int:
-    """The price alone (the recompute's fast path; the same arithmetic as `price`)."""
-    running = _waterfall(base_cents, factors, plan_discount(config, tier))[-1]
-    return min(max(running, config.floor_cents), config.ceiling_cents)
-
-
 class SegmentPricer:
-    """`final_cents` for many leads of one segment, as the recompute prices a million: the
-    segment's factors and the plan discount are worked out once, and a factor that depends
-    on a small whole number (quality score, age in days, sales so far) once per value. The
-    multipliers are the ones `multipliers` gives and are applied in the same order, so the
-    price is the same to the cent."""
+    """The final price of many leads of one segment for one plan, without the explanation
+    (the recompute prices a million, a search page fifty): the segment's factors are worked
+    out once, and a factor that depends on a small whole number (quality score, age in days,
+    sales so far) once per value. The multipliers are the ones `multipliers` gives, through
+    the same waterfall as `price`, so the price is the same to the cent."""
 
     def __init__(
         self,
@@ -196,7 +188,7 @@ class SegmentPricer:
         self._config = config
         self._as_of = as_of
         self._demand, self._supply = _segment_factors(segment, config)
-        self._discount = 1 - plan_discount(config, tier)
+        self._discount = plan_discount(config, tier)
         self._exclusive = _exclusivity_factor(config, Exclusivity.EXCLUSIVE, 0)
         self._quality: dict[int, float] = {}
         self._freshness: dict[int, float] = {}
@@ -227,17 +219,15 @@ class SegmentPricer:
                     config, exclusivity, sales_count
                 )
             sharing = found
-        running = self._base
-        for multiplier in (
+        factors = (
             quality,
             _fraud_factor(config, fraud_score),
             self._demand,
             self._supply,
             freshness,
             sharing,
-            self._discount,
-        ):
-            running = _cents(running * multiplier)
+        )
+        running = _waterfall(self._base, factors, self._discount)[-1]
         return min(max(running, config.floor_cents), config.ceiling_cents)
 
 

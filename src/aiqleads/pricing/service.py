@@ -26,8 +26,6 @@ from aiqleads.pricing.engine import (
     Price,
     Segment,
     SegmentPricer,
-    final_cents,
-    multipliers,
     price,
 )
 from aiqleads.pricing.models import PriceSnapshot, PricingConfigVersion
@@ -247,20 +245,34 @@ class PricingService:
             return {}
         markets = {x.market for x in on_sale}
         snapshots = await self.repo.snapshots(markets.pop() if len(markets) == 1 else None)
+        pricers: dict[tuple[str, str], SegmentPricer | None] = {}
         out = {}
         for lead in on_sale:
             assert lead.market is not None
             key = (lead.market, lead.kind)
-            if key not in snapshots:
-                found = await self.snapshot_for(*key)
-                if found is None:
-                    continue
-                snapshots[key] = found
-            snapshot = snapshots[key]
-            config = await self.configs.at(lead.market, snapshot.config_version)
-            factors = multipliers(facts_of(lead), segment_of(snapshot), config, snapshot.as_of)
+            if key not in pricers:
+                snapshot = snapshots.get(key) or await self.snapshot_for(*key)
+                pricers[key] = None
+                if snapshot is not None:
+                    config = await self.configs.at(lead.market, snapshot.config_version)
+                    pricers[key] = SegmentPricer(
+                        config.base_cents[lead.kind],
+                        segment_of(snapshot),
+                        config,
+                        snapshot.as_of,
+                        plan,
+                    )
+            pricer = pricers[key]
+            if pricer is None:  # a market or kind that is not configured
+                continue
             # The number `price` arrives at, without writing out its steps (`explain` does).
-            out[lead.id] = final_cents(config.base_cents[lead.kind], factors, config, plan)
+            out[lead.id] = pricer(
+                lead.quality_score,
+                lead.fraud_score,
+                lead.created_at,
+                lead.exclusivity,
+                lead.sales_count,
+            )
         return out
 
     async def explain(self, lead_id: uuid.UUID, viewer: User) -> PriceOut:
