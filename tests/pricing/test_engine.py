@@ -141,17 +141,17 @@ def test_any_inputs_give_a_bounded_deterministic_price_that_adds_up(
     assert quoted == price(facts, segment, config, NOW, tier)
     # The recompute's and search's fast path is the same arithmetic.
     pricer = SegmentPricer(7_500, segment, config, NOW, tier)
-    for _ in range(2):  # the second time from the pricer's remembered factors
+    for _ in range(2):  # the second time from the pricer's remembered freshness
         price_cents = pricer(quality, fraud, facts.created_at, facts.exclusivity, sales)
         assert price_cents == quoted.final_cents
 
 
 @pytest.mark.parametrize("tier", ["basic", "enterprise"])
 def test_one_segment_pricer_prices_many_leads_as_each_alone(tier: str) -> None:
-    # The recompute prices a whole segment with one pricer, which remembers the factors of
-    # the quality scores, ages and sale counts it has seen; each lead still gets its own.
-    # Every combination, in a shuffled order, so each remembered factor is looked up among
-    # leads that differ in everything else.
+    # The recompute prices a whole segment with one pricer, which remembers the freshness of
+    # each age in days it has seen; each lead still gets its own price. Every combination,
+    # in a shuffled order, so each remembered factor is looked up among leads that differ in
+    # everything else.
     leads = [
         (quality, fraud, days + hours / 24, sales, exclusivity)
         for quality in range(0, 101, 9)

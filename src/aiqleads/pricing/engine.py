@@ -106,18 +106,37 @@ def _exclusivity_factor(config: PricingConfig, exclusivity: Exclusivity, sales_c
     return (1 - config.shared_sale_discount) ** sales_count
 
 
+def _factors(
+    config: PricingConfig,
+    segment_factors: tuple[float, float],
+    quality_score: int,
+    fraud_score: float,
+    freshness: float,
+    exclusivity: Exclusivity,
+    sales_count: int,
+) -> tuple[float, ...]:
+    """The six multipliers in FACTORS order, from the segment's two and the lead's facts."""
+    return (
+        _quality_factor(config, quality_score),
+        _fraud_factor(config, fraud_score),
+        *segment_factors,
+        freshness,
+        _exclusivity_factor(config, exclusivity, sales_count),
+    )
+
+
 def multipliers(
     facts: LeadFacts, segment: Segment, config: PricingConfig, as_of: datetime
 ) -> tuple[float, ...]:
     """Each factor's multiplier (in FACTORS order) for this lead as of `as_of`."""
-    demand, supply = _segment_factors(segment, config)
-    return (
-        _quality_factor(config, facts.quality_score),
-        _fraud_factor(config, facts.fraud_score),
-        demand,
-        supply,
+    return _factors(
+        config,
+        _segment_factors(segment, config),
+        facts.quality_score,
+        facts.fraud_score,
         _freshness_factor(config, _age_days(facts.created_at, as_of)),
-        _exclusivity_factor(config, facts.exclusivity, facts.sales_count),
+        facts.exclusivity,
+        facts.sales_count,
     )
 
 
@@ -172,9 +191,9 @@ def _waterfall(base_cents: int, factors: tuple[float, ...], discount: float) -> 
 class SegmentPricer:
     """The final price of many leads of one segment for one plan, without the explanation
     (the recompute prices a million, a search page fifty): the segment's factors are worked
-    out once, and a factor that depends on a small whole number (quality score, age in days,
-    sales so far) once per value. The multipliers are the ones `multipliers` gives, through
-    the same waterfall as `price`, so the price is the same to the cent."""
+    out once, and the freshness factor (a power) once per age in days. The multipliers are
+    the ones `multipliers` gives, through the same waterfall as `price`, so the price is the
+    same to the cent."""
 
     def __init__(
         self,
@@ -187,12 +206,9 @@ class SegmentPricer:
         self._base = base_cents
         self._config = config
         self._as_of = as_of
-        self._demand, self._supply = _segment_factors(segment, config)
+        self._segment_factors = _segment_factors(segment, config)
         self._discount = plan_discount(config, tier)
-        self._exclusive = _exclusivity_factor(config, Exclusivity.EXCLUSIVE, 0)
-        self._quality: dict[int, float] = {}
         self._freshness: dict[int, float] = {}
-        self._shared: dict[int, float] = {}
 
     def __call__(
         self,
@@ -203,29 +219,18 @@ class SegmentPricer:
         sales_count: int,
     ) -> int:
         config = self._config
-        quality = self._quality.get(quality_score)
-        if quality is None:
-            quality = self._quality[quality_score] = _quality_factor(config, quality_score)
         days = _age_days(created_at, self._as_of)
         freshness = self._freshness.get(days)
         if freshness is None:
             freshness = self._freshness[days] = _freshness_factor(config, days)
-        if exclusivity is Exclusivity.EXCLUSIVE:
-            sharing = self._exclusive
-        else:
-            found = self._shared.get(sales_count)
-            if found is None:
-                found = self._shared[sales_count] = _exclusivity_factor(
-                    config, exclusivity, sales_count
-                )
-            sharing = found
-        factors = (
-            quality,
-            _fraud_factor(config, fraud_score),
-            self._demand,
-            self._supply,
+        factors = _factors(
+            config,
+            self._segment_factors,
+            quality_score,
+            fraud_score,
             freshness,
-            sharing,
+            exclusivity,
+            sales_count,
         )
         running = _waterfall(self._base, factors, self._discount)[-1]
         return min(max(running, config.floor_cents), config.ceiling_cents)

@@ -122,7 +122,9 @@ class PricingRepository:
             args.append(value)
             return "?" if sqlite else f"${len(args)}"
 
-        key = None if after is None else after.hex if sqlite else after
+        key: Any = None  # `after` as the driver takes it
+        if after is not None:
+            key = after.hex if sqlite else after
         join = "p.lead_id = l.id"
         if key is not None:
             # On the prices' side too: PostgreSQL merge-joins the two primary keys, and without

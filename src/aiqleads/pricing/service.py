@@ -236,6 +236,13 @@ class PricingService:
         quoted = price(facts_of(lead), segment_of(snapshot), config, snapshot.as_of, plan)
         return quoted, snapshot, config
 
+    async def pricer(self, snapshot: PriceSnapshot, plan: str = "basic") -> SegmentPricer:
+        """Prices of the snapshot's segment for a buyer on `plan`, by its configuration."""
+        config = await self.configs.at(snapshot.market, snapshot.config_version)
+        return SegmentPricer(
+            config.base_cents[snapshot.kind], segment_of(snapshot), config, snapshot.as_of, plan
+        )
+
     async def prices(self, leads: Sequence[Lead | LeadRow], plan: str) -> dict[uuid.UUID, int]:
         """Prices of a page of leads (entities, or rows with their columns) for a buyer on
         `plan` (one snapshot read for them all); leads not on sale, or in no market, have
@@ -252,16 +259,7 @@ class PricingService:
             key = (lead.market, lead.kind)
             if key not in pricers:
                 snapshot = snapshots.get(key) or await self.snapshot_for(*key)
-                pricers[key] = None
-                if snapshot is not None:
-                    config = await self.configs.at(lead.market, snapshot.config_version)
-                    pricers[key] = SegmentPricer(
-                        config.base_cents[lead.kind],
-                        segment_of(snapshot),
-                        config,
-                        snapshot.as_of,
-                        plan,
-                    )
+                pricers[key] = None if snapshot is None else await self.pricer(snapshot, plan)
             pricer = pricers[key]
             if pricer is None:  # a market or kind that is not configured
                 continue
@@ -350,7 +348,6 @@ class RecomputeResult:
 def _priced(
     rows: Sequence[FactRow],
     pricers: dict[tuple[str, str], tuple[SegmentPricer, int]],
-    now: datetime,
 ) -> list[dict[str, Any]]:
     """The prices among `rows` that changed (pure arithmetic: runs on a worker thread)."""
     updates = []
@@ -363,14 +360,7 @@ def _priced(
             row.quality_score, row.fraud_score, row.created_at, row.exclusivity, row.sales_count
         )
         if row.stored_cents != cents:
-            updates.append(
-                {
-                    "lead_id": row.id,
-                    "price_cents": cents,
-                    "config_version": version,
-                    "computed_at": now,
-                }
-            )
+            updates.append({"lead_id": row.id, "price_cents": cents, "config_version": version})
     return updates
 
 
@@ -391,15 +381,12 @@ async def recompute(runtime: Runtime, *, market: str | None = None) -> Recompute
         await service.repo.save_snapshots(
             [r for r in await service.measure(now) if market is None or r["market"] == market]
         )
-        pricers = {}
-        for (m, kind), snapshot in (await service.repo.snapshots(market)).items():
-            config = await service.configs.at(m, snapshot.config_version)
-            pricer = SegmentPricer(
-                config.base_cents[kind], segment_of(snapshot), config, snapshot.as_of
-            )
-            pricers[(m, kind)] = (pricer, snapshot.config_version)
+        pricers = {
+            key: (await service.pricer(snapshot), snapshot.config_version)
+            for key, snapshot in (await service.repo.snapshots(market)).items()
+        }
         rows = await service.repo.lead_facts(market=market, limit=RECOMPUTE_CHUNK)
-        pricing = loop.run_in_executor(None, _priced, rows, pricers, now)
+        pricing = loop.run_in_executor(None, _priced, rows, pricers)
     priced = changed = 0
     while rows:
         updates = await pricing
@@ -410,6 +397,6 @@ async def recompute(runtime: Runtime, *, market: str | None = None) -> Recompute
             repo = PricingRepository(session)
             await repo.save_prices(updates, now)
             rows = await repo.lead_facts(market=market, after=after, limit=RECOMPUTE_CHUNK)
-            pricing = loop.run_in_executor(None, _priced, rows, pricers, now)
+            pricing = loop.run_in_executor(None, _priced, rows, pricers)
     log.info("prices_recomputed", market=market, priced=priced, changed=changed)
     return RecomputeResult(priced, changed)
