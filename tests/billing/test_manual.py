@@ -4,6 +4,7 @@ periods, cancellation; invoices as HTML and PDF."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -12,6 +13,8 @@ import pytest
 import sqlalchemy as sa
 
 from aiqleads.audit.models import AuditEvent
+from aiqleads.billing.models import Subscription
+from aiqleads.billing.repository import LIVE
 from aiqleads.billing.service import add_month
 from aiqleads.billing.tasks import run_renewals
 from aiqleads.kit.clock import FrozenClock
@@ -206,6 +209,25 @@ async def test_an_unpaid_subscription_can_be_replaced_or_cancelled_at_once(
     cancelled = await api.client.post("/api/v1/billing/cancel", headers=agent)
     assert cancelled.json()["status"] == "canceled"
     assert await open_invoices(api, ops) == []
+
+
+async def test_concurrent_manual_subscribes_leave_one_subscription_to_pay(
+    api: Api, runtime: Runtime
+) -> None:
+    """Five subscribe requests at once (a double click, two tabs): each answers 201, each
+    replacing the one before, and one subscription with one open invoice is left."""
+    (agent,) = await buyers(runtime, 1)
+    ops = await api.admin()
+    answers = await asyncio.gather(
+        *(api.client.post(SUBSCRIBE, json={"plan": "pro"}, headers=agent) for _ in range(5))
+    )
+    assert [a.status_code for a in answers] == [201] * 5, [a.text for a in answers]
+    async with runtime.transaction(write=False) as session:
+        live = list(
+            await session.scalars(sa.select(Subscription).where(Subscription.status.in_(LIVE)))
+        )
+    assert len(live) == 1
+    assert len(await open_invoices(api, ops)) == 1
 
 
 async def test_a_credit_pack_is_credited_once_paid(api: Api, runtime: Runtime) -> None:

@@ -406,6 +406,33 @@ async def test_a_second_stripe_subscription_replaces_the_first_at_stripe_too(
     assert f"/v1/subscriptions/{newer}" not in [path for path, _ in stripe_api.calls]
 
 
+async def test_a_pending_stripe_subscription_replaced_by_a_new_subscribe_ends_at_stripe_too(
+    api: Api, runtime: Runtime, clock: FrozenClock, stripe_api: FakeStripe
+) -> None:
+    """A subscription whose first payment has not gone through (Stripe: incomplete) is
+    replaced when the buyer subscribes again: cancelled at Stripe as well as here, or Stripe
+    would go on billing a plan the buyer never gets."""
+    (agent,) = await buyers(runtime, 1)
+    now = clock.now()
+    pending = new_id("sub")
+    metadata = {"user_id": str(user_of(agent)), "plan": "pro"}
+    created = {
+        "id": pending,
+        "object": "subscription",
+        "metadata": metadata,
+        "status": "incomplete",
+    }
+    answer = await deliver(api.client, event("customer.subscription.created", created, now), now)
+    assert answer.status_code == 200
+    await settled(runtime)
+
+    _session_of(await _subscribe(api, agent, "enterprise"))
+    assert f"/v1/subscriptions/{pending}" in [path for path, _ in stripe_api.calls]
+    async with runtime.transaction(write=False) as session:
+        live = await BillingRepository(session).live_subscription(user_of(agent))
+    assert live is None  # the new plan starts when its page is paid
+
+
 async def _subscribe(api: Api, agent: dict[str, str], plan: str) -> httpx.Response:
     return await api.client.post("/api/v1/billing/subscribe", json={"plan": plan}, headers=agent)
 

@@ -4,20 +4,24 @@ many as a shared lead has sales left, holds that lapse, and extensions by plan."
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import timedelta
 
+import pytest
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from aiqleads.audit.models import AuditEvent
+from aiqleads.cart import service as cart_service
 from aiqleads.cart.models import Hold, HoldStatus
 from aiqleads.cart.service import expire_lapsed, warn_lapsing
 from aiqleads.kit.clock import FrozenClock
 from aiqleads.leads.lifecycle import LeadStatus
-from aiqleads.leads.models import Exclusivity
+from aiqleads.leads.models import Exclusivity, Lead
 from aiqleads.mail.models import OutboundEmail
 from aiqleads.pricing.service import recompute
 from aiqleads.runtime import Runtime
-from tests.commerce import ITEMS, add, buyers, cart, lead_status, signed_in_again
+from tests.commerce import ITEMS, add, buyers, cart, lead_status, signed_in_again, user_of
 from tests.conftest import Api
 from tests.search.factories import add_leads, lead_row
 
@@ -191,3 +195,73 @@ async def test_a_buyer_is_warned_once_before_a_hold_lapses(
             )
         )
     assert mails == ["A lead in your cart is released in 4 min"]
+
+
+async def test_an_extended_hold_is_announced_again_before_its_new_end(
+    api: Api, runtime: Runtime, clock: FrozenClock
+) -> None:
+    (pro,) = await buyers(runtime, 1, plan="pro")
+    lead = (await add_leads(runtime, lead_row(clock.now())))[0]
+    await recompute(runtime)
+    assert (await add(api.client, pro, lead)).status_code == 201
+    clock.advance(timedelta(minutes=11))
+    assert await warn_lapsing(runtime) == 1  # four minutes left of the first 15
+    pro = await signed_in_again(runtime, pro)
+    extended = await api.client.post(
+        f"{ITEMS}/{lead.id}/extend", json={"duration": "24h"}, headers=pro
+    )
+    assert extended.status_code == 200, extended.text
+
+    clock.advance(timedelta(hours=24) - timedelta(minutes=15))  # four minutes left of 24 h
+    assert await warn_lapsing(runtime) == 1
+    clock.advance(timedelta(minutes=5))
+    assert await expire_lapsed(runtime) == 1
+
+
+async def test_a_lapsed_hold_is_in_the_audit_log(
+    api: Api, runtime: Runtime, clock: FrozenClock
+) -> None:
+    (auth,) = await buyers(runtime, 1)
+    lead = (await add_leads(runtime, lead_row(clock.now())))[0]
+    await recompute(runtime)
+    assert (await add(api.client, auth, lead)).status_code == 201
+    clock.advance(timedelta(minutes=16))
+    assert await expire_lapsed(runtime) == 1
+    async with runtime.transaction(write=False) as session:
+        events = (
+            await session.execute(
+                sa.select(AuditEvent.action, AuditEvent.actor_id, AuditEvent.detail)
+                .where(AuditEvent.subject_id == str(lead.id))
+                .order_by(AuditEvent.created_at)
+            )
+        ).all()
+    assert [(action, actor) for action, actor, _ in events] == [
+        ("cart.hold", user_of(auth)),
+        ("cart.lapse", None),  # the system let it go
+    ]
+    assert events[1].detail["buyer"] == str(user_of(auth))
+
+
+async def test_the_expiry_job_leaves_a_hold_extended_while_it_ran(
+    api: Api, runtime: Runtime, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The job lists lapsed holds, then locks each lead: an extension committed in between
+    (its clock read just before the hold lapsed) must stand."""
+    (pro,) = await buyers(runtime, 1, plan="pro")
+    lead = (await add_leads(runtime, lead_row(clock.now())))[0]
+    await recompute(runtime)
+    assert (await add(api.client, pro, lead)).status_code == 201
+    clock.advance(timedelta(minutes=15))
+    locked_lead = cart_service._locked_lead
+
+    async def extended_first(session: AsyncSession, lead_id: uuid.UUID) -> Lead | None:
+        await session.execute(
+            sa.update(Hold)
+            .where(Hold.lead_id == lead_id)
+            .values(expires_at=clock.now() + timedelta(hours=24))
+        )
+        return await locked_lead(session, lead_id)
+
+    monkeypatch.setattr(cart_service, "_locked_lead", extended_first)
+    assert await expire_lapsed(runtime) == 0
+    assert await lead_status(runtime, lead.id) is LeadStatus.HELD

@@ -451,6 +451,10 @@ class BillingService:
                 status=422,
             )
         now = self.runtime.clock.now()
+        # One subscribe at a time per buyer, whichever the provider: two at once both found
+        # no subscription to lock and both inserted one (the second a 500 on the unique
+        # index of live subscriptions).
+        await self.repo.lock_pages(self.user.id)
         live = await self.repo.live_subscription(self.user.id)
         if live is not None and live.status is not SubscriptionStatus.PENDING:
             raise Conflict(
@@ -458,8 +462,10 @@ class BillingService:
                 "cancel it first",
                 code="already_subscribed",
             )
-        if live is not None:  # a manual subscription waiting for payment: start over
-            await self.billing.end(live, now, f"replaced by {plan.name}")
+        if live is not None:  # one waiting for its first payment: start over
+            # At Stripe too, where a pending subscription (an incomplete first payment) would
+            # otherwise go on billing the buyer for a plan they replaced.
+            await self.billing.end_everywhere(live, now, f"replaced by {plan.name}")
             await self.session.flush()
         stripe = self.runtime.stripe
         if stripe is not None:

@@ -75,6 +75,21 @@ def end_hold(hold: Hold, lead: Lead, status: HoldStatus, at: datetime) -> None:
         lead.status_changed_at = at
 
 
+def lapse(session: AsyncSession, hold: Hold, lead: Lead, at: datetime) -> None:
+    """End a hold whose time is up (the lead's row locked by the caller), in the audit log as
+    the system's doing: an exclusive lead goes back on sale here."""
+    end_hold(hold, lead, HoldStatus.EXPIRED, at)
+    audit(
+        session,
+        actor_id=None,
+        action="cart.lapse",
+        subject_type="lead",
+        subject_id=str(hold.lead_id),
+        at=at,
+        detail={"hold": str(hold.id), "buyer": str(hold.buyer_id)},
+    )
+
+
 class CartService:
     def __init__(self, session: AsyncSession, runtime: Runtime, buyer: User) -> None:
         self.session, self.runtime, self.buyer = session, runtime, buyer
@@ -123,7 +138,7 @@ class CartService:
             raise Conflict("You bought this lead already", code="already_bought")
         holds = await active_holds(self.session, lead.id)
         for lapsed in [h for h in holds if h.expires_at <= now]:
-            end_hold(lapsed, lead, HoldStatus.EXPIRED, now)
+            lapse(self.session, lapsed, lead, now)
         holds = [h for h in holds if h.expires_at > now]
         if any(h.buyer_id == self.buyer.id for h in holds):
             raise Conflict("This lead is in your cart already", code="already_in_cart")
@@ -178,7 +193,7 @@ class CartService:
         if lead is None or hold is None:
             raise NotFound("This lead is not in your cart", code="not_in_cart")
         if hold.expires_at <= now:
-            end_hold(hold, lead, HoldStatus.EXPIRED, now)
+            lapse(self.session, hold, lead, now)
             raise AppError(
                 "Your hold on this lead has lapsed", code="hold_expired", status=409, commit=True
             )
@@ -201,6 +216,7 @@ class CartService:
         until = hold.created_at + EXTENSIONS[duration]
         if until > hold.expires_at:
             hold.expires_at = until
+            hold.warned_at = None  # the new end is announced before it comes, too
         self._audit(
             "cart.extend", hold, self.runtime.clock.now(), expires_at=hold.expires_at.isoformat()
         )
@@ -224,9 +240,9 @@ async def expire_lapsed(runtime: Runtime) -> int:
             for hold in lapsed:
                 lead = await _locked_lead(session, hold.lead_id)
                 await session.refresh(hold)
-                if lead is None or hold.status is not HoldStatus.ACTIVE:
-                    continue  # ended meanwhile
-                end_hold(hold, lead, HoldStatus.EXPIRED, now)
+                if lead is None or hold.status is not HoldStatus.ACTIVE or hold.expires_at > now:
+                    continue  # ended or extended meanwhile
+                lapse(session, hold, lead, now)
                 ended += 1
         if len(lapsed) < EXPIRE_BATCH:
             return ended

@@ -25,7 +25,7 @@ from aiqleads.audit.service import record as audit
 from aiqleads.billing.models import Invoice
 from aiqleads.billing.service import money, purchase_receipt
 from aiqleads.cart.models import Hold, HoldStatus
-from aiqleads.cart.service import LeadUnavailable, end_hold
+from aiqleads.cart.service import LeadUnavailable, lapse
 from aiqleads.checkout.models import Order, Purchase, PurchaseStatus
 from aiqleads.checkout.repository import CheckoutRepository
 from aiqleads.demand.models import DemandEvent, DemandKind
@@ -103,7 +103,7 @@ class CheckoutService:
             if hold.expires_at > now:
                 holds.append(hold)
             else:  # lapsed at this instant: over, as GET /cart already shows
-                end_hold(hold, leads[hold.lead_id], HoldStatus.EXPIRED, now)
+                lapse(self.session, hold, leads[hold.lead_id], now)
         if not holds:
             raise CartEmpty("Your cart is empty")
         total = sum(h.price_cents for h in holds)
