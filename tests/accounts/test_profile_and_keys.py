@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import uuid
 from datetime import timedelta
 
 from aiqleads.kit.clock import FrozenClock
@@ -151,6 +153,13 @@ async def test_admin_reads_the_outbox_and_agents_cannot(api: Api, clock: FrozenC
     bad = await api.client.get("/api/v1/admin/emails?cursor=@@@", headers=ops.auth)
     assert bad.status_code == 400
     assert bad.json()["code"] == "invalid_cursor"
+    # Well formed, but its time lies before the first instant in UTC.
+    edge = base64.urlsafe_b64encode(f"0001-01-01T00:00:00+14:00|{uuid.uuid4()}".encode())
+    beyond = await api.client.get(
+        "/api/v1/admin/emails", params={"cursor": edge.decode()}, headers=ops.auth
+    )
+    assert beyond.status_code == 400
+    assert beyond.json()["code"] == "invalid_cursor"
 
 
 async def test_admin_api_key_with_admin_scope_reads_the_outbox(api: Api) -> None:

@@ -4,10 +4,13 @@ computed in Python, so SQLite and PostgreSQL+PostGIS are each held to the same a
 from __future__ import annotations
 
 import asyncio
+import base64
+import uuid
 from datetime import timedelta
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 from aiqleads.kit.clock import FrozenClock
@@ -22,6 +25,13 @@ from aiqleads.search.schemas import SearchRequest
 from aiqleads.search.service import markets_in_reach
 from tests.conftest import Account, Api
 from tests.search.factories import CENTER, add_leads, lead_row, miles_between
+
+
+def encode_cursor_raw(sort: str, value: object) -> str:
+    """A cursor encoded as the API encodes its own, around any value."""
+    raw = orjson.dumps([sort, value, str(uuid.uuid4())])
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
 
 SEARCH = "/api/v1/leads/search"
 STEP = 0.01  # one step of the public grid, in degrees
@@ -348,6 +358,10 @@ async def test_facets_count_matches_by_kind_type_price_band_and_market(
         ({"colour": "red"}, "validation_error"),
         ({"market": "atlantis"}, "unknown_market"),
         ({"cursor": "not-a-cursor"}, "invalid_cursor"),
+        (  # well formed, but before the first instant in UTC
+            {"sort": "newest", "cursor": encode_cursor_raw("newest", "0001-01-01T00:00+14:00")},
+            "invalid_cursor",
+        ),
     ],
 )
 async def test_bad_searches_get_a_clear_problem(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Generic, TypeVar
 
 from pydantic import BaseModel
@@ -33,8 +33,10 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         created_at = datetime.fromisoformat(stamp)
         if created_at.tzinfo is None:
             raise ValueError("cursor time has no zone")
-        return created_at, uuid.UUID(row_id)
-    except (ValueError, UnicodeDecodeError) as exc:
+        # In UTC here, where a time beyond the calendar ("0001-01-01T00:00+14:00") is an
+        # OverflowError, rather than in the database driver (a 500).
+        return created_at.astimezone(UTC), uuid.UUID(row_id)
+    except (ValueError, UnicodeDecodeError, OverflowError) as exc:
         raise AppError("The cursor is not valid", code="invalid_cursor", status=400) from exc
 
 

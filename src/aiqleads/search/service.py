@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -156,10 +156,11 @@ def decode_cursor(cursor: str, sort: SortKey) -> tuple[Any, uuid.UUID]:
             value = datetime.fromisoformat(value)
             if value.tzinfo is None:
                 raise ValueError("cursor time has no zone")
+            value = value.astimezone(UTC)  # OverflowError beyond the calendar
         elif not isinstance(value, int | float) or isinstance(value, bool):
             raise ValueError("cursor value is not a number")
         return value, uuid.UUID(lead_id)
-    except (ValueError, TypeError, orjson.JSONDecodeError) as exc:
+    except (ValueError, TypeError, OverflowError, orjson.JSONDecodeError) as exc:
         raise AppError(
             "The cursor is not valid for this search (send the same sort it came from)",
             code="invalid_cursor",
