@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import h3
+import pytest
 import sqlalchemy as sa
 
 from aiqleads.ingest.models import Outcome, RunStatus, SourceRecord
@@ -162,6 +163,45 @@ async def test_a_value_the_field_cannot_hold_quarantines_only_its_record(
     assert accepted.source_key.startswith("K" * 200)
     again = await run_source(runtime, MLS, trigger="test", records=[long_key])
     assert again.counts["unchanged"] == 1
+
+
+async def test_absurd_values_cost_only_their_own_field_or_record(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Values no form means (a NaN price, digits by the hundred, a date beyond the calendar in
+    UTC, a price beyond 64-bit cents) are problems of their field; a value no stage foresaw
+    fails its one record, with the reason; the other records of the run are stored."""
+    consent = {"captured_at": "9999-12-31T23:00:00-05:00", "text": "Call me about my home"}
+    absurd = [
+        seller("NAN", list_price=float("nan")),
+        seller("DIGITS", beds=10**400, year_built="9" * 500),
+        seller("HUGE", list_price="$99,999,999,999,999,999,999"),
+        seller("EDGE", consent=consent),
+    ]
+    run = await run_source(runtime, MLS, trigger="test", records=[*absurd, seller("OK")])
+    assert run.status is RunStatus.SUCCEEDED
+    assert run.counts["failed"] == 0
+    by_key = {r.source_key: r for r in await records(runtime)}
+    assert set(by_key) == {"NAN", "DIGITS", "HUGE", "EDGE", "OK"}
+    codes = {key: {p["code"] for p in r.problems} for key, r in by_key.items()}
+    assert "price_invalid" in codes["NAN"]
+    assert "price_invalid" in codes["HUGE"]
+    assert "value_out_of_range" in codes["DIGITS"]
+    assert "date_invalid" in codes["EDGE"]
+
+    def crash(*_: object) -> None:
+        raise ArithmeticError("a stage's bug")
+
+    monkeypatch.setattr("aiqleads.quality.normalise.normalise_email", crash)
+    crashed = await run_source(runtime, MLS, trigger="test", records=[seller("BUG")])
+    assert crashed.status is RunStatus.SUCCEEDED
+    assert crashed.counts["failed"] == 1
+    bug = {r.source_key: r for r in await records(runtime)}["BUG"]
+    assert bug.outcome is Outcome.FAILED
+    assert [(p["code"], p["message"]) for p in bug.problems] == [
+        ("clean_crashed", "ArithmeticError: a stage's bug")
+    ]
+    assert bug.payload == seller("BUG").payload
 
 
 async def test_a_field_no_record_carries_any_more_is_cleared(runtime: Runtime) -> None:

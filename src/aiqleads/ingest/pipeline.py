@@ -25,7 +25,7 @@ from typing import Any
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from aiqleads.ingest.connectors.base import Candidate, ParseError, RawRecord, content_hash
+from aiqleads.ingest.connectors.base import Candidate, ParseError, RawRecord, storable
 from aiqleads.ingest.models import Outcome, SourceRecord
 from aiqleads.ingest.repository import IngestRepository
 from aiqleads.ingest.sources import SourceCatalog, SourceConfig
@@ -161,7 +161,10 @@ class Preparer:
                 prepared.high_water_mark = raw.source_updated_at
             if len(raw.source_key) > MAX_SOURCE_KEY:
                 raw = dataclasses.replace(raw, source_key=stored_key(raw.source_key))
-            digest = content_hash(raw.payload)
+            payload, digest = storable(raw.payload)
+            if payload is not raw.payload or "\x00" in raw.source_key:
+                key = raw.source_key.replace("\x00", "\ufffd")
+                raw = dataclasses.replace(raw, payload=payload, source_key=key)
             if seen.get(raw.source_key) == digest:
                 prepared.repeated += 1
                 continue
@@ -185,12 +188,19 @@ class Preparer:
             return
         if candidate.market is None and self.source.market:
             candidate.market = self.source.market
-        item.cleaned = clean(candidate, self.source.default_kind, self.markets)
+        try:
+            item.cleaned = clean(candidate, self.source.default_kind, self.markets)
+            if not item.cleaned.errors:
+                item.keys = dedup.match_keys(item.cleaned.fields)
+        except Exception as exc:  # a value no stage foresaw: one record, not the batch
+            log.exception("clean_crashed", source=self.source.slug, key=item.raw.source_key)
+            item.cleaned = None
+            item.outcome = Outcome.FAILED
+            item.problems = [error("clean_crashed", f"{type(exc).__name__}: {exc}")]
+            return
         item.problems = item.cleaned.problems
         if item.cleaned.errors:
             item.outcome = Outcome.QUARANTINED
-            return
-        item.keys = dedup.match_keys(item.cleaned.fields)
 
 
 class LeadPipeline:

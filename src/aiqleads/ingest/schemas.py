@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from aiqleads.ingest.models import RunStatus
 
@@ -45,12 +45,22 @@ class RunDetailOut(RunOut):
 class IntakeConsent(BaseModel):
     """The TCPA consent the form showed and the consumer accepted."""
 
-    captured_at: datetime
+    captured_at: AwareDatetime = Field(
+        description="When the consumer agreed, with its time zone (as ISO 8601 writes it)"
+    )
     text: str = Field(min_length=10, max_length=5000)
     url: str | None = Field(default=None, max_length=2000)
     ip: str | None = Field(default=None, max_length=45)
     user_agent: str | None = Field(default=None, max_length=500)
     certificate_url: str | None = Field(default=None, max_length=2000)
+
+    @field_validator("captured_at")
+    @classmethod
+    def _in_utc(cls, value: datetime) -> datetime:
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:  # "0001-01-01T00:30+01:00"
+            raise ValueError("the time lies outside the calendar in UTC") from None
 
 
 class IntakeIn(BaseModel):

@@ -29,9 +29,16 @@ async def raw_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
     return body
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def json_body(body: bytes) -> Any:
-    """The body as JSON, or 400 `invalid_json`."""
+    """The body as JSON, or 400 `invalid_json`: not JSON, Python's extensions of it (NaN,
+    Infinity), nesting deeper than the parser's recursion, or an integer of more digits than
+    Python converts (4,300)."""
     try:
-        return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise AppError(f"The body is not JSON: {exc}", code="invalid_json", status=400) from exc
+        return json.loads(body, parse_constant=_no_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # JSONDecodeError too
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise AppError(f"The body is not JSON: {reason}", code="invalid_json", status=400) from exc

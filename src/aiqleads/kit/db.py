@@ -78,6 +78,15 @@ def json_dumps(value: Any) -> str:
         return json.dumps(value, default=str)
 
 
+def json_loads(text: str | bytes) -> Any:
+    """JSON columns' deserializer: orjson, and the standard library for what orjson refuses
+    and `json_dumps` wrote (an integer beyond 64 bits, which a raw payload may carry)."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
 # Settings of every PostgreSQL session the application opens (ADR 0006); its queries are
 # short.
 PG_SESSION_SETTINGS = {
@@ -111,7 +120,7 @@ def create_engine(url: str, pool_size: int = 20) -> AsyncEngine:
     parsed = make_url(url)
     json_options: dict[str, Any] = {
         "json_serializer": json_dumps,
-        "json_deserializer": orjson.loads,
+        "json_deserializer": json_loads,
     }
     if parsed.get_backend_name() != "sqlite":
         engine = create_async_engine(

@@ -7,6 +7,7 @@ dropped: the raw payload stays with the record and the problem says what happene
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,10 +32,11 @@ from aiqleads.ingest.connectors.base import RawValue
 from aiqleads.quality.problems import Problem, error, warning
 
 _SPACES = re.compile(r"\s+")
-# Control and format characters (C0, C1, zero-width and bidi marks) never belong in a value;
-# tabs and newlines are whitespace and collapse to one space instead.
+# Control and format characters (C0, C1, zero-width and bidi marks) never belong in a value,
+# nor does U+FFFD, what an undecodable byte or a NUL (`ingest.connectors.base.storable`)
+# became; tabs and newlines are whitespace and collapse to one space instead.
 _CONTROL = re.compile(
-    r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]"
+    r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff\ufffd]"
 )
 _HONORIFICS = frozenset({"mr", "mrs", "ms", "miss", "dr", "mx"})
 _SUFFIXES = frozenset({"jr", "sr", "ii", "iii", "iv"})
@@ -48,7 +50,7 @@ def clean_text(value: RawValue) -> str | None:
     text = str(value)
     # Printable text has no control, format or separator characters but the plain space
     # (str.isprintable), so only runs of spaces can need work: the common case, made cheap.
-    if not text.isprintable():
+    if not text.isprintable() or "\ufffd" in text:
         text = _SPACES.sub(" ", _CONTROL.sub("", text))
     elif "  " in text:
         text = _SPACES.sub(" ", text)
@@ -273,6 +275,8 @@ _MONEY = re.compile(
     r"^\$?\s*(\d[\d,]*(?:\.\d+)?|\.\d+)\s*(k|m|mil|million)?\b(?:\s*[a-z][a-z .]*)?$", re.I
 )
 _MULTIPLIERS = {"k": 1_000, "m": 1_000_000, "mil": 1_000_000, "million": 1_000_000}
+# Beyond this a "price" is a typo or an attack; the column holds cents in 64 bits.
+MAX_PRICE_DOLLARS = 10_000_000_000
 
 
 def parse_price_cents(
@@ -297,8 +301,11 @@ def parse_price_cents(
             return None, [warning("price_invalid", f"{value!r} is not a price", field)]
         if suffix := match.group(2):
             amount *= _MULTIPLIERS[suffix.lower()]
-    if amount <= 0 or not amount.is_finite():
+    # Finite first: comparing a NaN Decimal (JSON allows NaN in Python's parser) raises.
+    if not amount.is_finite() or amount <= 0:
         return None, [warning("price_invalid", f"{value!r} is not a positive price", field)]
+    if amount > MAX_PRICE_DOLLARS:
+        return None, [warning("price_invalid", f"{value!r} is beyond any home's price", field)]
     return int((amount * 100).to_integral_value()), []
 
 
@@ -310,14 +317,19 @@ def parse_number(
         return None, []
     if isinstance(value, bool):
         return None, [warning("value_invalid", f"{field}: {value!r} is not a number", field)]
-    if isinstance(value, int | float):
-        number = float(value)
-    else:
-        match = re.search(r"-?\d[\d,]*(?:\.\d+)?", str(value))
-        if match is None:
-            return None, [warning("value_invalid", f"{field}: {value!r} is not a number", field)]
-        number = float(match.group(0).replace(",", ""))
-    if not low <= number <= high:
+    try:
+        if isinstance(value, int | float):
+            number = float(value)
+        else:
+            match = re.search(r"-?\d[\d,]*(?:\.\d+)?", str(value))
+            if match is None:
+                return None, [
+                    warning("value_invalid", f"{field}: {value!r} is not a number", field)
+                ]
+            number = float(match.group(0).replace(",", ""))
+    except OverflowError:  # an integer of hundreds of digits
+        number = math.inf
+    if not low <= number <= high:  # NaN is in no range
         return None, [
             warning("value_out_of_range", f"{field}: {value!r} is outside {low}..{high}", field)
         ]
@@ -355,11 +367,12 @@ def parse_datetime(value: RawValue, field: str) -> tuple[datetime | None, list[P
                 parsed = datetime.fromtimestamp(int(text), UTC)
             else:
                 parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        # Inside the try: "9999-12-31T23:00-05:00" is a date, but not one in UTC.
+        return parsed.astimezone(UTC), []
     except (ValueError, OverflowError, OSError):
         return None, [warning("date_invalid", f"{field}: {value!r} is not a date", field)]
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC), []
 
 
 PROPERTY_TYPES = frozenset(

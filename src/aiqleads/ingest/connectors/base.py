@@ -29,10 +29,34 @@ class ParseError(Exception):
         self.field = field
 
 
+def _canonical(payload: Any) -> str:
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+
+
 def content_hash(payload: Any) -> str:
     """A stable hash of a payload: key order and whitespace do not change it."""
-    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
+    return hashlib.sha256(_canonical(payload).encode()).hexdigest()
+
+
+def _without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(v) for v in value]
+    return value
+
+
+def storable(payload: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """The payload as it can be stored, and its content hash: a NUL character, which
+    PostgreSQL's text and jsonb cannot hold, becomes U+FFFD (the record would otherwise fail
+    its whole batch's INSERT). Only a payload holding one is copied."""
+    text = _canonical(payload)
+    if "\\u0000" in text:  # json.dumps writes NUL as this escape
+        payload = _without_nul(payload)
+        text = _canonical(payload)
+    return payload, hashlib.sha256(text.encode()).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
