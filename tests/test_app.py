@@ -166,6 +166,28 @@ async def test_production_logs_are_json(
     configure_logging("WARNING", json_logs=False)
 
 
+async def test_logs_at_info_do_not_carry_credentials_from_urls(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The Graph API takes its access token in the query string; httpx logs each request's
+    URL at INFO, which production logs keep."""
+    import httpx
+
+    from aiqleads.kit.observability import configure_logging
+
+    configure_logging("INFO", json_logs=True)
+    try:
+        transport = httpx.MockTransport(lambda _: httpx.Response(200, json={"id": "1"}))
+        async with httpx.AsyncClient(transport=transport) as client:
+            await client.get(
+                "https://graph.example/v21.0/1", params={"access_token": "EAAB-SECRET"}
+            )
+        logged = capsys.readouterr().err
+    finally:
+        configure_logging("WARNING", json_logs=False)
+    assert "EAAB-SECRET" not in logged
+
+
 async def test_internal_errors_are_problem_json_without_details(app: object, api: Api) -> None:
     from fastapi import FastAPI
 

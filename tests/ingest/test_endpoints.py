@@ -11,11 +11,13 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
+from pydantic import SecretStr
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from aiqleads.ingest.models import SourceRecord
 from aiqleads.ingest.service import run_source
 from aiqleads.ingest.sources import SourceCatalog, SourceConfig
 from aiqleads.leads.models import Lead
@@ -53,11 +55,22 @@ GRAPH_CALLS: list[str] = []
 
 async def graph_lead(request: Request) -> Response:
     GRAPH_CALLS.append(request.url.path)
+    # Errors as the Graph API writes them: an object, its type and its numeric code.
     if request.query_params.get("access_token") != "graph-token":
-        return JSONResponse({"error": {"message": "Invalid OAuth access token"}}, status_code=400)
-    lead = GRAPH_LEADS.get(request.path_params["lead_id"])
+        error = {"message": "Invalid OAuth access token.", "type": "OAuthException", "code": 190}
+        return JSONResponse({"error": error}, status_code=400)
+    lead_id = request.path_params["lead_id"]
+    if lead_id == "500500":
+        return JSONResponse({"error": {"message": "An unknown error occurred", "code": 1}}, 500)
+    lead = GRAPH_LEADS.get(lead_id)
     if lead is None:
-        return JSONResponse({"error": {"message": "Unsupported get request"}}, status_code=400)
+        error = {
+            "message": f"Unsupported get request. Object with ID '{lead_id}' does not exist",
+            "type": "GraphMethodException",
+            "code": 100,
+            "error_subcode": 33,
+        }
+        return JSONResponse({"error": error}, status_code=400)
     return JSONResponse(lead)
 
 
@@ -166,7 +179,23 @@ async def test_facebook_signature_covers_the_exact_bytes(client: httpx.AsyncClie
 async def test_facebook_graph_failure_is_a_502_so_meta_retries(
     client: httpx.AsyncClient, runtime: Runtime
 ) -> None:
-    body = leadgen("404404")
+    body = leadgen("900001", "500500")
+    response = await client.post(
+        "/api/v1/webhooks/facebook",
+        content=body,
+        headers={"X-Hub-Signature-256": fb_signature(body)},
+    )
+    assert response.status_code == 502
+    assert response.json()["code"] == "graph_unavailable"
+    assert await count_leads(runtime) == 0  # all of it again when Meta retries
+
+
+async def test_facebook_token_refused_is_a_502_so_meta_retries(
+    client: httpx.AsyncClient, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Graph refusing our token is ours to mend; until then Meta keeps the leads."""
+    monkeypatch.setattr(runtime.settings, "facebook_access_token", SecretStr("expired"))
+    body = leadgen("900001")
     response = await client.post(
         "/api/v1/webhooks/facebook",
         content=body,
@@ -175,6 +204,32 @@ async def test_facebook_graph_failure_is_a_502_so_meta_retries(
     assert response.status_code == 502
     assert response.json()["code"] == "graph_error"
     assert await count_leads(runtime) == 0
+
+
+async def test_a_lead_graph_no_longer_has_fails_alone(
+    api: Api, client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    """A lead deleted before we fetched it can never be fetched: retrying the notification
+    would hold back the good leads in it until Meta gives up on all of them."""
+    body = leadgen("404404", "900001")
+    response = await client.post(
+        "/api/v1/webhooks/facebook",
+        content=body,
+        headers={"X-Hub-Signature-256": fb_signature(body)},
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["received"] == 2
+    assert await count_leads(runtime) == 1
+    admin = await api.admin()
+    run = (
+        await client.get(
+            f"/api/v1/admin/ingestion-runs/{response.json()['run_id']}", headers=admin.auth
+        )
+    ).json()
+    assert run["counts"]["failed"] == 1
+    (rejected,) = run["rejected"]
+    assert rejected["source_key"] == "404404"
+    assert [p["code"] for p in rejected["problems"]] == ["graph_lead_missing"]
 
 
 async def test_malformed_and_huge_webhook_bodies_get_clear_errors(
@@ -283,6 +338,63 @@ async def test_web_form_intake(client: httpx.AsyncClient) -> None:
         "/api/v1/intake/nowhere", json=intake_body(), headers={"X-API-Key": FORM_KEY}
     )
     assert response.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        (b'{"list_price": NaN}', "invalid_json"),  # Python's extension of JSON
+        (b"[" * 100_000 + b"]" * 100_000, "invalid_json"),  # deeper than the parser goes
+        (b'{"beds": ' + b"9" * 5_000 + b"}", "invalid_json"),  # digits Python will not read
+    ],
+    ids=["nan", "deep", "digits"],
+)
+async def test_intake_bodies_that_are_not_plain_json_get_a_clear_400(
+    client: httpx.AsyncClient, body: bytes, code: str
+) -> None:
+    response = await client.post(
+        "/api/v1/intake/web-form",
+        content=body,
+        headers={"X-API-Key": FORM_KEY, "Content-Type": "application/json"},
+    )
+    assert response.status_code == 400
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["code"] == code
+
+
+async def test_intake_consent_times_need_a_zone_on_the_calendar(
+    client: httpx.AsyncClient,
+) -> None:
+    url = "/api/v1/intake/web-form"
+    for captured_at in ("2026-03-01T18:00:00", "0001-01-01T00:30:00+01:00"):
+        body = intake_body(external_id=captured_at)
+        body["consent"]["captured_at"] = captured_at
+        response = await client.post(url, json=body, headers={"X-API-Key": FORM_KEY})
+        assert response.status_code == 422, response.text
+        assert response.json()["code"] == "invalid_submission"
+        (error,) = response.json()["errors"]
+        assert error["loc"] == ["consent", "captured_at"]
+
+
+async def test_intake_text_with_nul_characters_is_stored(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    """PostgreSQL's text and jsonb cannot hold U+0000: the raw payload keeps U+FFFD in its
+    place, and the cleaned fields drop it."""
+    body = intake_body(external_id="nul\x00id", first_name="Ro\x00bert", note="a\x00b")
+    response = await client.post(
+        "/api/v1/intake/web-form", json=body, headers={"X-API-Key": FORM_KEY}
+    )
+    assert response.status_code == 202, response.text
+    assert response.json()["outcome"] == "accepted"
+    async with runtime.transaction(write=False) as session:
+        record = await session.scalar(sa.select(SourceRecord))
+        lead = await session.scalar(sa.select(Lead))
+    assert record is not None
+    assert lead is not None
+    assert record.source_key == "nul\ufffdid"
+    assert record.payload["note"] == "a\ufffdb"
+    assert lead.first_name == "Robert"
 
 
 async def test_operators_see_runs_and_replay_them(api: Api, runtime: Runtime) -> None:

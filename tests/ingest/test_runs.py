@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -231,3 +232,53 @@ async def test_a_source_its_connector_cannot_use_fails_the_run_cleanly(runtime: 
     assert run.status is RunStatus.FAILED
     assert run.finished_at is not None
     assert "no column mapping" in run.errors[0]
+
+
+CSV_SOURCE = SourceConfig(
+    slug="test-csv",
+    name="CSV export",
+    type="csv",
+    trust=0.8,
+    options={
+        "key_column": "MLS #",
+        "columns": {"full_name": "Owner", "phone": "Phone", "street": "Address", "city": "City"}
+        | {"state": "ST", "postal_code": "Zip", "list_price": "Price"},
+    },
+)
+CSV_HEADER = "MLS #,Owner,Phone,Address,City,ST,Zip,Price\n"
+CSV_ROWS = [
+    "LV-1,Robert Johnson,(702) 555-0143,4500 W Sahara Ave,Las Vegas,NV,89102,$425K\n",
+    'LV-2,Ana Lopez,702-555-0188,12 Oak St,Las Vegas,NV,89102,"410,000"\n',
+    "LV-3,Maria Garcia,702-555-0177,100 S Main St,Las Vegas,NV,89101,$300K\n",
+]
+
+
+async def test_a_csv_export_with_a_row_more_on_top_stores_only_that_row(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    export = tmp_path / "export.csv"
+    export.write_text(CSV_HEADER + "".join(CSV_ROWS[1:]))
+    first = await run_source(runtime, CSV_SOURCE, trigger="test", file=export)
+    assert first.counts["accepted"] == 2
+    export.write_text(CSV_HEADER + "".join(CSV_ROWS))  # the next day's export
+    second = await run_source(runtime, CSV_SOURCE, trigger="test", file=export)
+    assert (second.counts["accepted"], second.counts["unchanged"]) == (1, 2)
+    assert second.counts["updated"] == 0
+
+
+async def test_a_csv_field_beyond_the_readers_limit_fails_only_its_row(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    huge = 'LV-9,"' + "x" * 200_000 + '",,,,,,\n'
+    export = tmp_path / "export.csv"
+    export.write_text(CSV_HEADER + CSV_ROWS[0] + huge + CSV_ROWS[1])
+    run = await run_source(runtime, CSV_SOURCE, trigger="test", file=export)
+    assert run.status is RunStatus.SUCCEEDED
+    assert (run.counts["accepted"], run.counts["failed"]) == (2, 1)
+    async with runtime.transaction(write=False) as session:
+        failed = await session.scalar(
+            sa.select(SourceRecord).where(SourceRecord.source_key == "line:3")
+        )
+    assert failed is not None
+    assert [p["code"] for p in failed.problems] == ["malformed_row"]
+    assert "field larger than field limit" in failed.problems[0]["message"]

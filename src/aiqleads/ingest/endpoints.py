@@ -6,7 +6,7 @@ import hashlib
 import hmac
 import secrets
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 import httpx
 from fastapi import APIRouter, Header, Query, Request, Response
@@ -110,6 +110,13 @@ async def facebook_webhook(
     return WebhookAck(received=len(records), run_id=run.id)
 
 
+# Graph's error code for an object that does not exist (any more) or that this token may
+# never read: asking again cannot help, so that one lead is recorded as failed and the rest
+# of the notification is ingested. Any other failure (Graph down, our token expired, rate
+# limits) is a 502, and Meta sends the whole notification again.
+GRAPH_NO_SUCH_OBJECT = 100
+
+
 async def _graph_lead(runtime: Runtime, client: httpx.AsyncClient, leadgen_id: str) -> RawRecord:
     token = runtime.settings.facebook_access_token
     if token is None:
@@ -126,6 +133,12 @@ async def _graph_lead(runtime: Runtime, client: httpx.AsyncClient, leadgen_id: s
         raise AppError(
             "The Graph API is unavailable; retry later", code="graph_unavailable", status=502
         ) from exc
+    if 400 <= response.status_code < 500 and _graph_error_code(response) == GRAPH_NO_SUCH_OBJECT:
+        # Kept as a record the connector fails with `graph_lead_missing`: the run shows it.
+        return RawRecord(
+            source_key=leadgen_id,
+            payload={"id": leadgen_id, "graph_error": _graph_error(response)},
+        )
     if response.status_code != 200:
         raise AppError(
             f"The Graph API answered {response.status_code} for lead {leadgen_id}",
@@ -142,6 +155,19 @@ async def _graph_lead(runtime: Runtime, client: httpx.AsyncClient, leadgen_id: s
     return RawRecord(
         source_key=str(lead.get("id") or leadgen_id), payload=lead, source_updated_at=updated
     )
+
+
+def _graph_error(response: httpx.Response) -> dict[str, Any]:
+    try:
+        error = response.json().get("error")
+    except (ValueError, AttributeError):
+        return {"status": response.status_code}
+    return {"status": response.status_code, **(error if isinstance(error, dict) else {})}
+
+
+def _graph_error_code(response: httpx.Response) -> int | None:
+    code = _graph_error(response).get("code")
+    return code if isinstance(code, int) else None
 
 
 # LinkedIn lead-gen forms -------------------------------------------------------------

@@ -57,6 +57,11 @@ def configure_logging(level: str, json_logs: bool) -> None:
     logging.getLogger("taskiq").setLevel(logging.WARNING)
     # Our middleware writes one access line per request, with the request id.
     logging.getLogger("uvicorn.access").disabled = True
+    # httpx logs every request's full URL at INFO, and some APIs take their credentials in
+    # the query string (the Graph API's access_token): our clients log what they fetch
+    # themselves, without secrets.
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 class HttpMetrics:

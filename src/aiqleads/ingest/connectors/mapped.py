@@ -129,11 +129,26 @@ class CsvConnector:
             return
         header = [h.strip() for h in header]
         key_at = header.index(self.key_column) if self.key_column in header else None
-        for number, row in enumerate(reader, start=2):
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:  # a field beyond the csv module's limit, say
+                line = reader.line_num
+                yield RawRecord(
+                    source_key=f"line:{line}",
+                    payload={"_line": line, "_error": f"line {line}: {exc}"},
+                )
+                continue  # the reader goes on at the next line
             if not any(cell.strip() for cell in row):
                 continue
-            payload: dict[str, Any] = {"_line": number}
+            # A row's line number stays out of its payload: it is in its content hash, and an
+            # export with one row more at the top would store every row below it again.
+            payload: dict[str, Any] = {}
             if len(row) != len(header):
+                number = reader.line_num
+                payload["_line"] = number
                 payload["_error"] = f"line {number} has {len(row)} cells, header has {len(header)}"
                 payload["_cells"] = row
             else:
@@ -174,6 +189,11 @@ class FacebookLeadConnector:
 
     def parse(self, record: RawRecord) -> Candidate:
         payload = _object(record)
+        if isinstance(error := payload.get("graph_error"), dict):  # see ingest.endpoints
+            raise ParseError(
+                "graph_lead_missing",
+                f"the Graph API has no lead {payload.get('id')}: {error.get('message', '')}",
+            )
         form_id = str(payload.get("form_id") or "")
         config = _form_config(self.source, form_id)
         field_data = payload.get("field_data")
