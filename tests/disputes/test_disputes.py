@@ -174,6 +174,19 @@ async def test_an_unclear_dispute_waits_for_an_operator(
     assert await reconcile(runtime) == []
 
 
+async def test_a_note_with_a_nul_character_is_refused(
+    api: Api, runtime: Runtime, clock: FrozenClock
+) -> None:
+    (buyer,) = await buyers(runtime, 1)
+    await funded(runtime, buyer, 100_000)
+    (lead,) = await add_leads(runtime, lead_row(clock.now()))
+    (purchase,) = await bought(api, runtime, buyer, lead)
+    refused = await dispute(api.client, buyer, purchase, "fake", note="a\x00b")
+    assert refused.status_code == 422
+    assert refused.json()["errors"][0]["loc"] == ["body", "note"]
+    assert (await dispute(api.client, buyer, purchase, "fake", note="ab")).status_code == 201
+
+
 async def test_an_operator_approving_twice_at_once_refunds_once(
     api: Api, runtime: Runtime, clock: FrozenClock
 ) -> None:

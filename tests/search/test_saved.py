@@ -92,6 +92,28 @@ async def test_bad_saved_searches_are_refused(api: Api) -> None:
     assert one_too_many.json()["code"] == "too_many_saved_searches"
 
 
+async def test_a_nul_character_in_stored_text_is_a_clear_422_on_postgresql(
+    api: Api, database_url: str
+) -> None:
+    """PostgreSQL's text and jsonb cannot hold U+0000. Text a person types is checked on the
+    way in (names, notes, reasons); one that reaches the database another way (a saved
+    search's words, kept as JSON) is refused there, as a problem, not a 500."""
+    agent = await api.signup("agent@realty.example.com")
+    name = await api.client.post(
+        SAVED, json={"name": "po\x00ol", "filters": {}}, headers=agent.auth
+    )
+    words = await api.client.post(
+        SAVED, json={"name": "x", "filters": {"q": "po\x00ol"}}, headers=agent.auth
+    )
+    assert name.status_code == 422
+    if database_url.startswith("postgresql"):
+        assert words.status_code == 422
+        assert words.headers["content-type"] == "application/problem+json"
+        assert words.json()["code"] == "invalid_text"
+    else:  # SQLite keeps it as it came
+        assert words.status_code == 201
+
+
 async def test_new_matching_leads_are_announced_once_in_the_app_and_by_email(
     api: Api, runtime: Runtime, clock: FrozenClock
 ) -> None:

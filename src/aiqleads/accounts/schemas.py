@@ -9,12 +9,16 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from aiqleads.kit.body import NO_NUL, Text
+
 # Generous ceilings so absurd bodies are refused before any hashing work.
 EmailField = Field(min_length=3, max_length=320)
 PasswordField = Field(min_length=1, max_length=4096)
 
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Name = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NO_NUL
+]
 
 
 class Scope(enum.StrEnum):
@@ -137,7 +141,7 @@ class UserPatch(BaseModel):
 
 
 class ApiKeyCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=100)
+    name: Text = Field(min_length=1, max_length=100)
     scopes: list[Scope] = Field(min_length=1)
 
 

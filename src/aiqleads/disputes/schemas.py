@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from aiqleads.disputes.models import DisputeReason, DisputeStatus
+from aiqleads.kit.body import Text
 
 
 class DisputeIn(BaseModel):
@@ -16,14 +17,14 @@ class DisputeIn(BaseModel):
 
     purchase_id: uuid.UUID
     reason: DisputeReason
-    note: str = Field(default="", max_length=1000)
+    note: Text = Field(default="", max_length=1000)
 
 
 class DecisionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     decision: Literal["approve", "reject"]
-    reason: str = Field(min_length=1, max_length=500)
+    reason: Text = Field(min_length=1, max_length=500)
 
 
 class FindingOut(BaseModel):

@@ -4,9 +4,10 @@ once, bounded, and parsed only after the signature is checked."""
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import Request
+from pydantic import AfterValidator
 
 from aiqleads.kit.errors import AppError
 
@@ -42,3 +43,15 @@ def json_body(body: bytes) -> Any:
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # JSONDecodeError too
         reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
         raise AppError(f"The body is not JSON: {reason}", code="invalid_json", status=400) from exc
+
+
+def _no_nul(text: str) -> str:
+    if "\x00" in text:
+        raise ValueError("text may not contain the NUL character (U+0000)")
+    return text
+
+
+# Free text a request stores: PostgreSQL's text and jsonb cannot hold U+0000, and no person
+# types one. (kit.errors answers 422 for one that reaches the database another way.)
+NO_NUL = AfterValidator(_no_nul)
+Text = Annotated[str, NO_NUL]

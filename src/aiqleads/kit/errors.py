@@ -9,6 +9,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
@@ -112,6 +113,12 @@ _HTTP_CODES = {
 }
 
 
+# PostgreSQL refusing a value's characters: a NUL in text (22021) or in JSON (22P05). Request
+# text is checked first (kit.body.Text); this answers for any that reaches the database another
+# way, which would otherwise be a 500. Nothing is stored: the transaction rolls back.
+_TEXT_REFUSED = frozenset({"22021", "22P05"})
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Render every error, expected or not, as problem+json."""
 
@@ -137,6 +144,17 @@ def install_error_handlers(app: FastAPI) -> None:
             request, 422, "validation_error", "The request is not valid", extra={"errors": errors}
         )
 
+    async def database_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, DBAPIError)
+        if getattr(exc.orig, "sqlstate", None) in _TEXT_REFUSED:
+            return problem_response(
+                request,
+                422,
+                "invalid_text",
+                "Text may not contain the NUL character (U+0000)",
+            )
+        return await unexpected(request, exc)
+
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         # Starlette runs this outside the middleware stack, so the id is re-attached here.
         request_id = getattr(request.state, "request_id", "")
@@ -150,4 +168,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, app_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(DBAPIError, database_error)
     app.add_exception_handler(Exception, unexpected)

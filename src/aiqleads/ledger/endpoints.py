@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from aiqleads.accounts.deps import AccountReader, AdminUser, Idempotent
 from aiqleads.accounts.models import User
 from aiqleads.audit.service import record as audit
+from aiqleads.kit.body import Text
 from aiqleads.kit.deps import RuntimeDep, SessionDep
 from aiqleads.kit.errors import NotFound
 from aiqleads.kit.pagination import decode_cursor, encode_cursor
@@ -43,7 +44,7 @@ class CreditsOut(BaseModel):
 class GrantIn(BaseModel):
     user_id: uuid.UUID
     credits: int = Field(gt=0, le=MAX_GRANT)
-    reason: str = Field(min_length=1, max_length=500)
+    reason: Text = Field(min_length=1, max_length=500)
 
 
 class GrantOut(BaseModel):
