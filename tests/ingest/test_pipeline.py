@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import h3
 import pytest
 import sqlalchemy as sa
@@ -9,6 +11,7 @@ import sqlalchemy as sa
 from aiqleads.ingest.models import Outcome, RunStatus, SourceRecord
 from aiqleads.ingest.service import run_source
 from aiqleads.ingest.sources import SourceConfig
+from aiqleads.kit.clock import FrozenClock
 from aiqleads.leads.lifecycle import LeadStatus
 from aiqleads.leads.models import Lead, LeadMatchKey, PossibleDuplicate
 from aiqleads.quality.dedup import field_origins
@@ -135,6 +138,37 @@ async def test_a_new_version_of_a_record_updates_its_lead(runtime: Runtime) -> N
     assert lead.list_price_cents == 39_900_000
     rows = await records(runtime)
     assert sorted(r.current for r in rows) == [False, True]
+
+
+async def test_a_lead_whose_only_record_is_no_longer_a_lead_comes_off_sale(
+    runtime: Runtime, clock: FrozenClock
+) -> None:
+    """A listing's next version can be no lead at all (RESO: sold; or now unusable): the
+    lead it fed must not stay on sale with the old version's facts."""
+    await run_source(runtime, MLS, trigger="test", records=[seller("L1"), seller("L2")])
+    clock.advance(timedelta(hours=1))
+    unusable = seller("L1", phone="12", email="not-an-email")
+    broken = seller("L2", beds={"nested": "object"})
+    run = await run_source(runtime, MLS, trigger="test", records=[unusable, broken])
+    assert (run.counts["quarantined"], run.counts["failed"]) == (1, 1)
+    assert {lead.status for lead in await leads(runtime)} == {LeadStatus.WITHDRAWN}
+    assert {lead.status_changed_at for lead in await leads(runtime)} == {clock.now()}
+    current = [r for r in await records(runtime) if r.current]
+    assert sorted(r.outcome for r in current) == sorted([Outcome.QUARANTINED, Outcome.FAILED])
+
+
+async def test_a_lead_that_loses_one_of_two_sources_keeps_the_others_facts(
+    runtime: Runtime,
+) -> None:
+    await run_source(runtime, MLS, trigger="test", records=[seller("M1", parcel_number="APN-1")])
+    await run_source(runtime, FORM, trigger="test", records=[seller("F1")])
+    [lead] = await leads(runtime)
+    assert (lead.source_count, lead.parcel_number) == (2, "APN-1")
+    await run_source(runtime, MLS, trigger="test", records=[seller("M1", phone="12", email="nope")])
+    [lead] = await leads(runtime)
+    assert lead.status is LeadStatus.AVAILABLE
+    assert lead.source_count == 1
+    assert lead.parcel_number is None  # only the MLS record had it
 
 
 async def test_a_value_the_field_cannot_hold_quarantines_only_its_record(

@@ -85,6 +85,13 @@ class BatchCounts:
     )
 
 
+# A lead with no current record behind it any more is withdrawn from these statuses; one in a
+# cart or bought stays as it is (the buyer's checkout or purchase decides).
+_OFF_SALE_WHEN_UNSUPPORTED = frozenset(
+    {LeadStatus.AVAILABLE, LeadStatus.QUARANTINED, LeadStatus.EXPIRED}
+)
+
+
 @dataclass
 class _Item:
     raw: RawRecord
@@ -260,6 +267,7 @@ class LeadPipeline:
         items = await self._new_items(prepared.items, counts)
         valid = [i for i in items if i.outcome is Outcome.ACCEPTED]
         leads = await self._resolve(valid, now)
+        await self._reconsider(items, leads, now)
         await self._score(leads, now)
         for item in valid:
             lead = leads[item.lead_id] if item.lead_id else None
@@ -314,6 +322,37 @@ class LeadPipeline:
                 item.previous = previous
             items.append(item)
         return items
+
+    async def _reconsider(
+        self, items: list[_Item], leads: dict[uuid.UUID, _Lead], now: datetime
+    ) -> None:
+        """Leads whose record this batch replaced with a version that is no lead (a listing
+        now closed, a record now invalid): rebuilt from their other sources' current records,
+        or, with none left, taken off sale (withdrawn) unless a buyer holds or bought them."""
+        lost = {
+            i.previous.lead_id
+            for i in items
+            if i.outcome in (Outcome.QUARANTINED, Outcome.FAILED)
+            and i.previous is not None
+            and i.previous.lead_id is not None
+            and i.previous.lead_id not in leads
+        }
+        if not lost:
+            return
+        stored = await self.leads.compare_fields(lost)
+        rebuilt = {
+            lead_id: _Lead(lead_id, False, LeadStatus(row["status"]), [], [])
+            for lead_id, row in stored.items()
+            if not row.get("merged_into_id")
+        }
+        await self._load_existing_contributions(rebuilt, items)
+        leads.update({k: lead for k, lead in rebuilt.items() if lead.contributions})
+        unsupported = []
+        for lead_id, lead in rebuilt.items():
+            if not lead.contributions and lead.status in _OFF_SALE_WHEN_UNSUPPORTED:
+                check_transition(lead.status, LeadStatus.WITHDRAWN)
+                unsupported.append(lead_id)
+        await self.leads.withdraw(unsupported, now)
 
     def _contribution(self, item: _Item, now: datetime) -> dedup.Contribution:
         assert item.cleaned is not None
