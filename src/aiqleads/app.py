@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 
 from aiqleads.accounts import endpoints as accounts
 from aiqleads.audit import endpoints as audit
@@ -77,7 +77,7 @@ def create_app(
     app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)
     install_error_handlers(app)
 
-    async def replay(request: Request, exc: Exception) -> JSONResponse:
+    async def replay(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, idempotency.Replay)
         return idempotency.replay_response(exc)
 

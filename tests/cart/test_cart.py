@@ -265,3 +265,24 @@ async def test_the_expiry_job_leaves_a_hold_extended_while_it_ran(
     monkeypatch.setattr(cart_service, "_locked_lead", extended_first)
     assert await expire_lapsed(runtime) == 0
     assert await lead_status(runtime, lead.id) is LeadStatus.HELD
+
+
+async def test_a_removal_retried_with_its_key_is_answered_again_not_refused(
+    api: Api, runtime: Runtime, clock: FrozenClock
+) -> None:
+    """A buyer whose DELETE's answer was lost retries it: with the same Idempotency-Key the
+    first answer comes back (204), not a puzzling `404 not_in_cart`."""
+    (auth,) = await buyers(runtime, 1)
+    lead = (await add_leads(runtime, lead_row(clock.now())))[0]
+    await recompute(runtime)
+    assert (await add(api.client, auth, lead)).status_code == 201
+    keyed = auth | {"Idempotency-Key": "remove-1"}
+    first = await api.client.delete(f"{ITEMS}/{lead.id}", headers=keyed)
+    again = await api.client.delete(f"{ITEMS}/{lead.id}", headers=keyed)
+    unkeyed = await api.client.delete(f"{ITEMS}/{lead.id}", headers=auth)
+    assert (first.status_code, first.content) == (204, b"")
+    assert (again.status_code, again.content) == (204, b"")
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert unkeyed.status_code == 404
+    assert unkeyed.json()["code"] == "not_in_cart"
+    assert await lead_status(runtime, lead.id) is LeadStatus.AVAILABLE

@@ -68,10 +68,11 @@ async def add(
 
 @router.delete("/items/{lead_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def remove(
-    lead_id: uuid.UUID, buyer: LeadBuyer, session: SessionDep, runtime: RuntimeDep
+    lead_id: uuid.UUID, buyer: LeadBuyer, session: SessionDep, runtime: RuntimeDep, idem: Idempotent
 ) -> Response:
     """Take a lead out of your cart (it goes back on sale)."""
     await CartService(session, runtime, buyer).remove(lead_id)
+    await idem.complete(session, status.HTTP_204_NO_CONTENT, None)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

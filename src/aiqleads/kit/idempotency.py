@@ -28,7 +28,7 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 from fastapi import Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
@@ -62,8 +62,11 @@ class Replay(Exception):  # noqa: N818  (not an error: a stored answer, sent aga
         self.status, self.body = status, body
 
 
-def replay_response(exc: Replay) -> JSONResponse:
-    return JSONResponse(exc.body, status_code=exc.status, headers={"Idempotent-Replayed": "true"})
+def replay_response(exc: Replay) -> Response:
+    headers = {"Idempotent-Replayed": "true"}
+    if exc.status == 204:  # No Content: nothing to send but the status
+        return Response(status_code=exc.status, headers=headers)
+    return JSONResponse(exc.body, status_code=exc.status, headers=headers)
 
 
 def fingerprint(method: str, path: str, body: bytes) -> str:
@@ -98,7 +101,7 @@ class Idempotency:
     def __init__(self, owner: str, key: str | None, fingerprint: str, at: datetime) -> None:
         self.owner, self.key, self.fingerprint, self.at = owner, key, fingerprint, at
 
-    async def complete(self, session: AsyncSession, status: int, body: BaseModel) -> None:
+    async def complete(self, session: AsyncSession, status: int, body: BaseModel | None) -> None:
         """Store the answer with the change (call it last in the endpoint): queued with the
         transaction's other writes (`kit.writes`), which nothing reads back before the
         commit."""
@@ -110,7 +113,7 @@ class Idempotency:
                 key=self.key,
                 fingerprint=self.fingerprint,
                 status=status,
-                body=body.model_dump(mode="json"),
+                body=body.model_dump(mode="json") if body is not None else {},
                 created_at=self.at,
             )
         )
