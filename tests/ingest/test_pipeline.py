@@ -171,6 +171,21 @@ async def test_a_lead_that_loses_one_of_two_sources_keeps_the_others_facts(
     assert lead.parcel_number is None  # only the MLS record had it
 
 
+async def test_a_record_sent_twice_in_one_batch_is_stored_once_as_its_last_version(
+    runtime: Runtime,
+) -> None:
+    first = seller("L1", list_price="$400K")
+    second = seller("L1", list_price="$410K")
+    run = await run_source(runtime, MLS, trigger="test", records=[first, second, first])
+    assert run.status is RunStatus.SUCCEEDED
+    assert (run.counts["accepted"], run.counts["unchanged"]) == (1, 2)
+    [lead] = await leads(runtime)
+    assert (lead.source_count, lead.list_price_cents) == (1, 40_000_000)
+    assert [r.current for r in await records(runtime)] == [True]
+    later = await run_source(runtime, MLS, trigger="test", records=[second, first])
+    assert later.counts["unchanged"] == 2  # the last, `first`, is what we hold
+
+
 async def test_a_value_the_field_cannot_hold_quarantines_only_its_record(
     runtime: Runtime,
 ) -> None:

@@ -114,7 +114,7 @@ class Prepared:
 
     items: list[_Item] = field(default_factory=list)
     fetched: int = 0
-    repeated: int = 0  # the same key and content twice in one batch
+    repeated: int = 0  # versions of a record followed by a later one in the same batch
     high_water_mark: datetime | None = None
 
 
@@ -159,7 +159,7 @@ class Preparer:
         blocking keys of every record. It touches no session, so it runs off the event loop and
         before the batch's transaction opens (see `prepare_soon`)."""
         prepared = Prepared()
-        seen: dict[str, str] = {}
+        records: list[tuple[RawRecord, str]] = []
         for raw in batch:
             prepared.fetched += 1
             if raw.source_updated_at and (
@@ -172,10 +172,15 @@ class Preparer:
             if payload is not raw.payload or "\x00" in raw.source_key:
                 key = raw.source_key.replace("\x00", "\ufffd")
                 raw = dataclasses.replace(raw, payload=payload, source_key=key)
-            if seen.get(raw.source_key) == digest:
+            records.append((raw, digest))
+        # One version per record and batch, the last: a source that sends a record twice in
+        # a batch (pages that overlap, an export with a row repeated) changed it in between,
+        # or not at all. Both versions stored as current would feed the lead twice.
+        last = {raw.source_key: n for n, (raw, _) in enumerate(records)}
+        for n, (raw, digest) in enumerate(records):
+            if last[raw.source_key] != n:
                 prepared.repeated += 1
                 continue
-            seen[raw.source_key] = digest
             item = _Item(raw, digest, uuid.uuid4(), None)
             self._parse_and_clean(item)
             prepared.items.append(item)
