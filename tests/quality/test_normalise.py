@@ -89,6 +89,12 @@ def test_an_address_without_a_house_number_is_an_error() -> None:
         ("$240K obo", 24_000_000),
         ("$450,000.50", 45_000_050),
         ("1.5 million", 150_000_000),
+        ("$450 thousand", 45_000_000),
+        ("450.000", 45_000_000),
+        ("1.250.000", 125_000_000),
+        ("Price: $450,000", 45_000_000),
+        ("$450,000 (reduced)", 45_000_000),
+        ("1.2.3", None),
         (None, None),
         ("call for price", None),
         ("-5", None),
@@ -102,6 +108,9 @@ def test_prices_become_integer_cents(raw: str | int | None, cents: int | None) -
 
 def test_areas_in_acres_become_square_feet() -> None:
     assert n.parse_area_sqft("0.25 acres", "lot", 100, 5e7)[0] == 10_890
+    assert n.parse_area_sqft("1/2 acre", "lot", 100, 5e7)[0] == 21_780
+    assert n.parse_area_sqft("1 1/4 acres", "lot", 100, 5e7)[0] == 54_450
+    assert n.parse_area_sqft("1/0 acre", "lot", 100, 5e7)[0] == 43_560  # as written: 1
     assert n.parse_area_sqft("2,140 sq ft", "area", 100, 1e5)[0] == 2_140
     value, problems = n.parse_area_sqft("12", "area", 100, 1e5)
     assert value is None

@@ -270,11 +270,22 @@ def normalise_address(
     return address, problems
 
 
-# "$450K", "450,000", "$1.2M", "$240K obo": a number, a multiplier, then words at most.
+# "$450K", "450,000", "$1.2M", "$240K obo", "Price: $450,000 (reduced)": a label at most, a
+# number, a multiplier, then words or a remark in brackets at most.
 _MONEY = re.compile(
-    r"^\$?\s*(\d[\d,]*(?:\.\d+)?|\.\d+)\s*(k|m|mil|million)?\b(?:\s*[a-z][a-z .]*)?$", re.I
+    r"^(?:[a-z][a-z ]*:\s*)?\$?\s*(\d[\d,.]*|\.\d+)\s*(k|m|mil|million|thousand)?\b"
+    r"(?:\s*[a-z][a-z .]*)?(?:\s*\([^()]*\))?$",
+    re.I,
 )
-_MULTIPLIERS = {"k": 1_000, "m": 1_000_000, "mil": 1_000_000, "million": 1_000_000}
+# Dots as thousands separators ("450.000", "1.250.000"): no home's price has three decimals.
+_DOTTED_THOUSANDS = re.compile(r"\d{1,3}(?:\.\d{3})+")
+_MULTIPLIERS = {
+    "k": 1_000,
+    "thousand": 1_000,
+    "m": 1_000_000,
+    "mil": 1_000_000,
+    "million": 1_000_000,
+}
 # Beyond this a "price" is a typo or an attack; the column holds cents in 64 bits.
 MAX_PRICE_DOLLARS = 10_000_000_000
 
@@ -295,9 +306,12 @@ def parse_price_cents(
         match = _MONEY.match(text)
         if match is None:
             return None, [warning("price_invalid", f"{value!r} is not a price", field)]
+        number = match.group(1)
+        if _DOTTED_THOUSANDS.fullmatch(number) and "," not in number:
+            number = number.replace(".", "")
         try:
-            amount = Decimal(match.group(1).replace(",", ""))
-        except InvalidOperation:
+            amount = Decimal(number.replace(",", ""))
+        except InvalidOperation:  # "1.2.3"
             return None, [warning("price_invalid", f"{value!r} is not a price", field)]
         if suffix := match.group(2):
             amount *= _MULTIPLIERS[suffix.lower()]
@@ -339,6 +353,7 @@ def parse_number(
 
 
 _ACRE_SQFT = 43_560
+_FRACTION = re.compile(r"(?:(\d+)\s+)?(\d+)\s*/\s*(\d+)")
 
 
 def parse_area_sqft(
@@ -346,6 +361,10 @@ def parse_area_sqft(
 ) -> tuple[int | None, list[Problem]]:
     """An area in square feet; "0.21 acres" / "0.21 ac" are converted."""
     if isinstance(value, str) and re.search(r"\bac(re)?s?\b", value, re.I):
+        if fraction := _FRACTION.search(value):  # "1/2 acre", "1 1/4 acres"
+            whole, top, bottom = fraction.groups()
+            if int(bottom):
+                value = f"{int(whole or 0) + int(top) / int(bottom)} acres"
         acres, problems = parse_number(value, field, 0.0001, high / _ACRE_SQFT)
         if acres is None:
             return None, problems
