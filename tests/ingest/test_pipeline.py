@@ -294,6 +294,20 @@ async def test_suspicious_leads_wait_in_quarantine(runtime: Runtime) -> None:
     assert run.quarantined_by_reason == {"fraud_suspected": 1}
 
 
+async def test_a_replayed_suspicious_record_is_judged_again_not_merged_into_itself(
+    runtime: Runtime,
+) -> None:
+    run = await run_source(runtime, FORM, trigger="test", records=[fake_lead()])
+    replay = await run_source(
+        runtime, FORM, trigger="replay", records=[fake_lead()], replay_of=run.id
+    )
+    assert replay.counts["merged"] == 0
+    [lead] = await leads(runtime)
+    assert lead.status is LeadStatus.QUARANTINED
+    assert lead.source_count == 1
+    assert [r.current for r in await records(runtime)] == [True]
+
+
 async def test_blocking_keys_are_stored_for_incremental_matching(runtime: Runtime) -> None:
     await run_source(runtime, MLS, trigger="test", records=[seller("L1")])
     async with runtime.transaction(write=False) as session:

@@ -323,6 +323,8 @@ class LeadPipeline:
                     counts.outcomes[Outcome.UNCHANGED.value] += 1
                     continue
                 item.record_id, item.reuse_row = previous.id, True
+                if previous.lead_id is not None:  # held back for fraud: judge its lead again
+                    item.previous = previous
             else:
                 item.previous = previous
             items.append(item)
