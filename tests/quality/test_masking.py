@@ -39,6 +39,25 @@ def test_redact_blanks_the_leads_own_values_in_context(text: str, expected: str)
     assert redact(text, **LEAD) == expected
 
 
+@pytest.mark.parametrize(
+    ("first", "last", "text", "expected"),
+    [
+        # A name with an inner capital as stored, and in any case: no word is spelt so.
+        ("Sean", "McDonald", "Owner Sean McDonald; mcdonald", "Owner [hidden] [hidden]; [hidden]"),
+        ("Ana", "DeLuca", "DELUCA or Deluca", "[hidden] or [hidden]"),
+        # As written, with its lower-case particle.
+        ("Piet", "van der Berg", "ask Piet van der Berg", "ask [hidden] [hidden]"),
+        # A plain name stays a word in lower case ("rose garden").
+        ("Rose", "Hill", "Rose's rose garden on the hill", "[hidden]'s rose garden on the hill"),
+    ],
+)
+def test_names_are_blanked_as_written_and_as_names(
+    first: str, last: str, text: str, expected: str
+) -> None:
+    values = {**LEAD, "first_name": first, "last_name": last}
+    assert redact(text, **values) == expected
+
+
 def test_a_house_number_the_card_shows_anyway_stays_where_it_stands_alone() -> None:
     text = "Built 1998 at 1998 Sahara"
     fields = {**LEAD, "street_number": "1998", "street_name": "Sahara Ave"}

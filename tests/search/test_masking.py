@@ -185,6 +185,19 @@ async def test_words_cannot_probe_what_the_card_hides(
     assert await finds("palm tree")
     assert await finds("sahara")  # the street name is on the card
 
+    # A surname spelt with an inner capital, as the owner's card stores it.
+    mcdonald = lead_row(
+        clock.now(),
+        first_name="Sean",
+        last_name="McDonald",
+        description="Owner Sean McDonald wants a quick sale, casita out back",
+    )
+    await add_leads(runtime, mcdonald)
+    page = (await api.client.get(f"/api/v1/leads/{mcdonald.id}", headers=agent.auth)).json()
+    assert page["description"] == "Owner [hidden] [hidden] wants a quick sale, casita out back"
+    assert not await finds("mcdonald")
+    assert await finds("casita")
+
 
 async def test_redaction_leaves_ordinary_words_that_match_hidden_fields(
     api: Api, runtime: Runtime, clock: FrozenClock

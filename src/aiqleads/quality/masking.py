@@ -53,10 +53,11 @@ def redact(
     shown: Iterable[object] = (),
 ) -> str | None:
     """`text` with e-mail addresses, phone numbers, long digit runs, the consumer's names (as
-    names: capitalised), the house number and the unit (after its designator) replaced by
-    "[hidden]". The house number is blanked wherever it stands alone, except where it equals a
-    fact the card shows anyway (`shown`: beds, area, year built ...), since blanking "built in
-    1998" would tell that the house number is 1998.
+    written, capitalised or in capitals; in any case if spelt with an inner capital), the
+    house number and the unit (after its designator) replaced by "[hidden]". The house number
+    is blanked wherever it stands alone, except where it equals a fact the card shows anyway
+    (`shown`: beds, area, year built ...), since blanking "built in 1998" would tell that the
+    house number is 1998.
 
     The lead's own values are found as literals (`_blank`), not by regular expressions built
     from them: each lead's would be new to `re`'s cache, and compiling five of them per lead
@@ -68,8 +69,13 @@ def redact(
     text = _DIGIT_RUN.sub(HIDDEN, text)
     for name in (first_name, last_name):
         if name and len(name.strip()) >= 2:
-            for form in sorted({name.strip().title(), name.strip().upper()}):
-                text = _blank(text, form, _stands_alone)
+            name = name.strip()
+            # A name spelt with a capital inside ("McDonald", "DeLuca") is no common word, so
+            # any case of it goes; another only as written, capitalised or in capitals
+            # ("Rose", but the garden's "rose" stays).
+            mixed = any(c.isupper() for c in name[1:]) and not name.isupper()
+            for form in sorted({name, name.title(), name.upper()}):
+                text = _blank(text, form, _stands_alone, ignore_case=mixed)
     if street_number and street_name:
         first_word = _fold(street_name.split()[0])
 
