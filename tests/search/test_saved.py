@@ -7,9 +7,11 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from aiqleads.kit.clock import FrozenClock
 from aiqleads.runtime import Runtime
+from aiqleads.search import saved as saved_module
 from aiqleads.search.saved import MAX_SAVED, check_saved_searches
 from tests.conftest import Account, Api
 from tests.search.factories import add_leads, lead_row
@@ -112,6 +114,27 @@ async def test_a_nul_character_in_stored_text_is_a_clear_422_on_postgresql(
         assert words.json()["code"] == "invalid_text"
     else:  # SQLite keeps it as it came
         assert words.status_code == 201
+
+
+async def test_one_saved_search_the_database_refuses_stops_no_one_elses_alerts(
+    api: Api, runtime: Runtime, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    victim = await api.signup("victim@realty.example.com")
+    other = await api.signup("other@realty.example.com")
+    await save(api, victim, filters={"market": "las-vegas"})
+    broken = await save(api, other, filters={"market": "las-vegas"})
+    real_alert = saved_module.alert
+
+    async def alert(session: Any, runtime: Runtime, saved: Any, user: Any) -> int:
+        if str(saved.id) == broken["id"]:
+            await session.execute(sa.text("SELECT no_such_column FROM leads"))
+        return await real_alert(session, runtime, saved, user)
+
+    monkeypatch.setattr(saved_module, "alert", alert)
+    clock.advance(timedelta(minutes=1))
+    await add_leads(runtime, lead_row(clock.now()))
+    assert await check_saved_searches(runtime, clock.now() + timedelta(seconds=1)) == 1
+    assert [n["kind"] for n in await inbox(api, victim)] == ["saved_search_alert"]
 
 
 async def test_new_matching_leads_are_announced_once_in_the_app_and_by_email(

@@ -358,6 +358,12 @@ async def test_facets_count_matches_by_kind_type_price_band_and_market(
         ({"colour": "red"}, "validation_error"),
         ({"market": "atlantis"}, "unknown_market"),
         ({"cursor": "not-a-cursor"}, "invalid_cursor"),
+        ({"min_price_cents": 2**63}, "validation_error"),  # beyond the columns
+        ({"max_days_on_market": 10**20}, "validation_error"),
+        ({"max_living_area_sqft": 2**31}, "validation_error"),
+        ({"sort": "quality", "cursor": encode_cursor_raw("quality", 1.5)}, "invalid_cursor"),
+        ({"sort": "quality", "cursor": encode_cursor_raw("quality", 40_000)}, "invalid_cursor"),
+        ({"sort": "price", "cursor": encode_cursor_raw("price", 10.5)}, "invalid_cursor"),
         (  # well formed, but before the first instant in UTC
             {"sort": "newest", "cursor": encode_cursor_raw("newest", "0001-01-01T00:00+14:00")},
             "invalid_cursor",

@@ -204,9 +204,15 @@ async def check_saved_searches(runtime: Runtime, now: datetime, batch: int = 200
                 return told
             for saved, user in rows:
                 try:
-                    found = await alert(session, runtime, saved, user)
+                    # A savepoint each: one search the database refuses must not undo or stop
+                    # the alerts of every other agent in the batch.
+                    async with session.begin_nested():
+                        found = await alert(session, runtime, saved, user)
                 except ValidationError as exc:  # saved under filters we no longer accept
                     log.warning("saved_search_failed", saved_search=str(saved.id), error=repr(exc))
+                    continue
+                except (sa.exc.SQLAlchemyError, OverflowError):
+                    log.exception("saved_search_failed", saved_search=str(saved.id))
                     continue
                 told += bool(found)
             after = rows[-1][0].id

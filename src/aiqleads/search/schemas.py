@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from aiqleads.ingest.sources import SourceType
 from aiqleads.leads.lifecycle import LeadStatus
 from aiqleads.leads.models import LEAD_KINDS, Exclusivity
+from aiqleads.quality.normalise import MAX_PRICE_DOLLARS
 
 MAX_POLYGON_POINTS = 1_000
 MAX_RADIUS_MI = 100.0
@@ -61,6 +62,14 @@ class GeoJsonPolygon(BaseModel):
         return min(lons), min(lats), max(lons), max(lats)
 
 
+# Ceilings of the numeric filters, inside their columns' widths (a larger number was a 500
+# from the driver, and a saved search holding one failed the alert job's batch): no home
+# costs more than ingestion accepts, nor is larger or longer on the market than these.
+MAX_PRICE_CENTS = MAX_PRICE_DOLLARS * 100
+MAX_AREA_SQFT = 10_000_000
+MAX_DAYS_ON_MARKET = 100_000
+
+
 class _Where(BaseModel):
     """Filters a GET query string can carry."""
 
@@ -75,15 +84,15 @@ class _Where(BaseModel):
     )
     kind: list[str] = Field(default_factory=list, max_length=10)
     property_type: list[str] = Field(default_factory=list, max_length=10)
-    min_price_cents: int | None = Field(default=None, ge=0)
-    max_price_cents: int | None = Field(default=None, ge=0)
+    min_price_cents: int | None = Field(default=None, ge=0, le=MAX_PRICE_CENTS)
+    max_price_cents: int | None = Field(default=None, ge=0, le=MAX_PRICE_CENTS)
     min_beds: int | None = Field(default=None, ge=0, le=50)
     min_baths: float | None = Field(default=None, ge=0, le=50)
-    min_living_area_sqft: int | None = Field(default=None, ge=0)
-    max_living_area_sqft: int | None = Field(default=None, ge=0)
+    min_living_area_sqft: int | None = Field(default=None, ge=0, le=MAX_AREA_SQFT)
+    max_living_area_sqft: int | None = Field(default=None, ge=0, le=MAX_AREA_SQFT)
     min_year_built: int | None = Field(default=None, ge=1600, le=2200)
     max_year_built: int | None = Field(default=None, ge=1600, le=2200)
-    max_days_on_market: int | None = Field(default=None, ge=0)
+    max_days_on_market: int | None = Field(default=None, ge=0, le=MAX_DAYS_ON_MARKET)
     min_quality: int | None = Field(default=None, ge=0, le=100)
     max_fraud: float | None = Field(default=None, ge=0, le=1)
     exclusivity: Exclusivity | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import math
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -146,6 +147,16 @@ def encode_cursor(sort: SortKey, value: Any, lead_id: uuid.UUID) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+# The whole-number sort keys' columns: prices in 64 bits, quality in 16, a text rank in 32
+# (relevance without words sorts by quality).
+_CURSOR_RANGE = {
+    SortKey.PRICE: (-(2**63), 2**63 - 1),
+    SortKey.PRICE_DESC: (-(2**63), 2**63 - 1),
+    SortKey.QUALITY: (-(2**15), 2**15 - 1),
+    SortKey.RELEVANCE: (-(2**31), 2**31 - 1),
+}
+
+
 def decode_cursor(cursor: str, sort: SortKey) -> tuple[Any, uuid.UUID]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
@@ -157,8 +168,15 @@ def decode_cursor(cursor: str, sort: SortKey) -> tuple[Any, uuid.UUID]:
             if value.tzinfo is None:
                 raise ValueError("cursor time has no zone")
             value = value.astimezone(UTC)  # OverflowError beyond the calendar
-        elif not isinstance(value, int | float) or isinstance(value, bool):
-            raise ValueError("cursor value is not a number")
+        elif sort is SortKey.DISTANCE:
+            if not isinstance(value, int | float) or isinstance(value, bool):
+                raise ValueError("cursor value is not a number")
+            if not math.isfinite(value):
+                raise ValueError("cursor distance is not finite")
+        else:  # a whole number of the sort column's width (PostgreSQL refuses any other)
+            low, high = _CURSOR_RANGE[sort]
+            if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+                raise ValueError("cursor value is out of its column's range")
         return value, uuid.UUID(lead_id)
     except (ValueError, TypeError, OverflowError, orjson.JSONDecodeError) as exc:
         raise AppError(
