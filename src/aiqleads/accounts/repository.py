@@ -127,6 +127,13 @@ class AccountRepository:
         )
         return list(rows)
 
+    async def revoke_api_keys(self, user_id: uuid.UUID, at: datetime) -> None:
+        await self.session.execute(
+            sa.update(ApiKey)
+            .where(ApiKey.user_id == user_id, ApiKey.revoked_at.is_(None))
+            .values(revoked_at=at)
+        )
+
     async def api_key_by_id(self, key_id: uuid.UUID) -> ApiKey | None:
         return await self.session.get(ApiKey, key_id)
 

@@ -43,6 +43,7 @@ from aiqleads.accounts.tokens import (
 )
 from aiqleads.audit.service import record as audit
 from aiqleads.kit.db import defer_job
+from aiqleads.kit.dialect import lock_key
 from aiqleads.kit.errors import AppError, Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from aiqleads.mail.service import queue_email
 from aiqleads.runtime import Runtime
@@ -110,6 +111,16 @@ class AccountService:
         existing = await self.repo.user_by_email(email)
         if existing is not None:
             if existing.email_verified_at is None:
+                # Whoever registered an address they could not verify holds nothing: the
+                # latest registration's password and name stand (the owner, registering,
+                # would otherwise verify an account an earlier stranger knows the password
+                # of), and anything signed in before is signed out.
+                now = self.clock.now()
+                existing.password_hash, existing.name = password_hash, name.strip()
+                existing.session_version += 1
+                existing.updated_at = now
+                await self.repo.revoke_user_refresh_tokens(existing.id, now)
+                await self.repo.revoke_api_keys(existing.id, now)
                 await self._send_verification(existing)
             else:
                 await self._mail(
@@ -201,16 +212,10 @@ class AccountService:
     async def login(self, email: str, password: str, totp_code: str | None) -> TokenPair:
         identity, valid = _login_identity(email)
         key = keyed_digest(self.settings, identity)
-        now = self.clock.now()
-        throttle = await self.repo.throttle(key)
-        if throttle and throttle.locked_until and throttle.locked_until > now:
-            retry_after = math.ceil((throttle.locked_until - now).total_seconds())
-            raise AppError(
-                "Too many failed sign-ins; try again later",
-                code="login_locked",
-                status=429,
-                headers={"Retry-After": str(retry_after)},
-            )
+        # One sign-in per address at a time: guesses sent at once would all pass the lock
+        # below before the first failure was counted (SQLite's write lock already queues them).
+        await lock_key(self.session, f"login|{key}")
+        await self._refuse_while_locked(key)
         user = await self.repo.user_by_email(identity) if valid else None
         if not await _verify(user.password_hash if user else None, password):
             await self._count_failure(key)
@@ -234,6 +239,18 @@ class AccountService:
         if passwords.needs_rehash(user.password_hash):
             user.password_hash = await _hash(password)
         return await self._issue_pair(user, family_id=uuid.uuid4())
+
+    async def _refuse_while_locked(self, key: str) -> None:
+        now = self.clock.now()
+        throttle = await self.repo.throttle(key)
+        if throttle and throttle.locked_until and throttle.locked_until > now:
+            retry_after = math.ceil((throttle.locked_until - now).total_seconds())
+            raise AppError(
+                "Too many failed sign-ins; try again later",
+                code="login_locked",
+                status=429,
+                headers={"Retry-After": str(retry_after)},
+            )
 
     async def _count_failure(self, key: str) -> None:
         now = self.clock.now()
@@ -357,6 +374,8 @@ class AccountService:
         user.email_verified_at = user.email_verified_at or now  # they proved they own it
         user.updated_at = now
         await self.repo.revoke_user_refresh_tokens(user.id, now)
+        # A reset is how an owner takes an account back: keys someone else made go too.
+        await self.repo.revoke_api_keys(user.id, now)
         await self.repo.clear_throttle(keyed_digest(self.settings, user.email))
 
     # two-factor authentication
@@ -399,8 +418,17 @@ class AccountService:
     async def totp_disable(self, user: User, code: str) -> None:
         if user.totp_enabled_at is None:
             raise Conflict("Two-factor authentication is off", code="totp_not_enabled")
+        # Wrong codes count against the sign-in lockout: a stolen session must not guess
+        # its way to turning the second factor off.
+        key = keyed_digest(self.settings, user.email)
+        await lock_key(self.session, f"login|{key}")
+        await self._refuse_while_locked(key)
         if not await self._check_second_factor(user, code):
-            raise Invalid("The code is wrong or was already used", code="invalid_totp")
+            await self._count_failure(key)
+            raise Invalid(
+                "The code is wrong or was already used", code="invalid_totp", commit=True
+            )
+        await self.repo.clear_throttle(key)
         user.totp_secret = user.totp_pending_secret = None
         user.totp_enabled_at = user.totp_last_step = None
         user.updated_at = self.clock.now()
