@@ -406,3 +406,20 @@ async def test_blank_names_are_refused(api: Api) -> None:
     response = await api.register("blank@agents.example.com", name="   ")
     assert response.status_code == 422
     assert response.json()["code"] == "validation_error"
+
+
+async def test_strangers_cannot_flood_an_inbox_with_reset_or_registration_mail(
+    api: Api, clock: FrozenClock
+) -> None:
+    account = await api.signup("flooded@agents.example.com")
+    for _ in range(8):
+        asked = await api.client.post(
+            "/api/v1/auth/password-reset/request", json={"email": account.email}
+        )
+        assert asked.status_code == 202  # the same answer throughout
+        assert (await api.register(account.email)).status_code == 202
+    assert len(await api.emails_to(account.email, "reset_password")) == 5
+    assert len(await api.emails_to(account.email, "registration_attempt")) == 5
+    clock.advance(timedelta(hours=1))
+    await api.client.post("/api/v1/auth/password-reset/request", json={"email": account.email})
+    assert len(await api.emails_to(account.email, "reset_password")) == 6

@@ -83,6 +83,10 @@ def normalise_email(raw: str) -> str:
         raise Invalid(f"The e-mail address is not valid: {exc}", code="invalid_email") from exc
 
 
+# E-mails to one address that anyone can trigger, per kind and hour.
+UNSOLICITED_MAILS_PER_HOUR = 5
+
+
 def _login_identity(raw: str) -> tuple[str, bool]:
     """What the lockout counts and whether it is a valid address (else no account has it)."""
     try:
@@ -121,8 +125,9 @@ class AccountService:
                 existing.updated_at = now
                 await self.repo.revoke_user_refresh_tokens(existing.id, now)
                 await self.repo.revoke_api_keys(existing.id, now)
-                await self._send_verification(existing)
-            else:
+                if await self._unsolicited_allowed(existing, "verify_email"):
+                    await self._send_verification(existing)
+            elif await self._unsolicited_allowed(existing, "registration_attempt"):
                 await self._mail(
                     existing,
                     "registration_attempt",
@@ -193,6 +198,18 @@ class AccountService:
             raise AppError("The link is invalid, used or expired", code="invalid_token", status=400)
         row.used_at = now
         return row
+
+    async def _unsolicited_allowed(self, user: User, kind: str) -> bool:
+        """Whether another e-mail of `kind` that anyone can make us send to `user` (by
+        registering their address or asking for its reset link) may go now: a few an hour,
+        or the endpoints would flood the inbox. Past that the answer stays the same."""
+        decision = await self.runtime.limiter.hit(
+            f"mail|{kind}|{user.id}",
+            UNSOLICITED_MAILS_PER_HOUR,
+            3600.0,
+            self.clock.now().timestamp(),
+        )
+        return decision.allowed
 
     async def _mail(
         self, user: User, kind: str, subject: str, body: str, *, secret: bool = False
@@ -341,7 +358,7 @@ class AccountService:
             user = await self.repo.user_by_email(normalise_email(email))
         except AppError:
             return
-        if user is None:
+        if user is None or not await self._unsolicited_allowed(user, "reset_password"):
             return
         token = await self._email_token(
             user,
@@ -425,9 +442,7 @@ class AccountService:
         await self._refuse_while_locked(key)
         if not await self._check_second_factor(user, code):
             await self._count_failure(key)
-            raise Invalid(
-                "The code is wrong or was already used", code="invalid_totp", commit=True
-            )
+            raise Invalid("The code is wrong or was already used", code="invalid_totp", commit=True)
         await self.repo.clear_throttle(key)
         user.totp_secret = user.totp_pending_secret = None
         user.totp_enabled_at = user.totp_last_step = None
