@@ -3,6 +3,7 @@ app and by e-mail as the agent's preferences say."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -11,7 +12,8 @@ import sqlalchemy as sa
 
 from aiqleads.kit.clock import FrozenClock
 from aiqleads.runtime import Runtime
-from aiqleads.search import saved as saved_module
+from aiqleads.search.models import SavedSearch
+from aiqleads.search.repository import SearchRepository
 from aiqleads.search.saved import MAX_SAVED, check_saved_searches
 from tests.conftest import Account, Api
 from tests.search.factories import add_leads, lead_row
@@ -116,25 +118,45 @@ async def test_a_nul_character_in_stored_text_is_a_clear_422_on_postgresql(
         assert words.status_code == 201
 
 
-async def test_one_saved_search_the_database_refuses_stops_no_one_elses_alerts(
-    api: Api, runtime: Runtime, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("failure", ["stale filters", "refused by the database"])
+async def test_one_broken_saved_search_stops_no_one_elses_alerts(
+    api: Api,
+    runtime: Runtime,
+    clock: FrozenClock,
+    monkeypatch: pytest.MonkeyPatch,
+    failure: str,
 ) -> None:
     victim = await api.signup("victim@realty.example.com")
     other = await api.signup("other@realty.example.com")
-    await save(api, victim, filters={"market": "las-vegas"})
     broken = await save(api, other, filters={"market": "las-vegas"})
-    real_alert = saved_module.alert
+    await save(api, victim, filters={"market": "las-vegas"})
+    broken_id = uuid.UUID(broken["id"])
+    if failure == "stale filters":  # saved before today's ceilings
+        async with runtime.transaction() as session:
+            await session.execute(
+                sa.update(SavedSearch)
+                .where(SavedSearch.id == broken_id)
+                .values(filters={"market": "las-vegas", "min_price_cents": 10**13})
+            )
+    else:  # the database refuses its search, after the job marked it checked
+        page = SearchRepository.page
 
-    async def alert(session: Any, runtime: Runtime, saved: Any, user: Any) -> int:
-        if str(saved.id) == broken["id"]:
-            await session.execute(sa.text("SELECT no_such_column FROM leads"))
-        return await real_alert(session, runtime, saved, user)
+        async def refused(self: SearchRepository, *args: Any, **kwargs: Any) -> Any:
+            if kwargs.get("unannounced_for") == broken_id:
+                await self.session.execute(sa.text("SELECT no_such_column FROM leads"))
+            return await page(self, *args, **kwargs)
 
-    monkeypatch.setattr(saved_module, "alert", alert)
-    clock.advance(timedelta(minutes=1))
-    await add_leads(runtime, lead_row(clock.now()))
-    assert await check_saved_searches(runtime, clock.now() + timedelta(seconds=1)) == 1
-    assert [n["kind"] for n in await inbox(api, victim)] == ["saved_search_alert"]
+        monkeypatch.setattr(SearchRepository, "page", refused)
+    for _ in range(2):  # the broken one is checked too, not retried on every run
+        clock.advance(timedelta(minutes=5))
+        await add_leads(runtime, lead_row(clock.now()))
+        assert await check_saved_searches(runtime, clock.now() + timedelta(seconds=1)) == 1
+    assert [n["kind"] for n in await inbox(api, victim)] == ["saved_search_alert"] * 2
+    async with runtime.transaction(write=False) as session:
+        checked = await session.scalar(
+            sa.select(SavedSearch.checked_at).where(SavedSearch.id == broken_id)
+        )
+    assert checked == clock.now() + timedelta(seconds=1)
 
 
 async def test_new_matching_leads_are_announced_once_in_the_app_and_by_email(

@@ -202,17 +202,23 @@ async def check_saved_searches(runtime: Runtime, now: datetime, batch: int = 200
             rows = (await session.execute(query)).all()
             if not rows:
                 return told
+            after = rows[-1][0].id
             for saved, user in rows:
+                saved_id, since = saved.id, saved.checked_at
                 try:
                     # A savepoint each: one search the database refuses must not undo or stop
                     # the alerts of every other agent in the batch.
                     async with session.begin_nested():
                         found = await alert(session, runtime, saved, user)
-                except ValidationError as exc:  # saved under filters we no longer accept
-                    log.warning("saved_search_failed", saved_search=str(saved.id), error=repr(exc))
-                    continue
-                except (sa.exc.SQLAlchemyError, OverflowError):
-                    log.exception("saved_search_failed", saved_search=str(saved.id))
+                except (ValidationError, sa.exc.SQLAlchemyError, OverflowError) as exc:
+                    # Saved under filters we no longer accept, or refused by the database:
+                    # checked all the same (the rollback expired the row; it is set again),
+                    # so it is not tried on every run.
+                    log.warning("saved_search_failed", saved_search=str(saved_id), error=repr(exc))
+                    await session.execute(
+                        sa.update(SavedSearch)
+                        .where(SavedSearch.id == saved_id, SavedSearch.checked_at == since)
+                        .values(checked_at=now)
+                    )
                     continue
                 told += bool(found)
-            after = rows[-1][0].id
