@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
+import httpx
 import jwt
 import pyotp
 import pytest
+from fastapi import FastAPI
 
 from aiqleads.kit.clock import FrozenClock
 from tests.conftest import PASSWORD, TEST_SECRET, Api, bearer
@@ -364,16 +366,25 @@ async def test_wrong_codes_to_turn_2fa_off_count_towards_lockout(
     assert (await api.login(email, totp_code=codes[1])).status_code == 429
 
 
-async def test_registering_an_unverified_address_again_takes_it_over(api: Api) -> None:
-    """Someone who registers an address before its owner gains nothing: the owner's later
-    registration sets the password, and the first registrant cannot sign in."""
+@pytest.mark.parametrize("owner_first", [True, False], ids=["owner first", "stranger first"])
+async def test_a_verification_link_sets_the_password_it_was_registered_with(
+    api: Api, owner_first: bool
+) -> None:
+    """Two registrations of one unverified address, the owner's and a stranger's, in either
+    order: the owner follows the link of their own registration and signs in with their own
+    password; the stranger's password opens nothing."""
     email = "owner@agents.example.com"
-    assert (await api.register(email, "a stranger's passphrase")).status_code == 202
+    stranger = "a stranger's passphrase"
+    if not owner_first:
+        assert (await api.register(email, stranger, name="Stranger")).status_code == 202
     assert (await api.register(email, PASSWORD, name="The Owner")).status_code == 202
-    token = await api.token_from_mail(email, "verify_email")
-    verified = await api.client.post("/api/v1/auth/verify-email", json={"token": token})
+    owners_link = await api.token_from_mail(email, "verify_email")
+    if owner_first:
+        assert (await api.register(email, stranger, name="Stranger")).status_code == 202
+    assert (await api.login(email, stranger)).status_code in (401, 403)  # nobody is in yet
+    verified = await api.client.post("/api/v1/auth/verify-email", json={"token": owners_link})
     assert verified.status_code == 200
-    assert (await api.login(email, "a stranger's passphrase")).status_code == 401
+    assert (await api.login(email, stranger)).status_code == 401
     signed_in = await api.login(email, PASSWORD)
     assert signed_in.status_code == 200
     me = await api.client.get(ME, headers=bearer(signed_in.json()["access_token"]))
@@ -408,8 +419,8 @@ async def test_blank_names_are_refused(api: Api) -> None:
     assert response.json()["code"] == "validation_error"
 
 
-async def test_strangers_cannot_flood_an_inbox_with_reset_or_registration_mail(
-    api: Api, clock: FrozenClock
+async def test_strangers_cannot_flood_an_inbox_nor_keep_the_owners_reset_link_away(
+    api: Api, app: FastAPI, clock: FrozenClock
 ) -> None:
     account = await api.signup("flooded@agents.example.com")
     for _ in range(8):
@@ -420,6 +431,11 @@ async def test_strangers_cannot_flood_an_inbox_with_reset_or_registration_mail(
         assert (await api.register(account.email)).status_code == 202
     assert len(await api.emails_to(account.email, "reset_password")) == 5
     assert len(await api.emails_to(account.email, "registration_attempt")) == 5
+    # The owner, from their own address, still gets their link.
+    transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 40000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as owner:
+        await owner.post("/api/v1/auth/password-reset/request", json={"email": account.email})
+    assert len(await api.emails_to(account.email, "reset_password")) == 6
     clock.advance(timedelta(hours=1))
     await api.client.post("/api/v1/auth/password-reset/request", json={"email": account.email})
-    assert len(await api.emails_to(account.email, "reset_password")) == 6
+    assert len(await api.emails_to(account.email, "reset_password")) == 7

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Request, Response, status
 
 from aiqleads.accounts.deps import AccountReader, AccountWriter, AdminUser, InteractiveUser
 from aiqleads.accounts.models import User
@@ -40,10 +40,19 @@ api_keys = APIRouter(prefix="/api-keys", tags=["api-keys"])
 admin_users = APIRouter(prefix="/admin/users", tags=["admin: users"])
 
 
+def _client(request: Request) -> str:
+    """The caller's address (behind a proxy uvicorn trusts, the X-Forwarded-For one)."""
+    return request.client.host if request.client else ""
+
+
 @auth.post("/register", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted)
-async def register(body: RegisterIn, session: SessionDep, runtime: RuntimeDep) -> Accepted:
+async def register(
+    body: RegisterIn, request: Request, session: SessionDep, runtime: RuntimeDep
+) -> Accepted:
     """Start an account. The answer is the same whether or not the e-mail is taken."""
-    await AccountService(session, runtime).register(body.email, body.password, body.name)
+    await AccountService(session, runtime).register(
+        body.email, body.password, body.name, requester=_client(request)
+    )
     return Accepted(detail="Check your e-mail to continue.")
 
 
@@ -71,9 +80,11 @@ async def logout(body: RefreshIn, session: SessionDep, runtime: RuntimeDep) -> R
 
 @auth.post("/password-reset/request", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted)
 async def password_reset_request(
-    body: PasswordResetRequestIn, session: SessionDep, runtime: RuntimeDep
+    body: PasswordResetRequestIn, request: Request, session: SessionDep, runtime: RuntimeDep
 ) -> Accepted:
-    await AccountService(session, runtime).request_password_reset(body.email)
+    await AccountService(session, runtime).request_password_reset(
+        body.email, requester=_client(request)
+    )
     return Accepted(detail="If the address has an account, a reset link is on its way.")
 
 

@@ -105,7 +105,7 @@ class AccountService:
 
     # registration and e-mail verification
 
-    async def register(self, email: str, password: str, name: str) -> None:
+    async def register(self, email: str, password: str, name: str, requester: str = "") -> None:
         """Create an unverified agent, or tell an existing owner someone tried; same answer."""
         email = normalise_email(email)
         reason = passwords.weakness(password, email, name)
@@ -115,19 +115,13 @@ class AccountService:
         existing = await self.repo.user_by_email(email)
         if existing is not None:
             if existing.email_verified_at is None:
-                # Whoever registered an address they could not verify holds nothing: the
-                # latest registration's password and name stand (the owner, registering,
-                # would otherwise verify an account an earlier stranger knows the password
-                # of), and anything signed in before is signed out.
-                now = self.clock.now()
-                existing.password_hash, existing.name = password_hash, name.strip()
-                existing.session_version += 1
-                existing.updated_at = now
-                await self.repo.revoke_user_refresh_tokens(existing.id, now)
-                await self.repo.revoke_api_keys(existing.id, now)
-                if await self._unsolicited_allowed(existing, "verify_email"):
-                    await self._send_verification(existing)
-            elif await self._unsolicited_allowed(existing, "registration_attempt"):
+                # Until an address is verified, no registration of it wins: each gets its own
+                # link, carrying its own password and name, and following a link sets them
+                # (`verify_email`). The owner, registering after a stranger did, would
+                # otherwise verify an account the stranger knows the password of.
+                if await self._unsolicited_allowed(existing, "verify_email", requester):
+                    await self._send_verification(existing, password_hash, name.strip())
+            elif await self._unsolicited_allowed(existing, "registration_attempt", requester):
                 await self._mail(
                     existing,
                     "registration_attempt",
@@ -154,15 +148,21 @@ class AccountService:
         await self.repo.add(user)
         await self._send_verification(user)
 
-    async def _send_verification(self, user: User) -> None:
+    async def _send_verification(
+        self, user: User, password_hash: str | None = None, name: str | None = None
+    ) -> None:
         token = await self._email_token(
-            user, TokenPurpose.VERIFY_EMAIL, timedelta(hours=self.settings.email_token_ttl_hours)
+            user,
+            TokenPurpose.VERIFY_EMAIL,
+            timedelta(hours=self.settings.email_token_ttl_hours),
+            password_hash=password_hash,
+            name=name,
         )
         await self._mail(
             user,
             "verify_email",
             "Confirm your AIQLeads e-mail address",
-            f"Hello {user.name},\n\nConfirm your e-mail address to start using AIQLeads:\n"
+            f"Hello {name or user.name},\n\nConfirm your e-mail address to start using AIQLeads:\n"
             f"{self.settings.public_url}/verify-email?token={token}\n\n"
             f"(API: POST /api/v1/auth/verify-email with token {token})\n\n"
             f"The link expires in {self.settings.email_token_ttl_hours} hours.",
@@ -174,10 +174,22 @@ class AccountService:
         user = await self.repo.user(row.user_id)
         assert user is not None
         if user.email_verified_at is None:
-            user.email_verified_at = self.clock.now()
-            user.updated_at = self.clock.now()
+            now = self.clock.now()
+            if row.password_hash is not None:  # the registration this link was sent for
+                user.password_hash = row.password_hash
+                user.name = row.name or user.name
+            user.email_verified_at = now
+            user.updated_at = now
 
-    async def _email_token(self, user: User, purpose: TokenPurpose, ttl: timedelta) -> str:
+    async def _email_token(
+        self,
+        user: User,
+        purpose: TokenPurpose,
+        ttl: timedelta,
+        *,
+        password_hash: str | None = None,
+        name: str | None = None,
+    ) -> str:
         token = new_secret()
         now = self.clock.now()
         await self.repo.add(
@@ -187,6 +199,8 @@ class AccountService:
                 token_hash=digest(token),
                 created_at=now,
                 expires_at=now + ttl,
+                password_hash=password_hash,
+                name=name,
             )
         )
         return token
@@ -199,12 +213,14 @@ class AccountService:
         row.used_at = now
         return row
 
-    async def _unsolicited_allowed(self, user: User, kind: str) -> bool:
+    async def _unsolicited_allowed(self, user: User, kind: str, requester: str) -> bool:
         """Whether another e-mail of `kind` that anyone can make us send to `user` (by
-        registering their address or asking for its reset link) may go now: a few an hour,
-        or the endpoints would flood the inbox. Past that the answer stays the same."""
+        registering their address or asking for its reset link) may go now: a few an hour
+        per requester (client address), or the endpoints would flood the inbox; counted per
+        requester, so a stranger using them up cannot keep the owner's own reset link from
+        coming. Past that the answer stays the same."""
         decision = await self.runtime.limiter.hit(
-            f"mail|{kind}|{user.id}",
+            f"mail|{kind}|{user.id}|{requester}",
             UNSOLICITED_MAILS_PER_HOUR,
             3600.0,
             self.clock.now().timestamp(),
@@ -353,12 +369,12 @@ class AccountService:
 
     # password reset
 
-    async def request_password_reset(self, email: str) -> None:
+    async def request_password_reset(self, email: str, requester: str = "") -> None:
         try:
             user = await self.repo.user_by_email(normalise_email(email))
         except AppError:
             return
-        if user is None or not await self._unsolicited_allowed(user, "reset_password"):
+        if user is None or not await self._unsolicited_allowed(user, "reset_password", requester):
             return
         token = await self._email_token(
             user,
