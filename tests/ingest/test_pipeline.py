@@ -144,17 +144,23 @@ async def test_a_lead_whose_only_record_is_no_longer_a_lead_comes_off_sale(
     runtime: Runtime, clock: FrozenClock
 ) -> None:
     """A listing's next version can be no lead at all (RESO: sold; or now unusable): the
-    lead it fed must not stay on sale with the old version's facts."""
+    lead it fed must not stay on sale with the old version's facts, nor be gone for good."""
     await run_source(runtime, MLS, trigger="test", records=[seller("L1"), seller("L2")])
     clock.advance(timedelta(hours=1))
     unusable = seller("L1", phone="12", email="not-an-email")
     broken = seller("L2", beds={"nested": "object"})
     run = await run_source(runtime, MLS, trigger="test", records=[unusable, broken])
     assert (run.counts["quarantined"], run.counts["failed"]) == (1, 1)
-    assert {lead.status for lead in await leads(runtime)} == {LeadStatus.WITHDRAWN}
+    assert {lead.status for lead in await leads(runtime)} == {LeadStatus.EXPIRED}
     assert {lead.status_changed_at for lead in await leads(runtime)} == {clock.now()}
     current = [r for r in await records(runtime) if r.current]
     assert sorted(r.outcome for r in current) == sorted([Outcome.QUARANTINED, Outcome.FAILED])
+
+    # Off sale, not gone: the next good version (a relisting, a mended typo) brings it back.
+    again = await run_source(runtime, MLS, trigger="test", records=[seller("L1", beds="4")])
+    assert again.counts["merged"] == 1
+    [lead] = await leads(runtime)  # L1 and L2 were one person's records all along
+    assert (lead.status, lead.beds, lead.source_count) == (LeadStatus.AVAILABLE, 4, 1)
 
 
 async def test_a_lead_that_loses_one_of_two_sources_keeps_the_others_facts(

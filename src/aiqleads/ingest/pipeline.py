@@ -85,11 +85,11 @@ class BatchCounts:
     )
 
 
-# A lead with no current record behind it any more is withdrawn from these statuses; one in a
-# cart or bought stays as it is (the buyer's checkout or purchase decides).
-_OFF_SALE_WHEN_UNSUPPORTED = frozenset(
-    {LeadStatus.AVAILABLE, LeadStatus.QUARANTINED, LeadStatus.EXPIRED}
-)
+# A lead on sale with no current record behind it any more expires (off sale, but not for
+# good: withdrawn is final, and a record can come back, a relisted home or a typo mended);
+# one in a cart or bought stays as it is (the buyer's checkout or purchase decides), and one
+# held for review stays there.
+_OFF_SALE_WHEN_UNSUPPORTED = frozenset({LeadStatus.AVAILABLE})
 
 
 @dataclass
@@ -144,6 +144,9 @@ class _Lead:
     fields: Fields = field(default_factory=dict)
     # Why the lead was held for review in this batch (fraud score above the threshold).
     hold: Problem | None = None
+    # Whether a current record fed it before this batch (one that expired for want of any,
+    # `_reconsider`, goes back on sale when a record comes back).
+    had_records: bool = True
 
 
 class Preparer:
@@ -335,7 +338,8 @@ class LeadPipeline:
     ) -> None:
         """Leads whose record this batch replaced with a version that is no lead (a listing
         now closed, a record now invalid): rebuilt from their other sources' current records,
-        or, with none left, taken off sale (withdrawn) unless a buyer holds or bought them."""
+        or, with none left, taken off sale (expired) unless a buyer holds or bought them or
+        they wait for review."""
         lost = {
             i.previous.lead_id
             for i in items
@@ -357,9 +361,9 @@ class LeadPipeline:
         unsupported = []
         for lead_id, lead in rebuilt.items():
             if not lead.contributions and lead.status in _OFF_SALE_WHEN_UNSUPPORTED:
-                check_transition(lead.status, LeadStatus.WITHDRAWN)
+                check_transition(lead.status, LeadStatus.EXPIRED)
                 unsupported.append(lead_id)
-        await self.leads.withdraw(unsupported, now)
+        await self.leads.set_status(unsupported, LeadStatus.EXPIRED, now)
 
     def _contribution(self, item: _Item, now: datetime) -> dedup.Contribution:
         assert item.cleaned is not None
@@ -471,7 +475,11 @@ class LeadPipeline:
         if not existing:
             return
         replaced = {i.previous.id for i in items if i.previous is not None}
-        for record in await self.records.contributions(existing):
+        records = await self.records.contributions(existing)
+        fed = {record.lead_id for record in records}
+        for lead_id in existing:
+            touched[lead_id].had_records = lead_id in fed
+        for record in records:
             if record.id in replaced or record.fields is None or record.lead_id is None:
                 continue
             lead = touched[record.lead_id]
@@ -492,6 +500,9 @@ class LeadPipeline:
         for lead in leads.values():
             lead.fields, provenance = dedup.survive(lead.contributions)
             lead.fields["provenance"] = provenance
+            if not lead.had_records and lead.status is LeadStatus.EXPIRED:
+                check_transition(lead.status, LeadStatus.AVAILABLE)  # a record came back
+                lead.status = LeadStatus.AVAILABLE
         ips = [
             lead.fields["consent_ip"] for lead in leads.values() if lead.fields.get("consent_ip")
         ]

@@ -83,13 +83,15 @@ class LeadRepository:
         """Update leads by primary key (each row has "id"): one executemany per batch."""
         await bulk.update_rows(self.session, _LEADS, rows)
 
-    async def withdraw(self, lead_ids: Sequence[uuid.UUID], at: datetime) -> None:
-        """Take leads off sale (the caller checked each transition)."""
+    async def set_status(
+        self, lead_ids: Sequence[uuid.UUID], status: LeadStatus, at: datetime
+    ) -> None:
+        """Move leads to `status` (the caller checked each transition)."""
         for chunk in bulk.chunks(sorted(lead_ids)):
             await self.session.execute(
                 sa.update(Lead)
                 .where(Lead.id.in_(chunk))
-                .values(status=LeadStatus.WITHDRAWN, status_changed_at=at, updated_at=at)
+                .values(status=status, status_changed_at=at, updated_at=at)
             )
 
     async def add_keys(self, pairs: Iterable[tuple[str, uuid.UUID]]) -> None:
