@@ -8,6 +8,7 @@ import re
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from asgi_lifespan import LifespanManager
 
 from aiqleads.app import create_app
@@ -197,13 +198,18 @@ async def test_internal_errors_are_problem_json_without_details(app: object, api
     async def boom() -> None:
         raise RuntimeError("secret internals")
 
+    @app.get("/database-boom")
+    async def database_boom() -> None:  # a database error other than refused text
+        raise sa.exc.OperationalError("SELECT secret", None, Exception("connection reset"))
+
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-        response = await client.get("/boom")
-    assert response.status_code == 500
-    assert response.json()["code"] == "internal_error"
-    assert "secret internals" not in response.text
-    assert response.headers["x-request-id"] == response.json()["request_id"]
+        for path in ("/boom", "/database-boom"):
+            response = await client.get(path)
+            assert response.status_code == 500
+            assert response.json()["code"] == "internal_error"
+            assert "secret" not in response.text
+            assert response.headers.get_list("x-request-id") == [response.json()["request_id"]]
 
 
 @pytest.mark.redis

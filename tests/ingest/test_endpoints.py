@@ -231,6 +231,16 @@ async def test_a_lead_graph_no_longer_has_fails_alone(
     assert rejected["source_key"] == "404404"
     assert [p["code"] for p in rejected["problems"]] == ["graph_lead_missing"]
 
+    # No lead of a notification readable looks like our token, not deleted leads: retried.
+    alone = leadgen("404405")
+    response = await client.post(
+        "/api/v1/webhooks/facebook",
+        content=alone,
+        headers={"X-Hub-Signature-256": fb_signature(alone)},
+    )
+    assert response.status_code == 502
+    assert response.json()["code"] == "graph_error"
+
 
 async def test_malformed_and_huge_webhook_bodies_get_clear_errors(
     client: httpx.AsyncClient,

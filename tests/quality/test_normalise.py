@@ -95,6 +95,8 @@ def test_an_address_without_a_house_number_is_an_error() -> None:
         ("Price: $450,000", 45_000_000),
         ("$450,000 (reduced)", 45_000_000),
         ("1.2.3", None),
+        ("$1.125 million", 112_500_000),  # a multiplier's decimals stay decimals
+        ("$2.500M", 250_000_000),
         (None, None),
         ("call for price", None),
         ("-5", None),

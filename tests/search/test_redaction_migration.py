@@ -26,12 +26,16 @@ async def test_upgrading_redacts_names_written_with_an_inner_capital(tmp_path: P
     now = datetime(2026, 3, 2, 12, tzinfo=UTC)
     mcdonald = lead_row(now, first_name="Sean", last_name="McDonald", description=LEAKED)
     plain = lead_row(now, first_name="Maria", last_name="Delgado", description="Ask Maria")
-    await add_leads(runtime, mcdonald, plain)
+    obrien = lead_row(now, first_name="Pat", last_name="O'Brien", description="call o'brien")
+    await add_leads(runtime, mcdonald, plain, obrien)
     async with runtime.transaction() as session:  # as the redaction before 0025 left them
         await session.execute(
             sa.update(Lead)
             .where(Lead.id == mcdonald.id)
             .values(public_description="Owner [hidden] McDonald", search_text="mcdonald")
+        )
+        await session.execute(
+            sa.update(Lead).where(Lead.id == obrien.id).values(public_description="call o'brien")
         )
     await runtime.db.engine.dispose()
 
@@ -46,4 +50,5 @@ async def test_upgrading_redacts_names_written_with_an_inner_capital(tmp_path: P
     await runtime.db.engine.dispose()
     assert rows[mcdonald.id] == "Owner [hidden] [hidden] wants a quick sale"
     assert rows[plain.id] == "Ask [hidden]"
+    assert rows[obrien.id] == "call [hidden]"
     assert found == 0

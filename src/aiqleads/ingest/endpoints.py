@@ -106,14 +106,21 @@ async def facebook_webhook(
     source = _source_of_type(runtime, "facebook")
     async with httpx.AsyncClient(timeout=10.0) as client:  # one connection for every lead
         records = [await _graph_lead(runtime, client, lead_id) for lead_id in lead_ids]
+    if all("graph_error" in r.payload for r in records):
+        # Not one lead readable: more likely our page token lost its permission (Graph says
+        # code 100 for that too) than every lead deleted. Meta delivers again.
+        raise AppError(
+            "The Graph API has none of this notification's leads", code="graph_error", status=502
+        )
     run, _ = await ingest_pushed(session, runtime, source, records, trigger="webhook")
     return WebhookAck(received=len(records), run_id=run.id)
 
 
-# Graph's error code for an object that does not exist (any more) or that this token may
-# never read: asking again cannot help, so that one lead is recorded as failed and the rest
-# of the notification is ingested. Any other failure (Graph down, our token expired, rate
-# limits) is a 502, and Meta sends the whole notification again.
+# Graph's error code for an object that does not exist (any more), or that this token may not
+# read: for one lead among others that Graph gives us, asking again cannot help, so it is
+# recorded as failed and the rest of the notification is ingested. Any other failure (Graph
+# down, our token expired, rate limits), or every lead failing so, is a 502, and Meta sends
+# the whole notification again.
 GRAPH_NO_SUCH_OBJECT = 100
 
 

@@ -153,7 +153,7 @@ def install_error_handlers(app: FastAPI) -> None:
                 "invalid_text",
                 "Text may not contain the NUL character (U+0000)",
             )
-        return await unexpected(request, exc)
+        raise exc  # to `unexpected`, outside the middleware (which would add its headers twice)
 
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         # Starlette runs this outside the middleware stack, so the id is re-attached here.

@@ -307,7 +307,7 @@ def parse_price_cents(
         if match is None:
             return None, [warning("price_invalid", f"{value!r} is not a price", field)]
         number = match.group(1)
-        if _DOTTED_THOUSANDS.fullmatch(number) and "," not in number:
+        if _DOTTED_THOUSANDS.fullmatch(number) and not match.group(2):  # "$1.125M" is decimal
             number = number.replace(".", "")
         try:
             amount = Decimal(number.replace(",", ""))

@@ -147,13 +147,13 @@ def encode_cursor(sort: SortKey, value: Any, lead_id: uuid.UUID) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-# The whole-number sort keys' columns: prices in 64 bits, quality in 16, a text rank in 32
-# (relevance without words sorts by quality).
+# The whole-number sort keys' columns: prices in 64 bits, quality in 16 (and relevance,
+# which without words sorts by quality; a text rank, a count of words, fits as well).
 _CURSOR_RANGE = {
     SortKey.PRICE: (-(2**63), 2**63 - 1),
     SortKey.PRICE_DESC: (-(2**63), 2**63 - 1),
     SortKey.QUALITY: (-(2**15), 2**15 - 1),
-    SortKey.RELEVANCE: (-(2**31), 2**31 - 1),
+    SortKey.RELEVANCE: (-(2**15), 2**15 - 1),
 }
 
 

@@ -49,44 +49,62 @@ _COLUMNS = (
 
 
 def _written_otherwise(name: str | None) -> bool:
-    """A name whose written form is neither capitalised nor in capitals."""
+    """A name the redaction before this release could miss: written neither capitalised nor in
+    capitals, or with a capital inside (which the redaction now blanks in any case)."""
     name = (name or "").strip()
-    return len(name) >= 2 and name not in {name.title(), name.upper()}
+    inner_capital = any(c.isupper() for c in name[1:]) and not name.isupper()
+    return len(name) >= 2 and (name not in {name.title(), name.upper()} or inner_capital)
+
+
+BATCH = 5_000
 
 
 def upgrade() -> None:
+    """In id order, a batch at a time (a large store is neither read into memory at once nor
+    rewritten in one statement)."""
     bind = op.get_bind()
     leads = sa.table("leads", *(sa.column(c) for c in _COLUMNS))
-    rows = bind.execute(
-        sa.select(*(leads.c[c] for c in _COLUMNS)).where(leads.c.description.is_not(None))
-    ).mappings()
-    changed = []
-    for row in rows:
-        if not (_written_otherwise(row["first_name"]) or _written_otherwise(row["last_name"])):
-            continue
-        values = dict(row)
-        derive_public(values)
-        if (values["public_description"], values["search_text"]) != (
-            row["public_description"],
-            row["search_text"],
-        ):
-            changed.append(
-                {
-                    "lead": row["id"],
-                    "public_description": values["public_description"],
-                    "search_text": values["search_text"],
-                }
-            )
-    if changed:
-        bind.execute(
-            sa.update(leads)
-            .where(leads.c.id == sa.bindparam("lead"))
-            .values(
-                public_description=sa.bindparam("public_description"),
-                search_text=sa.bindparam("search_text"),
-            ),
-            changed,
+    after = None
+    while True:
+        query = (
+            sa.select(*(leads.c[c] for c in _COLUMNS))
+            .where(leads.c.description.is_not(None))
+            .order_by(leads.c.id)
+            .limit(BATCH)
         )
+        if after is not None:
+            query = query.where(leads.c.id > after)
+        rows = bind.execute(query).mappings().all()
+        if not rows:
+            return
+        after = rows[-1]["id"]
+        changed = []
+        for row in rows:
+            if not (_written_otherwise(row["first_name"]) or _written_otherwise(row["last_name"])):
+                continue
+            values = dict(row)
+            derive_public(values)
+            if (values["public_description"], values["search_text"]) != (
+                row["public_description"],
+                row["search_text"],
+            ):
+                changed.append(
+                    {
+                        "lead": row["id"],
+                        "public_description": values["public_description"],
+                        "search_text": values["search_text"],
+                    }
+                )
+        if changed:
+            bind.execute(
+                sa.update(leads)
+                .where(leads.c.id == sa.bindparam("lead"))
+                .values(
+                    public_description=sa.bindparam("public_description"),
+                    search_text=sa.bindparam("search_text"),
+                ),
+                changed,
+            )
 
 
 def downgrade() -> None:
