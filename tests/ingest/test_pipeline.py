@@ -192,6 +192,23 @@ async def test_a_record_sent_twice_in_one_batch_is_stored_once_as_its_last_versi
     assert later.counts["unchanged"] == 2  # the last, `first`, is what we hold
 
 
+async def test_a_record_that_goes_back_to_an_earlier_version_is_current_again(
+    runtime: Runtime,
+) -> None:
+    """A price changed and changed back: the third run brings back a version stored before
+    (the unique source/key/hash index once crashed the run on it)."""
+    first, second = seller("L1", list_price="$400K"), seller("L1", list_price="$410K")
+    for record in (first, second, first):
+        run = await run_source(runtime, MLS, trigger="test", records=[record])
+        assert run.status is RunStatus.SUCCEEDED
+    assert run.counts["updated"] == 1
+    [lead] = await leads(runtime)
+    assert lead.list_price_cents == 40_000_000
+    rows = await records(runtime)
+    assert len(rows) == 2
+    assert [r.payload["list_price"] for r in rows if r.current] == ["$400K"]
+
+
 async def test_a_value_the_field_cannot_hold_quarantines_only_its_record(
     runtime: Runtime,
 ) -> None:

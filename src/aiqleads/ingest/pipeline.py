@@ -331,6 +331,14 @@ class LeadPipeline:
             else:
                 item.previous = previous
             items.append(item)
+        # A version we held before and superseded comes back in its old row (the unique
+        # (source, key, hash) allows one row per version), current again.
+        changed = [(i.raw.source_key, i.hash) for i in items if i.previous is not None]
+        if changed:
+            earlier = await self.records.earlier_versions(self.source.slug, changed)
+            for item in items:
+                if (row_id := earlier.get((item.raw.source_key, item.hash))) is not None:
+                    item.record_id, item.reuse_row = row_id, True
         return items
 
     async def _reconsider(

@@ -36,6 +36,28 @@ class IngestRepository:
                 found[record.source_key] = record
         return found
 
+    async def earlier_versions(
+        self, source: str, versions: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], uuid.UUID]:
+        """The superseded rows holding any of `versions` ((source key, content hash)) again: a
+        record that went back to an earlier version (a price changed and changed back)."""
+        found: dict[tuple[str, str], uuid.UUID] = {}
+        wanted = set(versions)
+        for chunk in bulk.chunks(sorted({key for key, _ in wanted})):
+            rows = await self.session.execute(
+                sa.select(
+                    SourceRecord.id, SourceRecord.source_key, SourceRecord.content_hash
+                ).where(
+                    SourceRecord.source == source,
+                    SourceRecord.source_key.in_(chunk),
+                    SourceRecord.current.is_(False),
+                )
+            )
+            for record_id, key, digest in rows:
+                if (key, digest) in wanted:
+                    found[(key, digest)] = record_id
+        return found
+
     async def contributions(self, lead_ids: Sequence[uuid.UUID]) -> list[SourceRecord]:
         """Every current record that feeds one of `lead_ids` (for survivorship)."""
         ids = sorted(set(lead_ids))
