@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from aiqleads.ingest.connectors.base import RawRecord
 from aiqleads.ingest.models import SourceRecord
 from aiqleads.ingest.service import run_source
 from aiqleads.ingest.sources import SourceCatalog, SourceConfig
@@ -447,6 +448,29 @@ async def test_operators_see_runs_and_replay_them(api: Api, runtime: Runtime) ->
     original = await api.client.get(f"/api/v1/admin/ingestion-runs/{run.id}", headers=admin.auth)
     assert [r["source_key"] for r in original.json()["rejected"]] == ["BAD"]
     assert await count_leads(runtime) == 1
+
+
+async def test_a_held_lead_whose_record_was_replaced_cannot_be_approved_onto_sale(
+    api: Api, runtime: Runtime
+) -> None:
+    admin = await api.admin()
+    form = SourceConfig(
+        slug="demo-webform", name="Form", type="demo", options={"consent_required": True}
+    )
+    fake = fake_lead()
+    await run_source(runtime, form, trigger="test", records=[fake])
+    [item] = (await api.client.get("/api/v1/admin/review-queue", headers=admin.auth)).json()[
+        "items"
+    ]
+    unusable = RawRecord(fake.source_key, {**fake.payload, "phone": "12", "email": "x"})
+    await run_source(runtime, form, trigger="test", records=[unusable])
+    approved = await api.client.post(
+        f"/api/v1/admin/leads/{item['id']}/review",
+        json={"decision": "approve", "reason": "looks fine"},
+        headers=admin.auth,
+    )
+    assert approved.status_code == 409
+    assert approved.json()["code"] == "no_current_record"
 
 
 async def test_review_queue_decisions_become_labels(api: Api, runtime: Runtime) -> None:

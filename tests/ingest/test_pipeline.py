@@ -156,11 +156,14 @@ async def test_a_lead_whose_only_record_is_no_longer_a_lead_comes_off_sale(
     current = [r for r in await records(runtime) if r.current]
     assert sorted(r.outcome for r in current) == sorted([Outcome.QUARANTINED, Outcome.FAILED])
 
-    # Off sale, not gone: the next good version (a relisting, a mended typo) brings it back.
+    # Off sale, not gone: the next good version (a relisting, a mended typo) brings it back,
+    # on sale from now (saved searches announce it).
+    clock.advance(timedelta(days=3))
     again = await run_source(runtime, MLS, trigger="test", records=[seller("L1", beds="4")])
     assert again.counts["merged"] == 1
     [lead] = await leads(runtime)  # L1 and L2 were one person's records all along
     assert (lead.status, lead.beds, lead.source_count) == (LeadStatus.AVAILABLE, 4, 1)
+    assert lead.status_changed_at == clock.now()
 
 
 async def test_a_lead_that_loses_one_of_two_sources_keeps_the_others_facts(
@@ -202,6 +205,8 @@ async def test_a_record_that_goes_back_to_an_earlier_version_is_current_again(
         run = await run_source(runtime, MLS, trigger="test", records=[record])
         assert run.status is RunStatus.SUCCEEDED
     assert run.counts["updated"] == 1
+    [came_back] = [r for r in await records(runtime) if r.current]
+    assert came_back.run_id == run.id  # listed under the run it came back in
     [lead] = await leads(runtime)
     assert lead.list_price_cents == 40_000_000
     rows = await records(runtime)

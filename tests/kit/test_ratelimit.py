@@ -68,6 +68,16 @@ async def test_the_memory_store_forgets_idle_accounts() -> None:
     assert list(limiter._log) == ["active"]
 
 
+async def test_the_memory_store_keeps_a_longer_windows_counts_through_a_prune() -> None:
+    """Hourly counters (unsolicited mail) outlive a prune made by a minute's request."""
+    limiter = MemoryLimiter()
+    limiter.PRUNE_EVERY = 3
+    assert (await limiter.hit("mail", 1, 3600, 0.0)).allowed
+    for n in range(3):  # the third of these prunes, 100 s on
+        await limiter.hit(f"api-{n}", 100, 60, 100.0)
+    assert not (await limiter.hit("mail", 1, 3600, 200.0)).allowed
+
+
 async def test_a_basic_agent_gets_100_requests_a_minute_then_429(
     api: Api, runtime: Runtime, clock: FrozenClock
 ) -> None:

@@ -147,6 +147,7 @@ class _Lead:
     # Whether a current record fed it before this batch (one that expired for want of any,
     # `_reconsider`, goes back on sale when a record comes back).
     had_records: bool = True
+    revived: bool = False
 
 
 class Preparer:
@@ -283,6 +284,11 @@ class LeadPipeline:
                 item.outcome = Outcome.QUARANTINED
                 item.problems = [*item.problems, lead.hold]
         await self._persist(items, leads, now)
+        # Back on sale now (saved searches announce leads by when they went on sale).
+        revived = [
+            k for k, lead in leads.items() if lead.revived and lead.status is LeadStatus.AVAILABLE
+        ]
+        await self.leads.set_status(revived, LeadStatus.AVAILABLE, now)
         for item in items:
             counts.outcomes[item.outcome.value] += 1
             if item.outcome in (Outcome.QUARANTINED, Outcome.FAILED):
@@ -510,7 +516,7 @@ class LeadPipeline:
             lead.fields["provenance"] = provenance
             if not lead.had_records and lead.status is LeadStatus.EXPIRED:
                 check_transition(lead.status, LeadStatus.AVAILABLE)  # a record came back
-                lead.status = LeadStatus.AVAILABLE
+                lead.status, lead.revived = LeadStatus.AVAILABLE, True
         ips = [
             lead.fields["consent_ip"] for lead in leads.values() if lead.fields.get("consent_ip")
         ]
@@ -622,8 +628,10 @@ class LeadPipeline:
                 "source_updated_at": item.raw.source_updated_at,
             }
             if item.reuse_row:
-                # A replayed record stays listed under the run that brought it in.
-                row.pop("run_id")
+                if self.replay:
+                    # A replayed record stays listed under the run that brought it in (a
+                    # version that came back is listed under the run it came back in).
+                    row.pop("run_id")
                 replayed_rows.append(row)
             else:
                 record_rows.append(row)

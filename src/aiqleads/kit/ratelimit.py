@@ -62,16 +62,20 @@ class MemoryLimiter:
 
     def __init__(self) -> None:
         self._log: dict[str, deque[float]] = {}
+        self._longest = 0.0
         self._hits = 0
 
-    def _prune(self, now: float, window: float) -> None:
-        for key in [k for k, times in self._log.items() if times[-1] <= now - window]:
+    def _prune(self, now: float) -> None:
+        # With the longest window any key uses: pruning with the caller's own (a minute) once
+        # forgot hourly counters idle for a minute.
+        for key in [k for k, times in self._log.items() if times[-1] <= now - self._longest]:
             del self._log[key]
 
     async def hit(self, key: str, limit: int, window: float, now: float) -> Decision:
         self._hits += 1
+        self._longest = max(self._longest, window)
         if self._hits % self.PRUNE_EVERY == 0:
-            self._prune(now, window)
+            self._prune(now)
         times = self._log.setdefault(key, deque())
         while times and times[0] <= now - window:
             times.popleft()

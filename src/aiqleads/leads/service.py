@@ -58,6 +58,14 @@ class LeadAdminService:
         target = LeadStatus.AVAILABLE if decision == "approve" else LeadStatus.WITHDRAWN
         if target is LeadStatus.AVAILABLE and not lead.market:
             raise Conflict("A lead outside every market cannot go on sale", code="no_market")
+        if target is LeadStatus.AVAILABLE and not any(
+            r.current for r in await self.records.records_of_lead(lead.id)
+        ):
+            raise Conflict(
+                "No current record feeds this lead any more (its source withdrew or replaced "
+                "it); it cannot go on sale",
+                code="no_current_record",
+            )
         check_transition(lead.status, target)
         now = self.runtime.clock.now()
         self.session.add(
