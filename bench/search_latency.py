@@ -234,7 +234,10 @@ async def sign_up(base_url: str, db: c.BenchDatabase) -> str:
             assert mail is not None, "no verification e-mail in the outbox"
             match = re.search(r"token=([A-Za-z0-9_-]+)", mail.body_text)
             assert match, mail.body_text
-            r = await client.post("/api/v1/auth/verify-email", json={"token": match.group(1)})
+            r = await client.post(
+                "/api/v1/auth/verify-email",
+                json={"token": match.group(1), "password": PASSWORD},
+            )
             assert r.status_code == 200, r.text
             r = await client.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
             assert r.status_code == 200, r.text

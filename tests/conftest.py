@@ -246,7 +246,9 @@ class Api:
         assert (await self.register(email, password)).status_code == 202
         token = await self.token_from_mail(email, "verify_email")
         assert (
-            await self.client.post("/api/v1/auth/verify-email", json={"token": token})
+            await self.client.post(
+                "/api/v1/auth/verify-email", json={"token": token, "password": password}
+            )
         ).status_code == 200
         response = await self.login(email, password)
         assert response.status_code == 200, response.text

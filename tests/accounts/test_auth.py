@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import timedelta
 
 import httpx
@@ -72,9 +73,13 @@ async def test_verification_token_is_single_use(api: Api) -> None:
     await api.register("once@agents.example.com")
     token = await api.token_from_mail("once@agents.example.com", "verify_email")
     assert (
-        await api.client.post("/api/v1/auth/verify-email", json={"token": token})
+        await api.client.post(
+            "/api/v1/auth/verify-email", json={"token": token, "password": PASSWORD}
+        )
     ).status_code == 200
-    again = await api.client.post("/api/v1/auth/verify-email", json={"token": token})
+    again = await api.client.post(
+        "/api/v1/auth/verify-email", json={"token": token, "password": PASSWORD}
+    )
     assert again.status_code == 400
     assert problem(again)["code"] == "invalid_token"
 
@@ -367,28 +372,33 @@ async def test_wrong_codes_to_turn_2fa_off_count_towards_lockout(
 
 
 @pytest.mark.parametrize("owner_first", [True, False], ids=["owner first", "stranger first"])
-async def test_a_verification_link_sets_the_password_it_was_registered_with(
+async def test_a_verification_link_needs_the_password_it_was_registered_with(
     api: Api, owner_first: bool
 ) -> None:
     """Two registrations of one unverified address, the owner's and a stranger's, in either
-    order: the owner follows the link of their own registration and signs in with their own
-    password; the stranger's password opens nothing."""
+    order, and two mails that read alike: the stranger's link, followed by the owner with
+    their own password, is refused and changes nothing; the owner's own link verifies the
+    account with the owner's password; the stranger's password opens nothing."""
     email = "owner@agents.example.com"
     stranger = "a stranger's passphrase"
-    if not owner_first:
-        assert (await api.register(email, stranger, name="Stranger")).status_code == 202
-    assert (await api.register(email, PASSWORD, name="The Owner")).status_code == 202
-    owners_link = await api.token_from_mail(email, "verify_email")
-    if owner_first:
-        assert (await api.register(email, stranger, name="Stranger")).status_code == 202
-    assert (await api.login(email, stranger)).status_code in (401, 403)  # nobody is in yet
-    verified = await api.client.post("/api/v1/auth/verify-email", json={"token": owners_link})
+    registrations = [(PASSWORD, "The Owner"), (stranger, "The Owner")]
+    for password, name in registrations if owner_first else registrations[::-1]:
+        assert (await api.register(email, password, name=name)).status_code == 202
+    links = [m.body_text for m in await api.emails_to(email, "verify_email")]
+    tokens = [re.search(r"token=([A-Za-z0-9_-]+)", body).group(1) for body in links]  # type: ignore[union-attr]
+    owners, strangers = tokens if owner_first else tokens[::-1]
+    verify = "/api/v1/auth/verify-email"
+    refused = await api.client.post(verify, json={"token": strangers, "password": PASSWORD})
+    assert refused.status_code == 400
+    assert refused.json()["code"] == "password_mismatch"
+    assert (await api.login(email, PASSWORD)).status_code in (401, 403)  # nobody is in yet
+    verified = await api.client.post(verify, json={"token": owners, "password": PASSWORD})
     assert verified.status_code == 200
     assert (await api.login(email, stranger)).status_code == 401
-    signed_in = await api.login(email, PASSWORD)
-    assert signed_in.status_code == 200
-    me = await api.client.get(ME, headers=bearer(signed_in.json()["access_token"]))
-    assert me.json()["name"] == "The Owner"
+    assert (await api.login(email, PASSWORD)).status_code == 200
+    late = await api.client.post(verify, json={"token": strangers, "password": stranger})
+    assert late.status_code == 200  # verified already: the stranger's link changes nothing
+    assert (await api.login(email, stranger)).status_code == 401
 
 
 async def test_a_password_reset_revokes_every_api_key(api: Api) -> None:

@@ -22,7 +22,6 @@ from aiqleads.accounts.schemas import (
     RecoveryCodesOut,
     RefreshIn,
     RegisterIn,
-    TokenIn,
     TokenPair,
     TotpCodeIn,
     TotpSetupOut,
@@ -30,6 +29,7 @@ from aiqleads.accounts.schemas import (
     UserOut,
     UserPatch,
     VerifiedOut,
+    VerifyEmailIn,
 )
 from aiqleads.accounts.service import AccountService
 from aiqleads.kit.deps import RuntimeDep, SessionDep
@@ -57,8 +57,11 @@ async def register(
 
 
 @auth.post("/verify-email", response_model=VerifiedOut)
-async def verify_email(body: TokenIn, session: SessionDep, runtime: RuntimeDep) -> VerifiedOut:
-    await AccountService(session, runtime).verify_email(body.token)
+async def verify_email(
+    body: VerifyEmailIn, session: SessionDep, runtime: RuntimeDep
+) -> VerifiedOut:
+    """Confirm an address with the e-mailed token and the password registered with it."""
+    await AccountService(session, runtime).verify_email(body.token, body.password)
     return VerifiedOut()
 
 

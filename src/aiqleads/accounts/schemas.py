@@ -46,6 +46,12 @@ class TokenIn(BaseModel):
     token: str = Field(min_length=1, max_length=200)
 
 
+class VerifyEmailIn(TokenIn):
+    password: str | None = Field(
+        default=None, max_length=4096, description="The password you registered with"
+    )
+
+
 class VerifiedOut(BaseModel):
     status: str = "verified"
 

@@ -146,7 +146,7 @@ class AccountService:
             updated_at=now,
         )
         await self.repo.add(user)
-        await self._send_verification(user)
+        await self._send_verification(user, password_hash, user.name)
 
     async def _send_verification(
         self, user: User, password_hash: str | None = None, name: str | None = None
@@ -164,13 +164,27 @@ class AccountService:
             "Confirm your AIQLeads e-mail address",
             f"Hello {name or user.name},\n\nConfirm your e-mail address to start using AIQLeads:\n"
             f"{self.settings.public_url}/verify-email?token={token}\n\n"
-            f"(API: POST /api/v1/auth/verify-email with token {token})\n\n"
+            f"(API: POST /api/v1/auth/verify-email with token {token} and your password)\n\n"
             f"The link expires in {self.settings.email_token_ttl_hours} hours.",
             secret=True,
         )
 
-    async def verify_email(self, token: str) -> None:
+    async def verify_email(self, token: str, password: str | None = None) -> None:
+        """Verify the address with a link and the password registered with it. Someone else
+        may have registered the address too (before or after its owner), and their link
+        reads like the owner's: a link sets its own registration's password, so it asks for
+        that password, and the owner following a stranger's link is refused, not handed the
+        stranger's account. (Links issued before 2026-12-03 carry no password.)"""
         row = await self._use_email_token(token, TokenPurpose.VERIFY_EMAIL)
+        if row.password_hash is not None and not (
+            password is not None and await _verify(row.password_hash, password)
+        ):
+            raise AppError(
+                "Enter the password you registered with (or follow the link of the "
+                "registration you made)",
+                code="password_mismatch",
+                status=400,
+            )
         user = await self.repo.user(row.user_id)
         assert user is not None
         if user.email_verified_at is None:
