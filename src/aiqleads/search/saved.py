@@ -125,10 +125,12 @@ def _money(cents: int | None) -> str:
     return f"${cents / 100:,.0f}" if cents is not None else "price unknown"
 
 
-async def alert(session: AsyncSession, runtime: Runtime, saved: SavedSearch, user: User) -> int:
-    """Tell the agent about leads that went on sale since the last check; returns how many."""
+async def alert(
+    session: AsyncSession, runtime: Runtime, saved: SavedSearch, user: User, since: datetime
+) -> int:
+    """Tell the agent about leads that went on sale since `since` (the last check); returns
+    how many."""
     now = runtime.clock.now()
-    since, saved.checked_at = saved.checked_at, now
     request = SearchRequest.model_validate(saved.filters | {"sort": "newest"})
     repo = SearchRepository(session)
     hits = await repo.page(
@@ -204,21 +206,17 @@ async def check_saved_searches(runtime: Runtime, now: datetime, batch: int = 200
                 return told
             after = rows[-1][0].id
             for saved, user in rows:
-                saved_id, since = saved.id, saved.checked_at
+                # Checked whatever comes of it, so a broken search is not tried on every run;
+                # set before the savepoint, whose rollback would expire the row.
+                since, saved.checked_at = saved.checked_at, now
+                saved_id = saved.id
                 try:
                     # A savepoint each: one search the database refuses must not undo or stop
                     # the alerts of every other agent in the batch.
                     async with session.begin_nested():
-                        found = await alert(session, runtime, saved, user)
+                        found = await alert(session, runtime, saved, user, since)
                 except (ValidationError, sa.exc.SQLAlchemyError, OverflowError) as exc:
-                    # Saved under filters we no longer accept, or refused by the database:
-                    # checked all the same (the rollback expired the row; it is set again),
-                    # so it is not tried on every run.
+                    # Saved under filters we no longer accept, or refused by the database.
                     log.warning("saved_search_failed", saved_search=str(saved_id), error=repr(exc))
-                    await session.execute(
-                        sa.update(SavedSearch)
-                        .where(SavedSearch.id == saved_id, SavedSearch.checked_at == since)
-                        .values(checked_at=now)
-                    )
                     continue
                 told += bool(found)
