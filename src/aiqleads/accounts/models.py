@@ -92,9 +92,9 @@ class EmailToken(UuidPk, Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    # A verification link sent for a second registration of an unverified address carries
-    # that registration's password and name: whoever follows a link gets the password that
-    # was registered with it, never one a stranger set before or after (migration 0026).
+    # A verification link carries the password hash and name of the registration it was sent
+    # for: it verifies only with that password, and sets both, so no registration of an
+    # unverified address wins over another (migration 0026; None on older links).
     password_hash: Mapped[str | None] = mapped_column(sa.String(200))
     name: Mapped[str | None] = mapped_column(sa.String(200))
 

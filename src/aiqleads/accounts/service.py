@@ -148,9 +148,7 @@ class AccountService:
         await self.repo.add(user)
         await self._send_verification(user, password_hash, user.name)
 
-    async def _send_verification(
-        self, user: User, password_hash: str | None = None, name: str | None = None
-    ) -> None:
+    async def _send_verification(self, user: User, password_hash: str, name: str) -> None:
         token = await self._email_token(
             user,
             TokenPurpose.VERIFY_EMAIL,
@@ -162,7 +160,7 @@ class AccountService:
             user,
             "verify_email",
             "Confirm your AIQLeads e-mail address",
-            f"Hello {name or user.name},\n\nConfirm your e-mail address to start using AIQLeads:\n"
+            f"Hello {name},\n\nConfirm your e-mail address to start using AIQLeads:\n"
             f"{self.settings.public_url}/verify-email?token={token}\n\n"
             f"(API: POST /api/v1/auth/verify-email with token {token} and your password)\n\n"
             f"The link expires in {self.settings.email_token_ttl_hours} hours.",

@@ -140,12 +140,13 @@ async def _graph_lead(runtime: Runtime, client: httpx.AsyncClient, leadgen_id: s
         raise AppError(
             "The Graph API is unavailable; retry later", code="graph_unavailable", status=502
         ) from exc
-    if 400 <= response.status_code < 500 and _graph_error_code(response) == GRAPH_NO_SUCH_OBJECT:
-        # Kept as a record the connector fails with `graph_lead_missing`: the run shows it.
-        return RawRecord(
-            source_key=leadgen_id,
-            payload={"id": leadgen_id, "graph_error": _graph_error(response)},
-        )
+    if 400 <= response.status_code < 500:
+        error = _graph_error(response)
+        if error.get("code") == GRAPH_NO_SUCH_OBJECT:
+            # Kept as a record the connector fails with `graph_lead_missing`: the run shows it.
+            return RawRecord(
+                source_key=leadgen_id, payload={"id": leadgen_id, "graph_error": error}
+            )
     if response.status_code != 200:
         raise AppError(
             f"The Graph API answered {response.status_code} for lead {leadgen_id}",
@@ -170,11 +171,6 @@ def _graph_error(response: httpx.Response) -> dict[str, Any]:
     except (ValueError, AttributeError):
         return {"status": response.status_code}
     return {"status": response.status_code, **(error if isinstance(error, dict) else {})}
-
-
-def _graph_error_code(response: httpx.Response) -> int | None:
-    code = _graph_error(response).get("code")
-    return code if isinstance(code, int) else None
 
 
 # LinkedIn lead-gen forms -------------------------------------------------------------

@@ -42,6 +42,12 @@ def shown_numbers(fields: Mapping[str, Any]) -> list[object]:
     ]
 
 
+def spelt_with_inner_capital(name: str) -> bool:
+    """ "McDonald", "DeLuca", "O'Brien": a name no common word is spelt like, so `redact`
+    blanks it in any case."""
+    return any(c.isupper() for c in name[1:]) and not name.isupper()
+
+
 def redact(
     text: str | None,
     *,
@@ -73,7 +79,7 @@ def redact(
             # A name spelt with a capital inside ("McDonald", "DeLuca") is no common word, so
             # any case of it goes; another only as written, capitalised or in capitals
             # ("Rose", but the garden's "rose" stays).
-            mixed = any(c.isupper() for c in name[1:]) and not name.isupper()
+            mixed = spelt_with_inner_capital(name)
             for form in sorted({name, name.title(), name.upper()}):
                 text = _blank(text, form, _stands_alone, ignore_case=mixed)
     if street_number and street_name:

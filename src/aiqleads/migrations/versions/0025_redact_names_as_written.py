@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from aiqleads.quality.dedup import derive_public
+from aiqleads.quality.masking import spelt_with_inner_capital
 
 revision: str = "0025"
 down_revision: str | None = "0024"
@@ -52,8 +53,9 @@ def _written_otherwise(name: str | None) -> bool:
     """A name the redaction before this release could miss: written neither capitalised nor in
     capitals, or with a capital inside (which the redaction now blanks in any case)."""
     name = (name or "").strip()
-    inner_capital = any(c.isupper() for c in name[1:]) and not name.isupper()
-    return len(name) >= 2 and (name not in {name.title(), name.upper()} or inner_capital)
+    return len(name) >= 2 and (
+        name not in {name.title(), name.upper()} or spelt_with_inner_capital(name)
+    )
 
 
 BATCH = 5_000
