@@ -26,6 +26,17 @@ from tests.conftest import Api
 from tests.search.factories import add_leads, lead_row
 
 
+async def holding(
+    api: Api, runtime: Runtime, clock: FrozenClock, plan: str = "basic"
+) -> tuple[dict[str, str], Lead]:
+    """A buyer on `plan` who holds a new lead on sale (priced first)."""
+    (auth,) = await buyers(runtime, 1, plan=plan)
+    lead = (await add_leads(runtime, lead_row(clock.now())))[0]
+    await recompute(runtime)
+    assert (await add(api.client, auth, lead)).status_code == 201
+    return auth, lead
+
+
 async def test_a_held_lead_is_yours_at_the_quoted_price_and_off_sale_for_others(
     api: Api, runtime: Runtime, clock: FrozenClock
 ) -> None:
@@ -172,10 +183,7 @@ async def test_many_buyers_add_the_same_exclusive_lead_at_once_and_one_holds_it(
 async def test_a_buyer_is_warned_once_before_a_hold_lapses(
     api: Api, runtime: Runtime, clock: FrozenClock
 ) -> None:
-    (auth,) = await buyers(runtime, 1)
-    lead = (await add_leads(runtime, lead_row(clock.now())))[0]
-    await recompute(runtime)
-    assert (await add(api.client, auth, lead)).status_code == 201
+    auth, lead = await holding(api, runtime, clock)
 
     clock.advance(timedelta(minutes=9))
     assert await warn_lapsing(runtime) == 0  # six minutes left
@@ -200,10 +208,7 @@ async def test_a_buyer_is_warned_once_before_a_hold_lapses(
 async def test_an_extended_hold_is_announced_again_before_its_new_end(
     api: Api, runtime: Runtime, clock: FrozenClock
 ) -> None:
-    (pro,) = await buyers(runtime, 1, plan="pro")
-    lead = (await add_leads(runtime, lead_row(clock.now())))[0]
-    await recompute(runtime)
-    assert (await add(api.client, pro, lead)).status_code == 201
+    pro, lead = await holding(api, runtime, clock, plan="pro")
     clock.advance(timedelta(minutes=11))
     assert await warn_lapsing(runtime) == 1  # four minutes left of the first 15
     pro = await signed_in_again(runtime, pro)
@@ -221,10 +226,7 @@ async def test_an_extended_hold_is_announced_again_before_its_new_end(
 async def test_a_lapsed_hold_is_in_the_audit_log(
     api: Api, runtime: Runtime, clock: FrozenClock
 ) -> None:
-    (auth,) = await buyers(runtime, 1)
-    lead = (await add_leads(runtime, lead_row(clock.now())))[0]
-    await recompute(runtime)
-    assert (await add(api.client, auth, lead)).status_code == 201
+    auth, lead = await holding(api, runtime, clock)
     clock.advance(timedelta(minutes=16))
     assert await expire_lapsed(runtime) == 1
     async with runtime.transaction(write=False) as session:
@@ -247,10 +249,7 @@ async def test_the_expiry_job_leaves_a_hold_extended_while_it_ran(
 ) -> None:
     """The job lists lapsed holds, then locks each lead: an extension committed in between
     (its clock read just before the hold lapsed) must stand."""
-    (pro,) = await buyers(runtime, 1, plan="pro")
-    lead = (await add_leads(runtime, lead_row(clock.now())))[0]
-    await recompute(runtime)
-    assert (await add(api.client, pro, lead)).status_code == 201
+    pro, lead = await holding(api, runtime, clock, plan="pro")
     clock.advance(timedelta(minutes=15))
     locked_lead = cart_service._locked_lead
 
@@ -272,10 +271,7 @@ async def test_a_removal_retried_with_its_key_is_answered_again_not_refused(
 ) -> None:
     """A buyer whose DELETE's answer was lost retries it: with the same Idempotency-Key the
     first answer comes back (204), not a puzzling `404 not_in_cart`."""
-    (auth,) = await buyers(runtime, 1)
-    lead = (await add_leads(runtime, lead_row(clock.now())))[0]
-    await recompute(runtime)
-    assert (await add(api.client, auth, lead)).status_code == 201
+    auth, lead = await holding(api, runtime, clock)
     keyed = auth | {"Idempotency-Key": "remove-1"}
     first = await api.client.delete(f"{ITEMS}/{lead.id}", headers=keyed)
     again = await api.client.delete(f"{ITEMS}/{lead.id}", headers=keyed)
