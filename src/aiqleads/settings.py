@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     dispute_auto_approve_percent: int = 10
     # Per-plan API rate limits (sliding minute; in-process, or Redis when configured).
     rate_limits: bool = True
+    # Register, verify-email, login and password-reset requests per client address per
+    # minute (each hashes a password or sends mail before anyone is signed in); 0: no limit.
+    sign_in_requests_per_minute: int = 30
 
     markets_file: Path | None = None
     sources_file: Path | None = None

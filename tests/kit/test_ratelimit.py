@@ -53,6 +53,19 @@ async def test_the_window_slides_rather_than_resets(limiter: RateLimiter) -> Non
     assert (await limiter.hit(uuid.uuid4().hex, 3, 60, 61.0)).remaining == 2  # keys apart
 
 
+async def test_retry_after_holds_after_the_limit_is_lowered(limiter: RateLimiter) -> None:
+    """A Pro account falls to Basic with more requests in its window than Basic allows: the
+    Retry-After it is given is when a request goes through, in both stores."""
+    key = uuid.uuid4().hex
+    for t in (0.0, 10.0, 20.0, 30.0, 40.0):
+        assert (await limiter.hit(key, 5, 60, t)).allowed
+    refused = await limiter.hit(key, 2, 60, 45.0)
+    assert not refused.allowed
+    assert refused.retry_after == "45"  # the request of 30 leaves the window at 90
+    assert not (await limiter.hit(key, 2, 60, 89.0)).allowed
+    assert (await limiter.hit(key, 2, 60, 90.0)).allowed
+
+
 async def test_concurrent_requests_cannot_share_the_last_slot(limiter: RateLimiter) -> None:
     key = uuid.uuid4().hex
     answers = await asyncio.gather(*(limiter.hit(key, 10, 60, 100.0) for _ in range(50)))
@@ -162,3 +175,28 @@ async def test_processes_share_one_budget_through_redis(
             async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
                 codes.append((await client.get("/api/v1/cart", headers=agent)).status_code)
         assert codes == [200, 200, 200, 200, 429]
+
+
+async def test_sign_in_requests_are_limited_per_client_address(
+    api: Api, clock: FrozenClock
+) -> None:
+    """Each of these hashes or checks a password (or mails) before anyone is signed in: one
+    client address gets 30 a minute across them, then 429 until the minute has passed."""
+    email = "agent@realty.example.com"
+    account = await api.signup(email)  # register, verify, login: three
+    codes = [(await api.login(email, "wrong password!")).status_code for _ in range(4)]
+    assert codes == [401] * 4  # below the lockout, which is per address, not per client
+    for n in range(23):
+        assert (await api.register(f"new{n}@realty.example.com")).status_code == 202
+    refused = await api.login(email)  # the 31st
+    assert refused.status_code == 429
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.json()["code"] == "rate_limited"
+    assert refused.headers["Retry-After"] == "60"
+    assert refused.headers["X-RateLimit-Limit"] == "30"
+    reset = await api.client.post("/api/v1/auth/password-reset/request", json={"email": email})
+    assert reset.status_code == 429
+    # Signed-in requests count against the account's own budget, not the address's.
+    assert (await api.client.get("/api/v1/users/me", headers=account.auth)).status_code == 200
+    clock.advance(timedelta(seconds=61))
+    assert (await api.login(email)).status_code == 200

@@ -14,11 +14,35 @@ from aiqleads.accounts.service import AccountService, Principal
 from aiqleads.kit import idempotency
 from aiqleads.kit.deps import RuntimeDep, SessionDep
 from aiqleads.kit.errors import AppError, Forbidden, Unauthorized
+from aiqleads.runtime import Runtime
 
 _bearer = HTTPBearer(auto_error=False, description="An access token, or an API key (aiq_...)")
 
 
 RATE_WINDOW_SECONDS = 60.0
+
+
+def client_address(request: Request) -> str:
+    """The caller's address (behind a proxy uvicorn trusts, the X-Forwarded-For one)."""
+    return request.client.host if request.client else ""
+
+
+async def _count(request: Request, runtime: Runtime, key: str, limit: int, what: str) -> None:
+    """One more request for `key` in the sliding minute; `X-RateLimit-*` headers on the
+    answer either way, `429 rate_limited` beyond `limit`."""
+    decision = await runtime.limiter.hit(
+        key, limit, RATE_WINDOW_SECONDS, runtime.clock.now().timestamp()
+    )
+    # Every answer to this request carries them, errors and streamed files included
+    # (kit.observability.RequestContextMiddleware adds them).
+    request.state.rate_limit_headers = decision.headers()
+    if not decision.allowed:
+        raise AppError(
+            f"More than {limit} {what} a minute; wait {decision.reset_seconds} s",
+            code="rate_limited",
+            status=429,
+            headers={"Retry-After": decision.retry_after},
+        )
 
 
 async def get_principal(
@@ -35,20 +59,23 @@ async def get_principal(
     if runtime.settings.rate_limits:
         user = principal.user
         limit = user.rate_limit_per_minute or runtime.plans.of(user.plan).rate_limit_per_minute
-        decision = await runtime.limiter.hit(
-            str(user.id), limit, RATE_WINDOW_SECONDS, runtime.clock.now().timestamp()
-        )
-        # Every answer to this request carries them, errors and streamed files included
-        # (kit.observability.RequestContextMiddleware adds them).
-        request.state.rate_limit_headers = decision.headers()
-        if not decision.allowed:
-            raise AppError(
-                f"More than {limit} requests a minute; wait {decision.reset_seconds} s",
-                code="rate_limited",
-                status=429,
-                headers={"Retry-After": decision.retry_after},
-            )
+        await _count(request, runtime, str(user.id), limit, "requests")
     return principal
+
+
+async def _sign_in_attempt(request: Request, runtime: RuntimeDep) -> None:
+    # Each of these requests hashes or checks a password (argon2: ~50 ms of CPU and 19 MiB)
+    # or sends mail, before anyone is signed in: without a budget per client address, one
+    # client could keep every core busy.
+    limit = runtime.settings.sign_in_requests_per_minute
+    if runtime.settings.rate_limits and limit > 0:
+        await _count(
+            request, runtime, f"sign-in|{client_address(request)}", limit, "sign-in requests"
+        )
+
+
+# Register, verify, log in, password reset: counted per client address.
+SignInAttempt = Depends(_sign_in_attempt)
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]

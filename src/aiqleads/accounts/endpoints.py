@@ -6,7 +6,14 @@ import uuid
 
 from fastapi import APIRouter, Request, Response, status
 
-from aiqleads.accounts.deps import AccountReader, AccountWriter, AdminUser, InteractiveUser
+from aiqleads.accounts.deps import (
+    AccountReader,
+    AccountWriter,
+    AdminUser,
+    InteractiveUser,
+    SignInAttempt,
+    client_address,
+)
 from aiqleads.accounts.models import User
 from aiqleads.accounts.schemas import (
     Accepted,
@@ -40,23 +47,23 @@ api_keys = APIRouter(prefix="/api-keys", tags=["api-keys"])
 admin_users = APIRouter(prefix="/admin/users", tags=["admin: users"])
 
 
-def _client(request: Request) -> str:
-    """The caller's address (behind a proxy uvicorn trusts, the X-Forwarded-For one)."""
-    return request.client.host if request.client else ""
-
-
-@auth.post("/register", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted)
+@auth.post(
+    "/register",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=Accepted,
+    dependencies=[SignInAttempt],
+)
 async def register(
     body: RegisterIn, request: Request, session: SessionDep, runtime: RuntimeDep
 ) -> Accepted:
     """Start an account. The answer is the same whether or not the e-mail is taken."""
     await AccountService(session, runtime).register(
-        body.email, body.password, body.name, requester=_client(request)
+        body.email, body.password, body.name, requester=client_address(request)
     )
     return Accepted(detail="Check your e-mail to continue.")
 
 
-@auth.post("/verify-email", response_model=VerifiedOut)
+@auth.post("/verify-email", response_model=VerifiedOut, dependencies=[SignInAttempt])
 async def verify_email(
     body: VerifyEmailIn, session: SessionDep, runtime: RuntimeDep
 ) -> VerifiedOut:
@@ -65,7 +72,7 @@ async def verify_email(
     return VerifiedOut()
 
 
-@auth.post("/login", response_model=TokenPair)
+@auth.post("/login", response_model=TokenPair, dependencies=[SignInAttempt])
 async def login(body: LoginIn, session: SessionDep, runtime: RuntimeDep) -> TokenPair:
     return await AccountService(session, runtime).login(body.email, body.password, body.totp_code)
 
@@ -81,17 +88,24 @@ async def logout(body: RefreshIn, session: SessionDep, runtime: RuntimeDep) -> R
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@auth.post("/password-reset/request", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted)
+@auth.post(
+    "/password-reset/request",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=Accepted,
+    dependencies=[SignInAttempt],
+)
 async def password_reset_request(
     body: PasswordResetRequestIn, request: Request, session: SessionDep, runtime: RuntimeDep
 ) -> Accepted:
     await AccountService(session, runtime).request_password_reset(
-        body.email, requester=_client(request)
+        body.email, requester=client_address(request)
     )
     return Accepted(detail="If the address has an account, a reset link is on its way.")
 
 
-@auth.post("/password-reset/confirm", status_code=status.HTTP_204_NO_CONTENT)
+@auth.post(
+    "/password-reset/confirm", status_code=status.HTTP_204_NO_CONTENT, dependencies=[SignInAttempt]
+)
 async def password_reset_confirm(
     body: PasswordResetConfirmIn, session: SessionDep, runtime: RuntimeDep
 ) -> Response:

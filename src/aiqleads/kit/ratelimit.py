@@ -95,6 +95,10 @@ _SCRIPT = """
 local key, now, window, limit = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
 local used = redis.call('ZCARD', key)
+if used > limit then -- the limit was lowered: keep the newest `limit`, as the memory store does
+  redis.call('ZREMRANGEBYRANK', key, 0, used - limit - 1)
+  used = limit
+end
 local allowed = 0
 if used < limit then
   redis.call('ZADD', key, now, ARGV[4])
