@@ -233,6 +233,8 @@ def subscription_invoice(
         "object": "invoice",
         "billing_reason": reason,
         "status": "paid",
+        "subtotal": amount,
+        "total": amount,
         "amount_due": amount,
         "amount_paid": amount,
         "hosted_invoice_url": f"https://invoice.stripe.com/i/{invoice_id}",

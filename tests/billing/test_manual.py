@@ -5,6 +5,7 @@ periods, cancellation; invoices as HTML and PDF."""
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -123,6 +124,30 @@ async def test_a_manual_subscription_starts_when_an_operator_marks_it_paid(
     refused = await api.client.post(SUBSCRIBE, json={"plan": "enterprise"}, headers=agent)
     assert refused.status_code == 409
     assert refused.json()["code"] == "already_subscribed"
+
+
+async def test_a_manual_plan_paid_late_runs_a_whole_month_from_its_payment(
+    api: Api, runtime: Runtime, clock: FrozenClock
+) -> None:
+    """A bank transfer that arrives 35 days after the subscribe buys a month from then, not
+    a period that ended before it was paid (and a renewal billed at once)."""
+    (agent,) = await buyers(runtime, 1)
+    ops = await api.admin()
+    started = await api.client.post(SUBSCRIBE, json={"plan": "pro"}, headers=agent)
+    invoice_id = started.json()["invoice"]["id"]
+    clock.advance(timedelta(days=35))
+    agent = await signed_in_again(runtime, agent)
+    ops_auth = await signed_in_again(runtime, ops.auth)
+    paid_at = clock.now()
+    paid = await api.client.post(f"/api/v1/admin/invoices/{invoice_id}/mark-paid", headers=ops_auth)
+    assert paid.status_code == 200, paid.text
+    assert paid.json()["period_start"].startswith(paid_at.date().isoformat())
+    await run_renewals(runtime)
+    current = await me(api.client, agent)
+    assert (current["plan"], current["subscription"]["status"]) == ("pro", "active")
+    assert current["subscription"]["current_period_end"].startswith(
+        add_month(paid_at).date().isoformat()
+    )
 
 
 async def test_a_manual_subscription_renews_monthly_and_falls_back_to_basic_unpaid(
@@ -276,6 +301,8 @@ async def test_invoices_are_private_and_render_as_html_and_pdf(api: Api, runtime
     assert html.status_code == 200
     assert html.headers["content-type"].startswith("text/html")
     assert invoice["number"] in html.text
+    # The date and 48 random bits: a busy day's receipts do not collide on the unique number.
+    assert re.fullmatch(r"AIQ-\d{8}-[0-9A-F]{12}", invoice["number"])
     assert "$100.00" in html.text
     assert "<script>alert" not in html.text  # escaped
     assert "&lt;script&gt;" in html.text

@@ -183,6 +183,57 @@ async def test_a_credit_pack_paid_on_stripe_is_credited_once_however_often_it_is
     assert await reconcile(runtime) == []
 
 
+async def test_a_credit_pack_page_that_closed_unpaid_voids_its_invoice(
+    api: Api, runtime: Runtime, clock: FrozenClock, stripe_api: FakeStripe
+) -> None:
+    """Stripe closes an unpaid page after 24 h (or an async payment fails): the invoice is
+    void, not an `open` one with a dead payment link in the buyer's list and the
+    operators' watch list."""
+    (agent,) = await buyers(runtime, 1)
+    payments = [
+        (
+            await api.client.post(f"/api/v1/billing/credit-packs/{pack}/checkout", headers=agent)
+        ).json()
+        for pack in ("pack-100", "pack-100")
+    ]
+    clock.advance(timedelta(hours=24))
+    now = clock.now()
+    for payment, kind in zip(
+        payments, ("checkout.session.expired", "checkout.session.async_payment_failed"), strict=True
+    ):
+        session_id = payment["checkout_url"].rsplit("/", 1)[1]
+        closed = dict(stripe_api.sessions[session_id], status="expired")
+        assert (await deliver(api.client, event(kind, closed, now), now)).status_code == 200
+    await settled(runtime)
+    agent = await signed_in_again(runtime, agent)
+    for payment in payments:
+        invoice = (
+            await api.client.get(
+                f"/api/v1/billing/invoices/{payment['invoice']['id']}", headers=agent
+            )
+        ).json()
+        assert (invoice["status"], invoice["checkout_url"]) == ("void", None)
+
+
+async def test_a_renewal_paid_from_the_stripe_balance_still_brings_its_credits(
+    api: Api, runtime: Runtime, clock: FrozenClock, stripe_api: FakeStripe
+) -> None:
+    (agent,) = await buyers(runtime, 1)
+    metadata = {"user_id": str(user_of(agent)), "plan": "pro"}
+    sub_id, now = new_id("sub"), clock.now()
+    first = subscription_invoice(new_id("in"), sub_id, metadata, 19_900, now, add_month(now))
+    await deliver(api.client, event("invoice.paid", first, now), now)
+    renewal = subscription_invoice(
+        new_id("in"), sub_id, metadata, 19_900, add_month(now), add_month(add_month(now)),
+        "subscription_cycle",
+    ) | {"starting_balance": -19_900, "amount_due": 0, "amount_paid": 0}  # fmt: skip
+    await deliver(api.client, event("invoice.paid", renewal, now), now)
+    await settled(runtime)
+    assert await balance(api.client, agent) == 2 * 21_000
+    listed = (await api.client.get("/api/v1/billing/invoices", headers=agent)).json()["items"]
+    assert [i["amount_cents"] for i in listed] == [19_900, 19_900]
+
+
 async def test_a_session_paid_after_its_request_failed_still_credits_the_buyer(
     api: Api, runtime: Runtime, clock: FrozenClock
 ) -> None:
@@ -496,6 +547,34 @@ async def test_a_page_paid_before_its_events_arrive_blocks_a_second_subscription
     await settled(runtime)
     assert (await me(api.client, agent))["plan"] == "pro"
     assert (await _subscribe(api, agent, "enterprise")).json()["code"] == "already_subscribed"
+
+
+async def test_a_paid_first_payment_is_never_cancelled_by_subscribing_or_cancelling_again(
+    api: Api, runtime: Runtime, clock: FrozenClock, stripe_api: FakeStripe
+) -> None:
+    """Stripe creates the subscription `incomplete` (pending here) a moment before the
+    payment's own events: a second subscribe or a cancel in that moment must not end, at
+    Stripe, the subscription the buyer has just paid for."""
+    (agent,) = await buyers(runtime, 1)
+    page = _session_of(await _subscribe(api, agent, "pro"))
+    stripe_api.pay(page)
+    now = clock.now()
+    sub_id, metadata = new_id("sub"), {"user_id": str(user_of(agent)), "plan": "pro"}
+    created = {"id": sub_id, "object": "subscription", "metadata": metadata}
+    await deliver(
+        api.client,
+        event("customer.subscription.created", created | {"status": "incomplete"}, now),
+        now,
+    )
+    await settled(runtime)
+    assert (await me(api.client, agent))["subscription"]["status"] == "pending"
+
+    again = await _subscribe(api, agent, "enterprise")
+    cancelled = await api.client.post("/api/v1/billing/cancel", headers=agent)
+    assert (again.status_code, again.json()["code"]) == (409, "subscription_paid")
+    assert (cancelled.status_code, cancelled.json()["code"]) == (409, "subscription_paid")
+    assert f"/v1/subscriptions/{sub_id}" not in [path for path, _ in stripe_api.calls]
+    assert (await me(api.client, agent))["subscription"]["status"] == "pending"
 
 
 async def test_stripe_unreachable_while_closing_the_last_page_opens_no_new_one(

@@ -215,6 +215,12 @@ class StripeEvents:
         self, obj: dict[str, Any], event: PaymentEvent, now: datetime
     ) -> None:
         await self._page_is(obj, PageStatus.EXPIRED, now)
+        # A credit pack's page: its open invoice can no longer be paid (a payment Stripe
+        # confirms later anyway still settles it).
+        invoice = await self.repo.invoice_by_ref(Provider.STRIPE, str(obj.get("id")))
+        if invoice is not None and invoice.status is InvoiceStatus.OPEN:
+            invoice.status = InvoiceStatus.VOID
+            invoice.checkout_url = None
 
     async def _pack_invoice(
         self, obj: dict[str, Any], metadata: dict[str, Any], now: datetime
@@ -240,7 +246,9 @@ class StripeEvents:
             return found
         start, end = _invoice_period(obj)
         plan = self.runtime.plans.of(subscription.plan)
-        amount = int(obj.get("amount_due") or obj.get("amount_paid") or 0)
+        # `total`: what the period costs, also when the customer's Stripe balance paid it
+        # (amount_due and amount_paid are 0 then).
+        amount = int(obj.get("total") or obj.get("amount_due") or obj.get("amount_paid") or 0)
         # A month's credits come with a month's invoice: the first and each renewal, not a
         # proration or a $0 adjustment.
         monthly = obj.get("billing_reason") in MONTHLY_REASONS and amount > 0
@@ -317,6 +325,7 @@ HANDLERS: dict[str, Handler] = {
     "checkout.session.completed": StripeEvents.checkout_completed,
     "checkout.session.async_payment_succeeded": StripeEvents.checkout_completed,
     "checkout.session.expired": StripeEvents.checkout_expired,
+    "checkout.session.async_payment_failed": StripeEvents.checkout_expired,
     "invoice.paid": StripeEvents.invoice_paid,
     "invoice.payment_failed": StripeEvents.invoice_failed,
     "customer.subscription.created": StripeEvents.subscription_updated,
