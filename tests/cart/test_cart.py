@@ -4,9 +4,12 @@ many as a shared lead has sales left, holds that lapse, and extensions by plan."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from datetime import timedelta
+from typing import Any
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -65,10 +68,13 @@ async def test_a_held_lead_is_yours_at_the_quoted_price_and_off_sale_for_others(
 
     # The price is locked: a new configuration does not change what is in the cart.
     ops = await api.admin()
-    config = (await api.client.get("/api/v1/admin/pricing/las-vegas", headers=ops.auth)).json()
+    current = await api.client.get("/api/v1/admin/pricing/las-vegas", headers=ops.auth)
+    config = current.json()
     config["config"]["base_cents"]["seller"] *= 2
     saved = await api.client.put(
-        "/api/v1/admin/pricing/las-vegas", json=config["config"], headers=ops.auth
+        "/api/v1/admin/pricing/las-vegas",
+        json=config["config"],
+        headers=ops.auth | {"If-Match": current.headers["ETag"]},
     )
     assert saved.status_code == 200, saved.text
     await recompute(runtime)
@@ -223,6 +229,61 @@ async def test_an_extended_hold_is_announced_again_before_its_new_end(
     assert await expire_lapsed(runtime) == 1
 
 
+async def test_two_warning_runs_at_once_warn_each_hold_once(
+    api: Api, runtime: Runtime, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The expiry job runs every minute and a run can outlast that (PostgreSQL runs them side
+    by side): each hold is announced once, not once per run."""
+    await holding(api, runtime, clock)
+    clock.advance(timedelta(minutes=11))
+    real_notify = cart_service.notify
+    both_read = asyncio.Event()
+    calls = 0
+
+    async def notify_once_both_have_read(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            both_read.set()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(both_read.wait(), 1)
+        return await real_notify(*args, **kwargs)
+
+    monkeypatch.setattr(cart_service, "notify", notify_once_both_have_read)
+    assert sorted(await asyncio.gather(warn_lapsing(runtime), warn_lapsing(runtime))) == [0, 1]
+    async with runtime.transaction(write=False) as session:
+        warnings = await session.scalar(
+            sa.select(sa.func.count()).where(OutboundEmail.kind == "hold_expiring")
+        )
+    assert warnings == 1
+
+
+async def test_a_hold_extended_while_its_warning_is_sent_is_warned_again_before_its_new_end(
+    api: Api, runtime: Runtime, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pro, lead = await holding(api, runtime, clock, plan="pro")
+    clock.advance(timedelta(minutes=11))
+    pro = await signed_in_again(runtime, pro)
+    real_notify = cart_service.notify
+    extending: list[asyncio.Task[httpx.Response]] = []
+
+    async def notify_while_the_buyer_extends(*args: Any, **kwargs: Any) -> Any:
+        extending.append(
+            asyncio.create_task(
+                api.client.post(f"{ITEMS}/{lead.id}/extend", json={"duration": "24h"}, headers=pro)
+            )
+        )
+        await asyncio.sleep(0.3)  # the extension reaches the hold while this run has it
+        return await real_notify(*args, **kwargs)
+
+    monkeypatch.setattr(cart_service, "notify", notify_while_the_buyer_extends)
+    assert await warn_lapsing(runtime) == 1
+    assert (await extending[0]).status_code == 200
+    monkeypatch.setattr(cart_service, "notify", real_notify)
+    clock.advance(timedelta(hours=24) - timedelta(minutes=15))  # four minutes left of 24 h
+    assert await warn_lapsing(runtime) == 1
+
+
 async def test_a_lapsed_hold_is_in_the_audit_log(
     api: Api, runtime: Runtime, clock: FrozenClock
 ) -> None:
@@ -242,6 +303,53 @@ async def test_a_lapsed_hold_is_in_the_audit_log(
         ("cart.lapse", None),  # the system let it go
     ]
     assert events[1].detail["buyer"] == str(user_of(auth))
+
+
+async def test_an_audited_change_keeps_the_longest_request_id_the_api_accepts(
+    api: Api, runtime: Runtime, clock: FrozenClock
+) -> None:
+    """Platforms send ids like `<order uuid>:<attempt>:<step>`; any the API echoes (up to 128
+    characters) is kept in the audit trail, not a 500 (it was on PostgreSQL past 64)."""
+    (auth,) = await buyers(runtime, 1)
+    lead = (await add_leads(runtime, lead_row(clock.now())))[0]
+    await recompute(runtime)
+    request_id = f"order-{uuid.uuid4()}:attempt-1:cart-add:" + "a" * 80
+    request_id = request_id[:128]
+    added = await api.client.post(
+        ITEMS, json={"lead_id": str(lead.id)}, headers=auth | {"X-Request-ID": request_id}
+    )
+    assert added.status_code == 201, added.text
+    assert added.headers["X-Request-ID"] == request_id
+    async with runtime.transaction(write=False) as session:
+        kept = await session.scalar(
+            sa.select(AuditEvent.request_id).where(AuditEvent.action == "cart.hold")
+        )
+    assert kept == request_id
+
+
+@pytest.mark.no_scheduler
+async def test_taking_out_a_hold_that_just_lapsed_is_done_not_refused(
+    api: Api, runtime: Runtime, clock: FrozenClock
+) -> None:
+    """The buyer asked for the lead out of the cart; it is out (the lapse recorded), so the
+    answer is 204, not an error about a hold they no longer want."""
+    auth, lead = await holding(api, runtime, clock)
+    clock.advance(timedelta(minutes=15, seconds=1))  # before the expiry job has run
+    auth = await signed_in_again(runtime, auth)
+    removed = await api.client.delete(f"{ITEMS}/{lead.id}", headers=auth)
+    assert removed.status_code == 204, removed.text
+    assert await lead_status(runtime, lead.id) is LeadStatus.AVAILABLE
+    async with runtime.transaction(write=False) as session:
+        actions = list(
+            await session.scalars(
+                sa.select(AuditEvent.action)
+                .where(AuditEvent.subject_id == str(lead.id))
+                .order_by(AuditEvent.created_at)
+            )
+        )
+    assert actions == ["cart.hold", "cart.lapse"]
+    assert (await api.client.delete(f"{ITEMS}/{lead.id}", headers=auth)).status_code == 404
+    assert await expire_lapsed(runtime) == 0
 
 
 async def test_the_expiry_job_leaves_a_hold_extended_while_it_ran(

@@ -180,18 +180,28 @@ class CartService:
         )
         return CartItem(hold, lead)
 
-    async def _mine(self, lead_id: uuid.UUID) -> tuple[Hold, Lead]:
-        now = self.runtime.clock.now()
+    async def _held(self, lead_id: uuid.UUID) -> tuple[Hold, Lead]:
+        """The buyer's active hold on the lead (lapsed or not), both locked (a warning run
+        holding the hold finishes first, so an extension clears the warning it made)."""
         lead = await _locked_lead(self.session, lead_id)
         hold = await self.session.scalar(
-            sa.select(Hold).where(
+            sa.select(Hold)
+            .where(
                 Hold.lead_id == lead_id,
                 Hold.buyer_id == self.buyer.id,
                 Hold.status == HoldStatus.ACTIVE,
             )
+            .with_for_update()
         )
         if lead is None or hold is None:
             raise NotFound("This lead is not in your cart", code="not_in_cart")
+        return hold, lead
+
+    async def _mine(self, lead_id: uuid.UUID) -> tuple[Hold, Lead]:
+        """The buyer's live hold on the lead; `409 hold_expired` (the lapse saved) if it has
+        lapsed."""
+        now = self.runtime.clock.now()
+        hold, lead = await self._held(lead_id)
         if hold.expires_at <= now:
             lapse(self.session, hold, lead, now)
             raise AppError(
@@ -200,8 +210,12 @@ class CartService:
         return hold, lead
 
     async def remove(self, lead_id: uuid.UUID) -> None:
-        hold, lead = await self._mine(lead_id)
+        hold, lead = await self._held(lead_id)
         now = self.runtime.clock.now()
+        if hold.expires_at <= now:
+            # Lapsed before the expiry job saw it: out of the cart, as the buyer asked.
+            lapse(self.session, hold, lead, now)
+            return
         end_hold(hold, lead, HoldStatus.RELEASED, now)
         self._audit("cart.release", hold, now)
 
@@ -266,6 +280,9 @@ async def warn_lapsing(runtime: Runtime) -> int:
                 )
                 .order_by(Hold.expires_at)
                 .limit(EXPIRE_BATCH)
+                # Two runs at once (PostgreSQL) warn each hold once, and an extension made
+                # meanwhile waits for this run, then clears warned_at for its new end.
+                .with_for_update(of=Hold, skip_locked=True)
             )
         ).all()
         for hold, lead, buyer in rows:
