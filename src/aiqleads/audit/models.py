@@ -11,6 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from aiqleads.kit.db import Base, UuidPk
 from aiqleads.kit.dialect import JSONType, UTCDateTime, UuidType
+from aiqleads.kit.observability import MAX_REQUEST_ID
 
 
 class AuditEvent(UuidPk, Base):
@@ -22,6 +23,6 @@ class AuditEvent(UuidPk, Base):
     action: Mapped[str] = mapped_column(sa.String(64), nullable=False)
     subject_type: Mapped[str] = mapped_column(sa.String(32), nullable=False)
     subject_id: Mapped[str] = mapped_column(sa.String(64), nullable=False)
-    request_id: Mapped[str | None] = mapped_column(sa.String(64))
+    request_id: Mapped[str | None] = mapped_column(sa.String(MAX_REQUEST_ID))
     detail: Mapped[dict[str, Any]] = mapped_column(JSONType, nullable=False, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, index=True)
