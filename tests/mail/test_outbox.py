@@ -168,6 +168,31 @@ async def test_concurrent_senders_send_a_message_once(runtime: Runtime, smtp: Sm
     assert len(smtp.messages) == 1
 
 
+async def test_a_subject_quoting_a_unicode_line_break_is_sent_on_one_line(
+    api: Api, runtime: Runtime, smtp: SmtpSink
+) -> None:
+    """Saved searches named before such names were refused carry U+2028 and the like into
+    their alerts' subjects; the email package refuses those headers, so every attempt
+    failed and the agent never had the alert."""
+    agent = await api.signup("agent@realty.example.com")
+    await runtime.jobs.wait_idle()
+    smtp.messages.clear()
+    async with runtime.transaction() as session:
+        await service.queue_email(
+            session,
+            runtime,
+            kind="saved_search_alert",
+            to=agent.email,
+            subject="New leads for Pools\u2028Spas\x85near the Strip",
+            body="3 new leads",
+        )
+    await runtime.jobs.wait_idle()
+    [received] = smtp.messages
+    subject = email.message_from_bytes(received.content)["Subject"]
+    assert subject == "New leads for Pools Spas near the Strip"
+    assert [row.status for row in await outbox(runtime)][-1] == EmailStatus.SENT
+
+
 async def test_without_smtp_messages_stay_in_the_outbox(
     database_url: str, clock: FrozenClock
 ) -> None:

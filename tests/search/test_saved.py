@@ -90,6 +90,11 @@ async def test_bad_saved_searches_are_refused(api: Api) -> None:
     )
 
     assert newline.status_code == 422
+    for separator in ("\u2028", "\u2029", "\x85", "\x0b"):  # line breaks to the email package
+        named = await api.client.post(
+            SAVED, json={"name": f"Pools{separator}Spas", "filters": {}}, headers=agent.auth
+        )
+        assert named.status_code == 422, separator
     assert bad_filter.status_code == 422
     assert nowhere.json()["code"] == "unknown_market"
     assert one_too_many.status_code == 409

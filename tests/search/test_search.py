@@ -443,6 +443,38 @@ async def test_searches_and_views_are_recorded_as_demand_after_the_request(
     assert events[1].lead_id == lead.id
 
 
+async def test_one_odd_demand_event_does_not_stop_the_others_being_recorded(
+    api: Api, agent: Account, runtime: Runtime
+) -> None:
+    """A value the column cannot hold is refused at the door (422) or left out of the event;
+    a row the database refuses anyway is dropped alone, not retried with its batch forever."""
+    from sqlalchemy import select
+
+    from aiqleads.demand.models import DemandEvent, DemandKind
+
+    odd = await api.client.get(
+        "/api/v1/leads/search",
+        params={"market": "las-vegas", "property_type": "x" * 33},
+        headers=agent.auth,
+    )
+    assert odd.status_code == 422
+    runtime.demand.record(
+        DemandKind.SEARCH, user_id=None, market="las-vegas", property_type="y" * 30
+    )
+    runtime.demand.record(DemandKind.SEARCH, user_id=None, market="m" * 64)
+    assert await runtime.demand.flush() == 2
+    # One the database refuses among good ones (here: the same id as the first).
+    for market in ("dallas", "phoenix", "austin"):
+        runtime.demand.record(DemandKind.SEARCH, user_id=None, market=market)
+    buffered = runtime.demand._buffer
+    buffered[1]["id"] = buffered[0]["id"]
+    assert await runtime.demand.flush() == 2
+    assert await runtime.demand.flush() == 0  # not put back
+    async with runtime.transaction(write=False) as session:
+        markets = list(await session.scalars(select(DemandEvent.market)))
+    assert sorted(m or "" for m in markets) == ["austin", "dallas", "las-vegas", "m" * 64]
+
+
 async def test_both_engines_read_the_same_words_in_accents_numbers_and_addresses(
     api: Api, agent: Account, runtime: Runtime, clock: FrozenClock
 ) -> None:

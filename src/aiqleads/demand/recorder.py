@@ -16,10 +16,11 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+import sqlalchemy as sa
 import structlog
 
 from aiqleads.demand.models import DemandEvent, DemandKind
-from aiqleads.kit.bulk import insert_rows
+from aiqleads.kit.bulk import insert_rows, string_limits
 from aiqleads.kit.clock import Clock
 from aiqleads.kit.db import Database
 
@@ -30,6 +31,13 @@ log = structlog.get_logger(__name__)
 STRONG_SIGNALS = frozenset({DemandKind.CART_ADD, DemandKind.PURCHASE})
 SIGNAL_EVERY = timedelta(minutes=5)
 Dispatch = Callable[[list[tuple[str, dict[str, Any]]]], Awaitable[None]]
+
+
+_LIMITS = string_limits(DemandEvent.__table__)  # type: ignore[arg-type]
+
+
+def _fits(value: str | None, column: str) -> str | None:
+    return value if value is None or len(value) <= _LIMITS[column] else None
 
 
 class DemandRecorder:
@@ -67,7 +75,9 @@ class DemandRecorder:
         property_type: str | None = None,
         detail: dict[str, Any] | None = None,
     ) -> None:
-        """Remember one event; it reaches the database within `interval_seconds`."""
+        """Remember one event; it reaches the database within `interval_seconds`. A value
+        longer than its column (no market, kind or property type is) is left out, so one odd
+        search cannot fail the batch it is written in."""
         if len(self._buffer) == self.max_buffered:
             # The database has been unreachable for a while: keep the newest signals (the
             # deque drops the oldest).
@@ -78,9 +88,9 @@ class DemandRecorder:
                 "kind": kind,
                 "user_id": user_id,
                 "lead_id": lead_id,
-                "market": market,
-                "lead_kind": lead_kind,
-                "property_type": property_type,
+                "market": _fits(market, "market"),
+                "lead_kind": _fits(lead_kind, "lead_kind"),
+                "property_type": _fits(property_type, "property_type"),
                 "detail": detail or {},
                 "created_at": self.clock.now(),
             }
@@ -99,12 +109,28 @@ class DemandRecorder:
             await self._signal(batch)
             return 0
         try:
-            async with self.db.unit_of_work() as session:
-                await insert_rows(session, DemandEvent.__table__, batch)  # type: ignore[arg-type]
+            written = await self._write(batch)
         except BaseException:  # also a cancellation at shutdown: keep them for the last flush
-            self._buffer.extendleft(reversed(batch[-self.max_buffered :]))
+            # Before the events recorded meanwhile, and the newest kept when the buffer is full
+            # (extendleft on a full deque would drop from the new end).
+            self._buffer = deque([*batch, *self._buffer], maxlen=self.max_buffered)
             raise
         await self._signal(batch)
+        return written
+
+    async def _write(self, batch: list[dict[str, Any]]) -> int:
+        """INSERT the batch; rows the database refuses as data (not a lost connection, which
+        is raised for the batch to be kept) are found by halving and dropped, logged."""
+        try:
+            async with self.db.unit_of_work() as session:
+                await insert_rows(session, DemandEvent.__table__, batch)  # type: ignore[arg-type]
+        except (sa.exc.DataError, sa.exc.IntegrityError) as exc:
+            if len(batch) == 1:
+                self.dropped += 1
+                log.warning("demand_event_refused", kind=str(batch[0]["kind"]), error=str(exc.orig))
+                return 0
+            half = len(batch) // 2
+            return await self._write(batch[:half]) + await self._write(batch[half:])
         return len(batch)
 
     async def _signal(self, batch: list[dict[str, Any]]) -> None:

@@ -27,7 +27,10 @@ class SmtpMailer:
         message = EmailMessage()
         message["From"] = self.sender
         message["To"] = to
-        message["Subject"] = subject
+        # One line, whatever it quotes: the email package refuses a header with any line
+        # break str.splitlines() knows (U+2028, U+0085, VT ... as well as CR/LF), and the
+        # mail would fail every attempt.
+        message["Subject"] = " ".join(subject.splitlines())
         # The same id on every attempt, so a receiver can recognise a resend.
         message["Message-ID"] = f"<{message_id}@aiqleads>"
         message.set_content(body)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import uuid
 from datetime import datetime
-from typing import Any, Self
+from typing import Annotated, Any, Self
 
 import shapely.geometry
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -82,8 +82,10 @@ class _Where(BaseModel):
     bbox: tuple[float, float, float, float] | None = Field(
         default=None, description="west,south,east,north in degrees"
     )
-    kind: list[str] = Field(default_factory=list, max_length=10)
-    property_type: list[str] = Field(default_factory=list, max_length=10)
+    kind: list[Annotated[str, Field(max_length=32)]] = Field(default_factory=list, max_length=10)
+    property_type: list[Annotated[str, Field(max_length=32)]] = Field(
+        default_factory=list, max_length=10
+    )
     min_price_cents: int | None = Field(default=None, ge=0, le=MAX_PRICE_CENTS)
     max_price_cents: int | None = Field(default=None, ge=0, le=MAX_PRICE_CENTS)
     min_beds: int | None = Field(default=None, ge=0, le=50)
@@ -278,11 +280,15 @@ class SearchPage(BaseModel):
     facets: Facets | None = None
 
 
+# Text without control characters (C0, DEL, C1) or the Unicode line and paragraph separators.
+ONE_LINE = r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029]+$"
+
+
 class SavedSearchIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    # No control characters: the name becomes an e-mail subject line.
-    name: str = Field(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$")
+    # No control characters or line separators: the name becomes an e-mail subject line.
+    name: str = Field(min_length=1, max_length=100, pattern=ONE_LINE)
     filters: SearchFilters
     notify: bool = Field(default=True, description="Tell me when new leads match")
 
@@ -290,9 +296,7 @@ class SavedSearchIn(BaseModel):
 class SavedSearchPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(
-        default=None, min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$"
-    )
+    name: str | None = Field(default=None, min_length=1, max_length=100, pattern=ONE_LINE)
     filters: SearchFilters | None = None
     notify: bool | None = None
 
