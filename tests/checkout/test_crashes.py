@@ -82,8 +82,12 @@ def server(database_url: str, **env: str) -> Iterator[tuple[str, subprocess.Pope
                     break
             except httpx.TransportError:
                 pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"aiqleads serve did not start: {process.stderr}")
+            if process.poll() is not None:
+                assert process.stderr is not None
+                error = process.stderr.read().decode(errors="replace")
+                raise RuntimeError(f"aiqleads serve exited ({process.returncode}): {error}")
+            if time.monotonic() > deadline:
+                raise RuntimeError("aiqleads serve did not answer /healthz in 60 s")
             time.sleep(0.1)
         yield url, process
     finally:
