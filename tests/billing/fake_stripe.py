@@ -215,6 +215,8 @@ def paid_session(
         "amount_total": amount,
         "metadata": metadata,
         "subscription": subscription,
+        # A payment-mode session's PaymentIntent (subscription sessions have none).
+        "payment_intent": new_id("pi") if mode == "payment" else None,
     }
 
 

@@ -13,6 +13,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from aiqleads.audit.models import AuditEvent
 from aiqleads.billing.models import EventStatus, PaymentEvent, Provider, Subscription
 from aiqleads.billing.repository import LIVE, BillingRepository
 from aiqleads.billing.service import add_month
@@ -34,10 +35,12 @@ from tests.billing.fake_stripe import (
     subscription_invoice,
 )
 from tests.billing.test_manual import me
-from tests.commerce import balance, buyers, signed_in_again, user_of
+from tests.commerce import balance, buyers, funded, signed_in_again, user_of
 from tests.conftest import TEST_SECRET, Api
+from tests.disputes.test_disputes import bought
 from tests.ingest.loopback import serve
 from tests.ledger.test_ledger import reconcile
+from tests.search.factories import add_leads, lead_row
 
 # These tests run the billing jobs themselves (renewals, the event sweeper); the app's
 # scheduler must not run them between their steps.
@@ -232,6 +235,100 @@ async def test_a_renewal_paid_from_the_stripe_balance_still_brings_its_credits(
     assert await balance(api.client, agent) == 2 * 21_000
     listed = (await api.client.get("/api/v1/billing/invoices", headers=agent)).json()["items"]
     assert [i["amount_cents"] for i in listed] == [19_900, 19_900]
+
+
+async def _paid_pack(api: Api, runtime: Runtime, clock: FrozenClock) -> tuple[dict[str, str], str]:
+    """A buyer who paid $100 for 10,000 credits at Stripe; their PaymentIntent."""
+    (agent,) = await buyers(runtime, 1)
+    payment = (
+        await api.client.post("/api/v1/billing/credit-packs/pack-100/checkout", headers=agent)
+    ).json()
+    metadata = {
+        "user_id": str(user_of(agent)),
+        "invoice_id": payment["invoice"]["id"],
+        "credit_pack": "pack-100",
+    }
+    paid = paid_session(payment["checkout_url"].rsplit("/", 1)[1], metadata, 10_000)
+    await deliver(api.client, event("checkout.session.completed", paid, clock.now()), clock.now())
+    await settled(runtime)
+    assert await balance(api.client, agent) == 10_000
+    return agent, str(paid["payment_intent"])
+
+
+def _charge(intent: str, refunded: int) -> dict[str, object]:
+    return {
+        "id": new_id("ch"),
+        "object": "charge",
+        "amount": 10_000,
+        "amount_refunded": refunded,
+        "currency": "usd",
+        "refunded": refunded == 10_000,
+        "payment_intent": intent,
+    }
+
+
+async def test_a_pack_refunded_at_stripe_takes_its_credits_back_once(
+    api: Api, runtime: Runtime, clock: FrozenClock
+) -> None:
+    """Money given back at Stripe (its dashboard) takes back what it bought: a quarter, then
+    the rest; each refund once, however often it is announced."""
+    agent, intent = await _paid_pack(api, runtime, clock)
+    now = clock.now()
+    quarter = event("charge.refunded", _charge(intent, 2_500), now)
+    for payload in (quarter, quarter, event("charge.refunded", _charge(intent, 2_500), now)):
+        await deliver(api.client, payload, now)
+    await settled(runtime)
+    assert await balance(api.client, agent) == 7_500
+    await deliver(api.client, event("charge.refunded", _charge(intent, 10_000), now), now)
+    await settled(runtime)
+    assert await balance(api.client, agent) == 0
+    history = (await api.client.get("/api/v1/credits", headers=agent)).json()["items"]
+    assert sorted((h["kind"], h["credits"]) for h in history) == [
+        ("reversal", -7_500),
+        ("reversal", -2_500),
+        ("top_up", 10_000),
+    ]
+    inbox = (await api.client.get("/api/v1/notifications", headers=agent)).json()["items"]
+    assert {n["title"] for n in inbox} >= {
+        "Payment refunded: $25.00",
+        "Payment refunded: $100.00",  # in all
+    }
+    assert await reconcile(runtime) == []
+
+
+async def test_a_lost_chargeback_takes_back_the_credits_not_yet_spent(
+    api: Api, runtime: Runtime, clock: FrozenClock
+) -> None:
+    agent, intent = await _paid_pack(api, runtime, clock)
+    (lead,) = await add_leads(runtime, lead_row(clock.now()))
+    await funded(runtime, agent, 20_000)  # granted by an operator: not the card's to take
+    (purchase,) = await bought(api, runtime, agent, lead)
+    left = 30_000 - purchase["price_cents"]
+    assert 0 < left < 10_000
+    now = clock.now()
+    dispute = {
+        "id": new_id("dp"),
+        "object": "dispute",
+        "amount": 10_000,
+        "currency": "usd",
+        "payment_intent": intent,
+        "reason": "fraudulent",
+    }
+    await deliver(api.client, event("charge.dispute.closed", dispute | {"status": "won"}, now), now)
+    await settled(runtime)
+    assert await balance(api.client, agent) == left  # won: nothing changes
+    await deliver(
+        api.client, event("charge.dispute.closed", dispute | {"status": "lost"}, now), now
+    )
+    await settled(runtime)
+    assert await balance(api.client, agent) == 0
+    async with runtime.transaction(write=False) as session:
+        detail = await session.scalar(
+            sa.select(AuditEvent.detail).where(AuditEvent.action == "billing.payment_reversed")
+        )
+    assert detail is not None
+    assert (detail["credits_taken"], detail["credits_already_spent"]) == (left, 10_000 - left)
+    assert await reconcile(runtime) == []
 
 
 async def test_a_session_paid_after_its_request_failed_still_credits_the_buyer(

@@ -101,6 +101,19 @@ def _invoice_period(obj: dict[str, Any]) -> tuple[datetime | None, datetime | No
     return _at(obj.get("period_start")), _at(obj.get("period_end"))
 
 
+def _payment_intent(obj: dict[str, Any]) -> str | None:
+    """The PaymentIntent that paid a Checkout Session or an invoice: top-level on sessions
+    and on invoices before 2025-03, under `payments` since."""
+    found = _id(obj.get("payment_intent"))
+    if found:
+        return found
+    for payment in (obj.get("payments") or {}).get("data") or []:
+        found = _id((payment.get("payment") or {}).get("payment_intent"))
+        if found:
+            return found
+    return None
+
+
 def _subscription_period_end(obj: dict[str, Any]) -> datetime | None:
     """Top-level before 2025-03, on the items since."""
     if obj.get("current_period_end"):
@@ -203,6 +216,7 @@ class StripeEvents:
         invoice = await self.repo.invoice_by_ref(Provider.STRIPE, str(obj.get("id")))
         if invoice is None:
             invoice = await self._pack_invoice(obj, metadata, now)
+        invoice.payment_intent = invoice.payment_intent or _payment_intent(obj)
         await self.billing.settle(invoice, now)
 
     async def _page_is(self, obj: dict[str, Any], status: PageStatus, now: datetime) -> None:
@@ -274,7 +288,28 @@ class StripeEvents:
             return  # not a subscription's invoice: nothing of ours
         subscription = await self._subscription(ref, metadata, now)
         invoice = await self._stripe_invoice(obj, subscription, now)
+        invoice.payment_intent = invoice.payment_intent or _payment_intent(obj)
         await self.billing.settle(invoice, now)
+
+    async def charge_refunded(
+        self, obj: dict[str, Any], event: PaymentEvent, now: datetime
+    ) -> None:
+        """Money paid back at Stripe (from its dashboard, or a refund by API): the credits
+        it bought go back too, in proportion (`amount_refunded` counts every refund of the
+        charge so far)."""
+        await self._money_back(obj, int(obj.get("amount_refunded") or 0), "refunded", now)
+
+    async def dispute_closed(self, obj: dict[str, Any], event: PaymentEvent, now: datetime) -> None:
+        """A chargeback the platform lost: the bank took the money back, and the credits go."""
+        if obj.get("status") == "lost":
+            await self._money_back(obj, int(obj.get("amount") or 0), "charged back", now)
+
+    async def _money_back(self, obj: dict[str, Any], cents: int, how: str, now: datetime) -> None:
+        intent = _id(obj.get("payment_intent"))
+        invoice = await self.repo.invoice_by_payment(intent) if intent else None
+        if invoice is None or invoice.status is not InvoiceStatus.PAID or cents <= 0:
+            return  # not a payment of ours that bought anything (or nothing taken back)
+        await self.billing.reverse(invoice, min(cents, invoice.amount_cents), how, now)
 
     async def invoice_failed(self, obj: dict[str, Any], event: PaymentEvent, now: datetime) -> None:
         ref, metadata = _invoice_subscription(obj)
@@ -325,6 +360,8 @@ HANDLERS: dict[str, Handler] = {
     "checkout.session.completed": StripeEvents.checkout_completed,
     "checkout.session.async_payment_succeeded": StripeEvents.checkout_completed,
     "checkout.session.expired": StripeEvents.checkout_expired,
+    "charge.refunded": StripeEvents.charge_refunded,
+    "charge.dispute.closed": StripeEvents.dispute_closed,
     "checkout.session.async_payment_failed": StripeEvents.checkout_expired,
     "invoice.paid": StripeEvents.invoice_paid,
     "invoice.payment_failed": StripeEvents.invoice_failed,

@@ -119,6 +119,12 @@ class Invoice(UuidPk, Base):
     period_start: Mapped[datetime | None] = mapped_column(UTCDateTime)
     period_end: Mapped[datetime | None] = mapped_column(UTCDateTime)
     checkout_url: Mapped[str | None] = mapped_column(sa.String(2000))  # Stripe's payment page
+    # Stripe's PaymentIntent that paid it ("pi_..."): refunds and chargebacks name it.
+    payment_intent: Mapped[str | None] = mapped_column(sa.String(255), index=True)
+    # Credits taken back since (a refund or a lost chargeback at Stripe).
+    credits_reversed: Mapped[int] = mapped_column(
+        sa.BigInteger, nullable=False, default=0, server_default="0"
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
     paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     paid_by: Mapped[uuid.UUID | None] = mapped_column(UuidType)  # the operator (manual)

@@ -122,6 +122,17 @@ class BillingRepository:
             .execution_options(populate_existing=True)
         )
 
+    async def invoice_by_payment(self, payment_intent: str) -> Invoice | None:
+        """The Stripe invoice Stripe's PaymentIntent paid, locked."""
+        return await self.session.scalar(
+            sa.select(Invoice)
+            .where(Invoice.provider == Provider.STRIPE, Invoice.payment_intent == payment_intent)
+            .order_by(Invoice.created_at)
+            .limit(1)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+
     async def open_invoices_of(self, subscription_id: uuid.UUID) -> list[Invoice]:
         return list(
             await self.session.scalars(

@@ -201,6 +201,57 @@ class Billing:
         )
         return True
 
+    async def reverse(self, invoice: Invoice, cents: int, how: str, at: datetime) -> None:
+        """`cents` of the paid `invoice` went back to the payer at Stripe (in all, so far):
+        the credits they bought go back in the same proportion, once. Credits already spent
+        cannot be: the shortfall is in the audit log for operators, and is not taken from
+        credits bought later."""
+        target = invoice.credits * min(cents, invoice.amount_cents) // max(invoice.amount_cents, 1)
+        owed = target - invoice.credits_reversed
+        if owed <= 0:
+            return
+        user = await self._user(invoice.user_id)
+        ledger = Ledger(self.session)
+        paid_from, credits = await ledger.accounts(
+            at, (AccountKind.STRIPE_CLEARING, None), (AccountKind.CREDITS, user.id)
+        )
+        taken = min(owed, await ledger.balance(credits))
+        if taken:
+            await ledger.post(
+                TransactionKind.REVERSAL,
+                [Leg(credits, -taken), Leg(paid_from, taken)],
+                at,
+                reference=f"{invoice.id}:{target}",
+                memo=f"{money(cents)} of invoice {invoice.number} {how}",
+            )
+        invoice.credits_reversed = target
+        audit(
+            self.session,
+            actor_id=None,
+            action="billing.payment_reversed",
+            subject_type="invoice",
+            subject_id=str(invoice.id),
+            at=at,
+            detail={
+                "user": str(user.id),
+                "how": how,
+                "amount_cents": cents,
+                "credits_taken": taken,
+                "credits_already_spent": owed - taken,
+            },
+        )
+        await notify(
+            self.session,
+            self.runtime,
+            user,
+            topic="purchase_receipts",
+            kind="payment_reversed",
+            title=f"Payment {how}: {money(cents)}",
+            body=f"{money(cents)} of invoice {invoice.number} has been {how} in all; "
+            f"{taken:,} of the credits it bought were taken back from your balance.",
+            data={"invoice_id": str(invoice.id)},
+        )
+
     async def activate(
         self,
         subscription: Subscription,

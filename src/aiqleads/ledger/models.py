@@ -40,6 +40,7 @@ class TransactionKind(enum.StrEnum):
     TOP_UP = "top_up"
     SUBSCRIPTION = "subscription"
     PROMOTION = "promotion"
+    REVERSAL = "reversal"  # credits a payment bought, taken back (refunded or charged back)
 
 
 class LedgerAccount(UuidPk, Base):
