@@ -61,8 +61,9 @@ class Settings(BaseSettings):
     billing_grace_days: int = 7
     # Buyers may dispute a purchased lead this long after buying it.
     dispute_window_days: int = 7
-    # Clear disputes are refunded at once while a buyer's refunds this month stay within
-    # this share of their purchases this month; beyond it an operator decides.
+    # Clear disputes are refunded at once while a buyer's automatic refunds of the last
+    # `dispute_window_days` stay within this share of their purchases of those days; beyond
+    # it an operator decides.
     dispute_auto_approve_percent: int = 10
     # Per-plan API rate limits (sliding minute; in-process, or Redis when configured).
     rate_limits: bool = True

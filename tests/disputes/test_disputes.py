@@ -1,12 +1,13 @@
 """Disputes on both dialects: a buyer disputes a bad lead within the window; evidence settles
-clear cases at once (within a monthly allowance), operators decide the rest; a refund returns
+clear cases at once (within an allowance over the window's purchases), operators decide the
+rest; a refund returns
 exactly what was paid, once, takes the lead back and withdraws it."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -17,9 +18,11 @@ from aiqleads.audit.models import AuditEvent
 from aiqleads.kit.clock import FrozenClock
 from aiqleads.leads.lifecycle import LeadStatus
 from aiqleads.leads.models import Exclusivity, Lead, LeadMatchKey
+from aiqleads.leads.repository import COMPARE_COLUMNS
 from aiqleads.ledger.models import AccountKind, LedgerAccount, LedgerTransaction, TransactionKind
 from aiqleads.notifications.models import Notification
 from aiqleads.pricing.service import recompute
+from aiqleads.quality.dedup import match_keys
 from aiqleads.runtime import Runtime
 from tests.checkout.test_checkout import checkout
 from tests.commerce import (
@@ -202,7 +205,7 @@ async def test_an_operator_approving_twice_at_once_refunds_once(
     assert await balance(api.client, buyer) == 100_000
 
 
-async def test_disputes_close_with_the_window_and_clear_ones_are_capped_monthly(
+async def test_disputes_close_with_the_window_and_clear_ones_are_capped(
     api: Api, runtime: Runtime, clock: FrozenClock
 ) -> None:
     (buyer,) = await buyers(runtime, 1)
@@ -213,7 +216,7 @@ async def test_disputes_close_with_the_window_and_clear_ones_are_capped_monthly(
     )
     purchases = {p["lead"]["id"]: p for p in await bought(api, runtime, buyer, *leads)}
     bad = [purchases[str(lead.id)] for lead in leads[:2]]
-    # Eleven purchases this month allow ceil(11 x 10 %) = 2 automatic refunds.
+    # Eleven purchases within the window allow ceil(11 x 10 %) = 2 automatic refunds.
     first = (await dispute(api.client, buyer, bad[0], "disconnected")).json()
     assert first["status"] == "approved"
     second = (await dispute(api.client, buyer, bad[1], "disconnected")).json()
@@ -226,7 +229,7 @@ async def test_disputes_close_with_the_window_and_clear_ones_are_capped_monthly(
     assert late.json()["code"] == "dispute_window_closed"
 
 
-async def test_the_monthly_allowance_sends_further_clear_disputes_to_an_operator(
+async def test_the_allowance_sends_further_clear_disputes_to_an_operator(
     api: Api, runtime: Runtime, clock: FrozenClock
 ) -> None:
     (buyer,) = await buyers(runtime, 1)
@@ -237,7 +240,10 @@ async def test_the_monthly_allowance_sends_further_clear_disputes_to_an_operator
     answers = [(await dispute(api.client, buyer, p, "wrong_number")).json() for p in purchases]
     assert [a["status"] for a in answers] == ["approved", "open", "open"]
     allowance = [f for f in answers[1]["evidence"] if f["check"] == "allowance"]
-    assert "1 of this month's 1 automatic refunds are used" in allowance[0]["detail"]
+    assert (
+        "1 of the 1 automatic refunds your purchases of the last 7 days allow are used"
+        in (allowance[0]["detail"])
+    )
 
 
 async def test_evidence_confirms_duplicates_and_missing_consent(
@@ -273,7 +279,7 @@ async def test_evidence_confirms_duplicates_and_missing_consent(
     no_consent = (
         await dispute(api.client, buyer, by_lead[str(unconsented.id)], "no_consent")
     ).json()
-    assert no_consent["status"] == "open"  # one purchase-month allowance is used
+    assert no_consent["status"] == "open"  # the three purchases' one automatic refund is used
     assert next(f for f in no_consent["evidence"] if f["check"] == "consent")["supports_claim"]
     original_claim = (
         await dispute(api.client, buyer, by_lead[str(original.id)], "duplicate")
@@ -282,6 +288,135 @@ async def test_evidence_confirms_duplicates_and_missing_consent(
         "supports_claim"
     ]
     assert (await decide(api, ops, no_consent["id"], "approve")).status_code == 200
+
+
+async def blocked(runtime: Runtime, *leads: Lead) -> None:
+    """Store the blocking keys ingestion stores for each lead (quality.dedup.match_keys)."""
+    async with runtime.transaction() as session:
+        for lead in leads:
+            fields = {column: getattr(lead, column) for column in COMPARE_COLUMNS}
+            session.add_all([LeadMatchKey(key=k, lead_id=lead.id) for k in match_keys(fields)])
+
+
+async def test_neighbours_and_a_household_are_not_duplicates(
+    api: Api, runtime: Runtime, clock: FrozenClock
+) -> None:
+    """A shared building, or a phone and e-mail shared within a household, is only a reason
+    to compare: de-duplication does not call two different people one, nor do disputes."""
+    (buyer,) = await buyers(runtime, 1)
+    await funded(runtime, buyer, 1_000_000)
+    maria, neighbour, husband = await add_leads(
+        runtime,
+        lead_row(clock.now()),  # Maria Delgado, 4500 W Sahara Ave Apt 210
+        lead_row(
+            clock.now(),
+            first_name="John",
+            last_name="Okafor",
+            phone="+17025550177",
+            email="john.okafor@example.com",
+            unit_number="512",
+            address_line2="APT 512",
+            address="4500 W SAHARA AVE APT 512, LAS VEGAS, NV 89102",
+            parcel_number="162-05-110-099",
+        ),
+        lead_row(clock.now(), first_name="Carlos"),  # her phone, e-mail and flat
+    )
+    await blocked(runtime, maria, neighbour, husband)
+    await bought(api, runtime, buyer, maria)
+    clock.advance(timedelta(minutes=1))
+    buyer = await signed_in_again(runtime, buyer)
+    later = await bought(api, runtime, buyer, neighbour, husband)
+
+    for purchase in later:
+        filed = (await dispute(api.client, buyer, purchase, "duplicate")).json()
+        found = next(f for f in filed["evidence"] if f["check"] == "duplicate")
+        assert found["supports_claim"] is False, found
+        assert str(maria.id) not in found["detail"]
+        assert filed["status"] == "open"
+        assert filed["refund_cents"] == 0
+
+
+async def test_a_lead_without_a_phone_is_no_proof_it_is_fake_or_disconnected(
+    api: Api, runtime: Runtime, clock: FrozenClock
+) -> None:
+    """Ingestion accepts a lead with an e-mail and no phone; a missing phone proves nothing."""
+    (buyer,) = await buyers(runtime, 1)
+    await funded(runtime, buyer, 100_000)
+    leads = await add_leads(
+        runtime, lead_row(clock.now(), phone=None), lead_row(clock.now(), phone=None)
+    )
+    purchases = await bought(api, runtime, buyer, *leads)
+    start = await balance(api.client, buyer)
+    for purchase, reason in zip(purchases, ("fake", "disconnected"), strict=True):
+        filed = (await dispute(api.client, buyer, purchase, reason)).json()
+        phone = next(f for f in filed["evidence"] if f["check"] == "phone")
+        assert (phone["supports_claim"], phone["detail"]) == (
+            False,
+            "the lead has no phone number",
+        )
+        assert filed["status"] == "open", filed["evidence"]
+    assert await balance(api.client, buyer) == start
+
+
+async def test_the_allowance_counts_the_purchases_that_can_still_be_disputed(
+    api: Api, runtime: Runtime, clock: FrozenClock
+) -> None:
+    """Not the calendar month's: ten leads bought at 23:30 UTC on 31 March still allow
+    ceil(10 x 10 %) = 1 automatic refund on 1 April, and that refund counts for the window."""
+    clock.advance(datetime(2026, 3, 31, 23, 30, tzinfo=UTC) - clock.now())
+    (buyer,) = await buyers(runtime, 1)
+    await funded(runtime, buyer, 1_000_000)
+    leads = await add_leads(
+        runtime,
+        *(lead_row(clock.now(), phone=TOLL_FREE) for _ in range(2)),
+        *(lead_row(clock.now()) for _ in range(8)),
+    )
+    by_lead = {p["lead"]["id"]: p for p in await bought(api, runtime, buyer, *leads)}
+    clock.advance(timedelta(hours=1))  # 1 April, 00:30 UTC
+    buyer = await signed_in_again(runtime, buyer)
+
+    first = (await dispute(api.client, buyer, by_lead[str(leads[0].id)], "wrong_number")).json()
+    assert first["status"] == "approved", first["evidence"]
+    clock.advance(timedelta(days=2))
+    buyer = await signed_in_again(runtime, buyer)
+    second = (await dispute(api.client, buyer, by_lead[str(leads[1].id)], "wrong_number")).json()
+    assert second["status"] == "open"
+    allowance = next(f for f in second["evidence"] if f["check"] == "allowance")
+    assert "1 of the 1 automatic refunds" in allowance["detail"]
+
+
+async def test_a_refunded_dispute_does_not_show_the_leads_contact_details(
+    api: Api, runtime: Runtime, clock: FrozenClock
+) -> None:
+    """A refund masks the lead again; the dispute's evidence, readable for as long as the
+    dispute exists, names what it checked without the phone, e-mail or name themselves."""
+    (buyer,) = await buyers(runtime, 1)
+    await funded(runtime, buyer, 100_000)
+    (lead,) = await add_leads(
+        runtime,
+        lead_row(clock.now(), phone=TOLL_FREE, email="maria.delgado@gmail.com", last_name="Zzzyx"),
+    )
+    (purchase,) = await bought(api, runtime, buyer, lead)
+    filed = (await dispute(api.client, buyer, purchase, "wrong_number")).json()
+    assert filed["status"] == "approved"
+    listed = (await api.client.get("/api/v1/purchases", headers=buyer)).json()["items"][0]
+    assert listed["lead"]["contact"]["email"] is None
+
+    shown = await api.client.get(f"{DISPUTES}/{filed['id']}", headers=buyer)
+    details = {f["check"]: f["detail"] for f in shown.json()["evidence"]}
+    assert details["phone"] == "the phone number is a toll_free number"
+    assert details["email"] == "the e-mail address is valid"
+    assert details["fraud"] == "the name looks made up"
+    ops = await api.admin()
+    readers = [
+        (f"{DISPUTES}/{filed['id']}", buyer),
+        (DISPUTES, buyer),
+        ("/api/v1/admin/disputes?status=approved", ops.auth),
+    ]
+    for url, auth in readers:
+        text = (await api.client.get(url, headers=auth)).text
+        for value in (TOLL_FREE, "maria.delgado@gmail.com", "Zzzyx"):
+            assert value not in text, (url, value)
 
 
 async def test_refunding_a_shared_lead_takes_it_out_of_other_carts(

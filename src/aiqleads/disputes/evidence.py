@@ -2,11 +2,12 @@
 sold (and, for duplicates, what else the buyer bought).
 
 Each check says whether it supports the buyer's claim. A claim is clear when a check made for
-its reason supports it: an invalid or non-personal phone for a wrong or disconnected number, no
-consent record for "no consent", another lead the buyer already bought with the same phone,
-e-mail, address or parcel for "duplicate", an undeliverable or throwaway e-mail, a gibberish
-name or a fraud score over the market's threshold for "fake". Whether a person is the
-property's owner cannot be checked offline: those claims always go to an operator.
+its reason supports it: an invalid or non-personal phone (not a missing one: a lead may come
+with an e-mail only) for a wrong or disconnected number, no consent record for "no consent",
+another lead the buyer already bought that de-duplication would merge with this one for
+"duplicate", an invalid or non-personal phone, an undeliverable or throwaway e-mail, a
+gibberish name or a fraud score over the market's threshold for "fake". Whether a person is
+the property's owner cannot be checked offline: those claims always go to an operator.
 """
 
 from __future__ import annotations
@@ -15,7 +16,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiqleads.disputes.models import DisputeReason
+from aiqleads.disputes.repository import Candidate
 from aiqleads.leads.models import Lead
+from aiqleads.leads.repository import COMPARE_COLUMNS
+from aiqleads.quality.dedup import Decision, Fields, compare
 from aiqleads.quality.fraud import is_gibberish
 from aiqleads.quality.normalise import normalise_email, normalise_phone
 
@@ -33,25 +37,30 @@ class Finding:
         return {"check": self.check, "supports_claim": self.supports_claim, "detail": self.detail}
 
 
+# Findings stay readable for as long as the dispute, after a refund has masked the lead
+# again: their wording names the phone, e-mail and name, never their values.
 def phone_finding(lead: Lead) -> Finding:
-    if not lead.phone:
-        return Finding("phone", True, "the lead has no phone number")
+    """A missing phone proves nothing (a lead may come with an e-mail only); an invalid or
+    non-personal one supports a wrong, disconnected or fake number."""
     phone, problems = normalise_phone(lead.phone)
+    if phone is None and not problems:
+        return Finding("phone", False, "the lead has no phone number")
     if phone is None:
-        return Finding("phone", True, problems[0].message if problems else "not a phone number")
+        return Finding("phone", True, "the phone number is not a valid number")
     if phone.line_type in NOT_PERSONAL:
-        return Finding("phone", True, f"{phone.e164} is a {phone.line_type} number")
-    return Finding("phone", False, f"{phone.e164} is a valid {phone.line_type} number")
+        return Finding("phone", True, f"the phone number is a {phone.line_type} number")
+    return Finding("phone", False, f"the phone number is a valid {phone.line_type} number")
 
 
 def email_finding(lead: Lead) -> Finding:
-    if not lead.email:
-        return Finding("email", False, "the lead has no e-mail address")
     email, problems = normalise_email(lead.email)
-    if email is None or email.disposable:
-        detail = problems[0].message if problems else f"{lead.email} is not valid"
-        return Finding("email", True, detail)
-    return Finding("email", False, f"{email.address} is valid")
+    if email is None and not problems:
+        return Finding("email", False, "the lead has no e-mail address")
+    if email is None:
+        return Finding("email", True, "the e-mail address is not valid")
+    if email.disposable:
+        return Finding("email", True, "the e-mail address is at a disposable domain")
+    return Finding("email", False, "the e-mail address is valid")
 
 
 def consent_finding(lead: Lead) -> Finding:
@@ -65,7 +74,7 @@ def consent_finding(lead: Lead) -> Finding:
 def fraud_finding(lead: Lead, threshold: float) -> Finding:
     names = [n for n in (lead.first_name, lead.last_name) if n]
     if any(is_gibberish(n) for n in names):
-        return Finding("fraud", True, f"the name {' '.join(names)!r} looks made up")
+        return Finding("fraud", True, "the name looks made up")
     if lead.fraud_score > threshold:
         return Finding(
             "fraud", True, f"fraud score {lead.fraud_score:.2f} is above {threshold:.2f}"
@@ -73,13 +82,27 @@ def fraud_finding(lead: Lead, threshold: float) -> Finding:
     return Finding("fraud", False, f"fraud score {lead.fraud_score:.2f}")
 
 
-def duplicate_finding(lead: Lead, twins: list[Lead]) -> Finding:
-    """`twins`: leads the buyer bought before this one that share its phone, e-mail, address
-    or parcel (or the lead it was merged into)."""
+def _compared(lead: Lead) -> Fields:
+    return {column: getattr(lead, column) for column in COMPARE_COLUMNS}
+
+
+def is_twin(lead: Lead, earlier: Candidate) -> bool:
+    """The same person, by the decision ingestion merges on (a MATCH): a shared key alone is
+    not enough, as neighbours share a building and a household a phone."""
+    if earlier.lead.id == lead.merged_into_id:
+        return True
+    result = compare(_compared(lead), _compared(earlier.lead), earlier.shared)
+    return result.decision is Decision.MATCH
+
+
+def duplicate_finding(lead: Lead, earlier: list[Candidate]) -> Finding:
+    """`earlier`: leads the buyer bought before this one that share its phone, e-mail,
+    building or parcel (or the lead it was merged into)."""
+    twins = [c.lead for c in earlier if is_twin(lead, c)]
     if twins:
         ids = ", ".join(str(t.id) for t in twins[:3])
         return Finding("duplicate", True, f"you bought the same person before: {ids}")
-    return Finding("duplicate", False, "no earlier purchase shares its phone, e-mail or address")
+    return Finding("duplicate", False, "no earlier purchase is the same person")
 
 
 SUPPORTING = {
@@ -92,12 +115,12 @@ SUPPORTING = {
 }
 
 
-def gather(lead: Lead, twins: list[Lead], fraud_threshold: float) -> list[Finding]:
+def gather(lead: Lead, earlier: list[Candidate], fraud_threshold: float) -> list[Finding]:
     return [
         phone_finding(lead),
         email_finding(lead),
         consent_finding(lead),
-        duplicate_finding(lead, twins),
+        duplicate_finding(lead, earlier),
         fraud_finding(lead, fraud_threshold),
     ]
 

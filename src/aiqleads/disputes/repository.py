@@ -1,9 +1,11 @@
-"""All SQL of disputes: the purchase and lead behind a dispute, locked; the buyer's month;
-earlier purchases of the same person; and each source's record after the sale."""
+"""All SQL of disputes: the purchase and lead behind a dispute, locked; the buyer's recent
+purchases and refunds; earlier purchases that may be the same person; and each source's
+record after the sale."""
 
 from __future__ import annotations
 
 import uuid
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -14,10 +16,20 @@ from aiqleads.checkout.models import Purchase, PurchaseStatus
 from aiqleads.disputes.models import Dispute, DisputeStatus
 from aiqleads.kit.dialect import lock_key
 from aiqleads.leads.models import Lead, LeadMatchKey
+from aiqleads.quality.dedup import key_kind
 
-# Keys that identify a person or a property (phonetic names + ZIP are too loose to call two
-# purchases the same lead).
+# Blocking keys worth a comparison (phonetic names + ZIP are too loose to even suggest that
+# two purchases are the same lead).
 IDENTIFYING_KEYS = ("p:", "e:", "a:", "parcel:")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """An earlier purchase's lead and the kinds of identifying key it shares with the
+    disputed one (quality.dedup.key_kind: "p", "e", "a", "parcel")."""
+
+    lead: Lead
+    shared: frozenset[str]
 
 
 @dataclass(frozen=True)
@@ -33,7 +45,7 @@ class DisputeRepository:
         self.session = session
 
     async def lock_buyer(self, buyer_id: uuid.UUID) -> None:
-        """One dispute of a buyer at a time (the monthly allowance counts what came before).
+        """One dispute of a buyer at a time (the allowance counts what came before).
         An advisory lock, not the user's row: payments and grants lock the buyer's credits
         and then insert rows that key-share-lock the user, which would make a cycle."""
         await lock_key(self.session, f"disputes|{buyer_id}")
@@ -90,29 +102,46 @@ class DisputeRepository:
             or 0
         )
 
-    async def earlier_twins(self, purchase: Purchase, lead: Lead) -> list[Lead]:
-        """Leads the buyer bought (and kept) before this purchase that are the same person or
-        property: a shared identifying key, or the lead this one was merged into."""
-        keys = sa.select(LeadMatchKey.key).where(
-            LeadMatchKey.lead_id == lead.id,
-            sa.or_(*(LeadMatchKey.key.startswith(prefix) for prefix in IDENTIFYING_KEYS)),
+    async def earlier_candidates(self, purchase: Purchase, lead: Lead) -> list[Candidate]:
+        """Leads the buyer bought (and kept) before this purchase that may be the same person
+        or property: a shared identifying key (only a blocking key: disputes.evidence decides),
+        or the lead this one was merged into."""
+        keys = list(
+            await self.session.scalars(
+                sa.select(LeadMatchKey.key).where(
+                    LeadMatchKey.lead_id == lead.id,
+                    sa.or_(*(LeadMatchKey.key.startswith(p) for p in IDENTIFYING_KEYS)),
+                )
+            )
         )
         sharing = sa.select(LeadMatchKey.lead_id).where(LeadMatchKey.key.in_(keys))
         same = sa.or_(Lead.id.in_(sharing), Lead.id == lead.merged_into_id)
-        rows = await self.session.scalars(
-            sa.select(Lead)
-            .join(Purchase, Purchase.lead_id == Lead.id)
-            .where(
-                Purchase.buyer_id == purchase.buyer_id,
-                Purchase.status == PurchaseStatus.PAID,
-                Purchase.created_at <= purchase.created_at,
-                Purchase.id != purchase.id,
-                Lead.id != lead.id,
-                same,
+        leads = list(
+            await self.session.scalars(
+                sa.select(Lead)
+                .join(Purchase, Purchase.lead_id == Lead.id)
+                .where(
+                    Purchase.buyer_id == purchase.buyer_id,
+                    Purchase.status == PurchaseStatus.PAID,
+                    Purchase.created_at <= purchase.created_at,
+                    Purchase.id != purchase.id,
+                    Lead.id != lead.id,
+                    same,
+                )
+                .order_by(Purchase.created_at)
             )
-            .order_by(Purchase.created_at)
         )
-        return list(rows)
+        shared: dict[uuid.UUID, set[str]] = defaultdict(set)
+        if leads and keys:
+            rows = await self.session.execute(
+                sa.select(LeadMatchKey.lead_id, LeadMatchKey.key).where(
+                    LeadMatchKey.lead_id.in_([other.id for other in leads]),
+                    LeadMatchKey.key.in_(keys),
+                )
+            )
+            for lead_id, key in rows.all():
+                shared[lead_id].add(key_kind(key))
+        return [Candidate(other, frozenset(shared[other.id])) for other in leads]
 
     async def page(
         self,

@@ -1,9 +1,10 @@
 """Disputes: filed by a buyer within the window, checked at once, refunded when clear.
 
 A dispute whose own evidence confirms the claim (disputes.evidence) is approved on the spot,
-as long as the buyer's automatic refunds this month stay within a share of their purchases
-this month (`AIQLEADS_DISPUTE_AUTO_APPROVE_PERCENT`, rounded up, as lead sellers cap returns);
-anything else waits for an operator. An approved dispute refunds exactly what was paid, by a
+as long as the buyer's automatic refunds of the last `AIQLEADS_DISPUTE_WINDOW_DAYS` stay
+within a share of their purchases of those days, the ones they can still dispute
+(`AIQLEADS_DISPUTE_AUTO_APPROVE_PERCENT`, rounded up, as lead sellers cap returns); anything
+else waits for an operator. An approved dispute refunds exactly what was paid, by a
 reversing ledger transaction whose reference is the purchase, so it is refunded once at most;
 the buyer loses the lead's details, and the lead is withdrawn from sale.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -33,10 +34,6 @@ from aiqleads.ledger.service import Ledger, Leg
 from aiqleads.markets.catalog import DEFAULT_FRAUD_THRESHOLD
 from aiqleads.notifications.service import notify
 from aiqleads.runtime import Runtime
-
-
-def month_start(at: datetime) -> datetime:
-    return at.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
 class DisputeService:
@@ -69,7 +66,8 @@ class DisputeService:
         assert lead is not None
         market = self.runtime.markets.get(lead.market) if lead.market else None
         threshold = market.fraud_threshold if market is not None else DEFAULT_FRAUD_THRESHOLD
-        findings = evidence.gather(lead, await self.repo.earlier_twins(purchase, lead), threshold)
+        earlier = await self.repo.earlier_candidates(purchase, lead)
+        findings = evidence.gather(lead, earlier, threshold)
         dispute = Dispute(
             id=uuid.uuid4(),
             purchase_id=purchase.id,
@@ -87,7 +85,7 @@ class DisputeService:
         await self.session.flush()
         self._audit(buyer.id, "disputes.file", dispute, now, reason=reason.value)
         if evidence.is_clear(reason, findings):
-            used, allowance = await self._allowance(buyer.id, now)
+            used, allowance = await self._allowance(buyer.id, now, window)
             if used < allowance:
                 dispute.auto_decided = True
                 await self._approve(
@@ -99,15 +97,19 @@ class DisputeService:
                     evidence.Finding(
                         "allowance",
                         False,
-                        f"clear, but {used} of this month's {allowance} automatic refunds are "
-                        "used: an operator decides",
+                        f"clear, but {used} of the {allowance} automatic refunds your purchases "
+                        f"of the last {window.days} days allow are used: an operator decides",
                     ).as_json(),
                 ]
         return dispute
 
-    async def _allowance(self, buyer_id: uuid.UUID, now: datetime) -> tuple[int, int]:
-        """(automatic refunds this month, how many this month's purchases allow)."""
-        since = month_start(now)
+    async def _allowance(
+        self, buyer_id: uuid.UUID, now: datetime, window: timedelta
+    ) -> tuple[int, int]:
+        """(automatic refunds within the dispute window, how many the purchases that can still
+        be disputed allow). A rolling window, not a calendar month: a purchase counts for as
+        long as it can be disputed, so a dispute on the 1st of the month is not capped at 0."""
+        since = now - window
         purchases = await self.repo.purchases_since(buyer_id, since)
         allowance = math.ceil(purchases * self.runtime.settings.dispute_auto_approve_percent / 100)
         return await self.repo.auto_refunds_since(buyer_id, since), allowance
