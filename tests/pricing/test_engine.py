@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from aiqleads.leads.models import Exclusivity
-from aiqleads.pricing.config import PricingConfig
+from aiqleads.pricing.config import DEFAULT_CONFIG
 from aiqleads.pricing.engine import (
     LeadFacts,
     Segment,
@@ -21,7 +21,7 @@ from aiqleads.pricing.engine import (
 )
 
 NOW = datetime(2026, 3, 2, 12, tzinfo=UTC)
-CONFIG = PricingConfig()
+CONFIG = DEFAULT_CONFIG
 FACTS = LeadFacts(
     kind="seller",
     quality_score=60,

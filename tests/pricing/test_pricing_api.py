@@ -8,6 +8,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+import httpx
 import pytest
 import sqlalchemy as sa
 
@@ -32,6 +33,23 @@ async def price_of(api: Api, account: Account, lead_id: uuid.UUID) -> dict[str, 
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
+
+
+async def load(api: Api, admin: Account, market: str = "las-vegas") -> tuple[dict[str, Any], str]:
+    """A market's configuration as an operator loads it to edit: the config and its ETag."""
+    response = await api.client.get(f"{ADMIN_PRICING}/{market}", headers=admin.auth)
+    assert response.status_code == 200, response.text
+    config: dict[str, Any] = response.json()["config"]
+    return config, response.headers["ETag"]
+
+
+async def save(
+    api: Api, admin: Account, config: dict[str, Any], etag: str, market: str = "las-vegas"
+) -> httpx.Response:
+    """PUT `config`, an edit of the version `etag` names."""
+    return await api.client.put(
+        f"{ADMIN_PRICING}/{market}", json=config, headers=admin.auth | {"If-Match": etag}
+    )
 
 
 async def set_plan(runtime: Runtime, email: str, plan: str) -> None:
@@ -166,6 +184,28 @@ async def test_a_recompute_in_many_chunks_stores_the_price_each_lead_explains(
     assert len(set(prices.values())) > 5  # the leads differ, and so do their prices
 
 
+async def test_overlapping_recomputes_write_each_price_change_once(
+    api: Api, runtime: Runtime, clock: FrozenClock
+) -> None:
+    # The 15-minute schedule, an operator's recompute and the recompute of a market that a
+    # cart add asks for can run at the same time, over the same leads.
+    now = clock.now()
+    leads = await add_leads(runtime, *(lead_row(now, quality_score=40 + n) for n in range(5)))
+
+    first = await asyncio.gather(recompute(runtime), recompute(runtime, market="las-vegas"))
+    _, history = await stored(runtime)
+    clock.advance(timedelta(days=10))  # every lead ages: each price falls once
+    later = await asyncio.gather(recompute(runtime, market="las-vegas"), recompute(runtime))
+    prices, trail = await stored(runtime)
+
+    assert sorted(h.lead_id for h in history) == sorted(lead.id for lead in leads)
+    assert sum(r.changed for r in first) == len(leads)
+    assert sorted(h.lead_id for h in trail) == sorted(2 * [lead.id for lead in leads])
+    assert sum(r.changed for r in later) == len(leads)
+    latest = {h.lead_id: h for h in sorted(trail, key=lambda h: h.computed_at)}
+    assert {lead_id: h.price_cents for lead_id, h in latest.items()} == prices
+
+
 async def test_demand_for_similar_leads_raises_their_price_at_the_next_recompute(
     api: Api, runtime: Runtime, clock: FrozenClock
 ) -> None:
@@ -212,7 +252,7 @@ async def test_operators_tune_a_market_audited_and_effective_at_the_next_recompu
         "base_cents": default["config"]["base_cents"] | {"seller": 20_000}
     }
 
-    saved = await api.client.put(f"{ADMIN_PRICING}/las-vegas", json=config, headers=admin.auth)
+    saved = await save(api, admin, config, '"0"')
     pending = await price_of(api, agent, lead.id)
     await recompute(runtime)
     after = await price_of(api, agent, lead.id)
@@ -223,6 +263,7 @@ async def test_operators_tune_a_market_audited_and_effective_at_the_next_recompu
     assert default["version"] == 0
     assert saved.status_code == 200
     assert saved.json()["version"] == 1
+    assert saved.headers["ETag"] == '"1"'
     assert pending["price_cents"] == before["price_cents"]
     assert after["base_cents"] == 20_000
     assert after["config_version"] == 1
@@ -253,35 +294,125 @@ async def test_bad_configurations_and_agents_are_refused(api: Api) -> None:
     admin = await api.admin()
     agent = await api.signup("agent@realty.example.com")
     url = f"{ADMIN_PRICING}/las-vegas"
+    default, etag = await load(api, admin)
 
-    inverted = await api.client.put(
-        url, json={"floor_cents": 900, "ceiling_cents": 100}, headers=admin.auth
-    )
-    unknown_kind = await api.client.put(
-        url,
-        json={
-            "base_cents": {
-                "seller": 1,
-                "buyer": 1,
-                "fsbo": 1,
-                "expired_listing": 1,
-                "solar_homeowner": 1,
-                "pet": 5,
-            }
-        },
-        headers=admin.auth,
-    )
-    typo = await api.client.put(url, json={"wieghts": {}}, headers=admin.auth)
+    def edit(**changes: Any) -> dict[str, Any]:
+        return default | changes
+
+    inverted = await save(api, admin, edit(floor_cents=900, ceiling_cents=100), etag)
+    unknown_kind = await save(api, admin, edit(base_cents=default["base_cents"] | {"pet": 5}), etag)
+    typo = {k: v for k, v in default.items() if k != "weights"} | {"wieghts": default["weights"]}
+    misspelt = await save(api, admin, typo, etag)
+    # Money is whole cents and weights are numbers: no true for 1, no "100", no 99.5 cents.
+    loose = [
+        await save(api, admin, body, etag)
+        for body in (
+            edit(floor_cents=True),
+            edit(ceiling_cents="90000"),
+            edit(floor_cents=99.5),
+            edit(weights=default["weights"] | {"quality": True}),
+        )
+    ]
     nowhere = await api.client.get(f"{ADMIN_PRICING}/atlantis", headers=admin.auth)
-    as_agent = await api.client.put(url, json={}, headers=agent.auth)
+    as_agent = await api.client.put(url, json=default, headers=agent.auth | {"If-Match": etag})
 
     assert inverted.status_code == 422
     assert "floor_cents is above ceiling_cents" in inverted.text
     assert unknown_kind.status_code == 422
-    assert typo.status_code == 422
+    assert "base_cents names unknown kinds: pet" in unknown_kind.text
+    assert misspelt.status_code == 422
+    assert [r.status_code for r in loose] == [422] * 4
+    assert (await api.client.get(url, headers=admin.auth)).json()["version"] == 0
     assert nowhere.status_code == 404
     assert nowhere.json()["code"] == "unknown_market"
     assert as_agent.status_code == 403
+
+
+async def test_a_put_must_carry_the_whole_configuration(api: Api) -> None:
+    # A field left out is refused by name, not filled in with its built-in value: that would
+    # silently undo what an earlier version set.
+    admin = await api.admin()
+    config, etag = await load(api, admin)
+    tuned = config | {
+        "base_cents": config["base_cents"] | {"seller": 20_000},
+        "floor_cents": 5_000,
+    }
+    saved = await save(api, admin, tuned, etag)
+    assert saved.status_code == 200, saved.text
+
+    partial = await save(api, admin, {"weights": {"demand": 0.4}}, saved.headers["ETag"])
+    simulated = await api.client.post(
+        f"{ADMIN_PRICING}/simulate",
+        json={"market": "las-vegas", "config": {"floor_cents": 3_000}},
+        headers=admin.auth,
+    )
+    after, after_etag = await load(api, admin)
+
+    def missing(response: httpx.Response, prefix: int) -> set[tuple[str, ...]]:
+        errors = response.json()["errors"]
+        return {tuple(e["loc"][prefix:]) for e in errors if e["type"] == "missing"}
+
+    assert partial.status_code == 422
+    assert partial.json()["code"] == "validation_error"
+    assert missing(partial, 1) == {(f,) for f in config if f != "weights"} | {
+        ("weights", "quality"),
+        ("weights", "fraud"),
+        ("weights", "supply"),
+    }
+    assert simulated.status_code == 422
+    assert missing(simulated, 2) == {(f,) for f in config if f != "floor_cents"}
+    assert (after, after_etag) == (tuned, '"1"')
+
+
+async def test_a_save_names_the_version_it_edits_and_an_edit_of_an_old_one_is_refused(
+    api: Api,
+) -> None:
+    al = await api.admin("al@aiqleads.example.com")
+    bea = await api.admin("bea@aiqleads.example.com")
+    url = f"{ADMIN_PRICING}/las-vegas"
+    # Both open the built-in configuration; Bea saves first, then Al saves his edit.
+    al_config, al_etag = await load(api, al)
+    bea_config, bea_etag = await load(api, bea)
+    bea_saved = await save(api, bea, bea_config | {"floor_cents": 8_000}, bea_etag)
+    al_saved = await save(api, al, al_config | {"exclusive_premium": 1.0}, al_etag)
+    blind = await api.client.put(url, json=al_config, headers=al.auth)
+    unheard_of = await save(api, al, al_config, '"7"')
+    final, final_etag = await load(api, al)
+
+    assert al_etag == bea_etag == '"0"'
+    assert bea_saved.status_code == 200
+    assert bea_saved.headers["ETag"] == '"1"'
+    assert al_saved.status_code == 409
+    assert al_saved.json()["code"] == "pricing_config_changed"
+    assert blind.status_code == 428
+    assert blind.headers["content-type"] == "application/problem+json"
+    assert blind.json()["code"] == "precondition_required"
+    assert unheard_of.status_code == 409
+    assert (final["floor_cents"], final["exclusive_premium"]) == (8_000, 0.5)
+    assert final_etag == '"1"'
+
+    # Al reloads and makes his change again, on top of Bea's.
+    again = await save(api, al, final | {"exclusive_premium": 1.0}, final_etag)
+    assert again.status_code == 200, again.text
+    assert again.headers["ETag"] == '"2"'
+    assert (again.json()["config"]["floor_cents"], again.json()["config"]["exclusive_premium"]) == (
+        8_000,
+        1.0,
+    )
+
+
+async def test_two_saves_of_one_version_at_once_keep_one(api: Api) -> None:
+    admin = await api.admin()
+    config, etag = await load(api, admin)
+
+    results = await asyncio.gather(
+        *(save(api, admin, config | {"floor_cents": cents}, etag) for cents in (3_000, 4_000))
+    )
+    final, final_etag = await load(api, admin)
+
+    assert sorted(r.status_code for r in results) == [200, 409]
+    (won,) = (r for r in results if r.status_code == 200)
+    assert (final, final_etag) == (won.json()["config"], '"1"')
 
 
 async def test_simulation_shows_new_prices_without_saving(
@@ -307,6 +438,47 @@ async def test_simulation_shows_new_prices_without_saving(
     assert body["proposed"]["min_cents"] == 30_000
     assert body["current"]["max_cents"] < 30_000
     assert still["version"] == 0
+
+
+async def test_simulating_a_plan_discount_shows_what_each_plan_would_pay(
+    api: Api, runtime: Runtime, clock: FrozenClock
+) -> None:
+    admin = await api.admin()
+    agent = await api.signup("enterprise@realty.example.com")
+    await set_plan(runtime, agent.email, "enterprise")
+    leads = await add_leads(
+        runtime, *(lead_row(clock.now(), quality_score=q) for q in (40, 60, 80))
+    )
+    await recompute(runtime)
+    config, etag = await load(api, admin)
+    # Enterprise buyers would pay half price instead of 20 % off; no other price changes.
+    proposed = config | {"tier_discounts": config["tier_discounts"] | {"enterprise": 0.5}}
+
+    response = await api.client.post(
+        f"{ADMIN_PRICING}/simulate",
+        json={"market": "las-vegas", "config": proposed},
+        headers=admin.auth,
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (await save(api, admin, proposed, etag)).status_code == 200
+    await recompute(runtime)
+
+    assert body["changed"] == len(leads)
+    assert {plan: figures["changed"] for plan, figures in body["plans"].items()} == {
+        "basic": 0,
+        "pro": 0,
+        "enterprise": len(leads),
+    }
+    assert body["current"] == body["proposed"] == body["plans"]["basic"]["current"]
+    enterprise = body["plans"]["enterprise"]
+    assert enterprise["proposed"]["max_cents"] < enterprise["current"]["min_cents"]
+    # What the simulation promised is what an Enterprise buyer is then charged.
+    for example in body["examples"]:
+        charged = await price_of(api, agent, uuid.UUID(example["lead_id"]))
+        assert charged["price_cents"] == example["plans"]["enterprise"]["proposed_cents"]
+        assert example["current_cents"] == example["proposed_cents"]
+    assert len(body["examples"]) == len(leads)
 
 
 async def test_cart_adds_reprice_their_market_in_the_background(

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aiqleads.demand.models import DemandEvent, DemandKind
-from aiqleads.kit.dialect import SQLITE_LEADS_PK_INDEX, upsert
+from aiqleads.kit.dialect import SQLITE_LEADS_PK_INDEX, lock_key, upsert
 from aiqleads.kit.ids import uuid7_run
 from aiqleads.leads.lifecycle import LeadStatus
 from aiqleads.leads.models import Exclusivity, Lead
@@ -192,44 +192,60 @@ class PricingRepository:
         raw = await connection.get_raw_connection()
         return raw.driver_connection
 
-    async def save_prices(self, rows: Sequence[dict[str, Any]], at: datetime) -> None:
-        """Store new prices and a history row for each."""
-        if not rows:
-            return
-        if self._dialect == "postgresql":
-            await self._save_prices_copy(rows, at)
-            return
-        await self._save_prices_sqlite(rows, at)
+    async def lock_markets(self, markets: Sequence[str]) -> None:
+        """Take turns with any other recompute of these markets until the transaction ends
+        (PostgreSQL; SQLite's single writer already serialises the writes). In sorted order,
+        so a recompute of every market and one of a single market cannot deadlock."""
+        for market in sorted(set(markets)):
+            await lock_key(self.session, f"pricing.recompute|{market}")
 
-    async def _save_prices_sqlite(self, rows: Sequence[dict[str, Any]], at: datetime) -> None:
+    async def save_prices(self, rows: Sequence[dict[str, Any]], at: datetime) -> int:
+        """Store new prices, with a history row for each one that differs from the price
+        stored at the moment of writing (another recompute may have stored the same price
+        since `rows` were priced). Returns how many prices changed."""
+        if not rows:
+            return 0
+        if self._dialect == "postgresql":
+            return await self._save_prices_copy(rows, at)
+        return await self._save_prices_sqlite(rows, at)
+
+    async def _save_prices_sqlite(self, rows: Sequence[dict[str, Any]], at: datetime) -> int:
         """SQLite: the same two writes through the driver, values in SQLAlchemy's own storage
         formats (a UUID as 32 hex digits, a time as `YYYY-MM-DD HH:MM:SS.ffffff` in UTC).
-        SQLAlchemy's per-row bind processing was most of a first recompute's writing."""
+        SQLAlchemy's per-row bind processing was most of a first recompute's writing. The
+        history rows go first, each only where the stored price differs, so both statements
+        compare against the prices as they are inside this (the only) write transaction."""
         stamp = at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
         driver = await self._driver()
-        await driver.executemany(
-            "INSERT INTO lead_prices (lead_id, price_cents, config_version, computed_at) "
-            "VALUES (?, ?, ?, ?) ON CONFLICT (lead_id) DO UPDATE SET "
-            "price_cents = excluded.price_cents, config_version = excluded.config_version, "
-            "computed_at = excluded.computed_at",
-            [(r["lead_id"].hex, r["price_cents"], r["config_version"], stamp) for r in rows],
-        )
         # Time-ordered ids: the batch's history rows go to the end of the key's index
         # together instead of onto a random page each (kit.ids).
-        await driver.executemany(
+        logged = await driver.executemany(
             "INSERT INTO price_history (id, lead_id, price_cents, config_version, computed_at) "
-            "VALUES (?, ?, ?, ?, ?)",
+            "SELECT ?1, ?2, ?3, ?4, ?5 WHERE NOT EXISTS (SELECT 1 FROM lead_prices "
+            "WHERE lead_id = ?2 AND price_cents = ?3)",
             [
                 (f"{i:032x}", r["lead_id"].hex, r["price_cents"], r["config_version"], stamp)
                 for i, r in zip(uuid7_run(len(rows), at), rows, strict=True)
             ],
         )
+        await driver.executemany(
+            "INSERT INTO lead_prices (lead_id, price_cents, config_version, computed_at) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT (lead_id) DO UPDATE SET "
+            "price_cents = excluded.price_cents, config_version = excluded.config_version, "
+            "computed_at = excluded.computed_at "
+            "WHERE lead_prices.price_cents != excluded.price_cents",
+            [(r["lead_id"].hex, r["price_cents"], r["config_version"], stamp) for r in rows],
+        )
+        changed: int = logged.rowcount
+        return changed
 
-    async def _save_prices_copy(self, rows: Sequence[dict[str, Any]], at: datetime) -> None:
-        """PostgreSQL: COPY the prices into a temporary table, then upsert and log them in two
-        set-based statements (a full recompute of a million leads writes every price; one
-        statement per row spent most of its time in round trips). History rows get
-        time-ordered ids, as on SQLite."""
+    async def _save_prices_copy(self, rows: Sequence[dict[str, Any]], at: datetime) -> int:
+        """PostgreSQL: COPY the prices into a temporary table, then upsert and log them in one
+        set-based statement (a full recompute of a million leads writes every price; one
+        statement per row spent most of its time in round trips). The upsert changes only
+        prices that differ from the stored one when it reaches the row (it waits for another
+        transaction writing the same lead), and the history logs what it changed. History
+        rows get time-ordered ids, as on SQLite."""
         driver = await self._driver()
         await driver.execute(
             "CREATE TEMP TABLE IF NOT EXISTS price_stage (id uuid, lead_id uuid, "
@@ -242,19 +258,22 @@ class PricingRepository:
                 for i, r in zip(uuid7_run(len(rows), at), rows, strict=True)
             ],
         )
-        await driver.execute(
+        changed: int = await driver.fetchval(
+            "WITH stored AS ("
             "INSERT INTO lead_prices (lead_id, price_cents, config_version, computed_at) "
             "SELECT lead_id, price_cents, config_version, $1 FROM price_stage "
             "ON CONFLICT (lead_id) DO UPDATE SET price_cents = EXCLUDED.price_cents, "
-            "config_version = EXCLUDED.config_version, computed_at = EXCLUDED.computed_at",
-            at,
-        )
-        await driver.execute(
+            "config_version = EXCLUDED.config_version, computed_at = EXCLUDED.computed_at "
+            "WHERE lead_prices.price_cents <> EXCLUDED.price_cents RETURNING lead_id), "
+            "logged AS ("
             "INSERT INTO price_history (id, lead_id, price_cents, config_version, computed_at) "
-            "SELECT id, lead_id, price_cents, config_version, $1 FROM price_stage",
+            "SELECT s.id, s.lead_id, s.price_cents, s.config_version, $1 "
+            "FROM price_stage s JOIN stored USING (lead_id) RETURNING 1) "
+            "SELECT count(*) FROM logged",
             at,
         )
         await driver.execute("TRUNCATE price_stage")
+        return changed
 
     async def history(self, lead_id: uuid.UUID, limit: int = 50) -> list[PriceChange]:
         return list(

@@ -55,11 +55,17 @@ class SimulateIn(BaseModel):
     sample: int = Field(default=1_000, ge=1, le=10_000, description="Leads to price")
 
 
+class SimulatedPrice(BaseModel):
+    current_cents: int
+    proposed_cents: int
+
+
 class SimulatedLead(BaseModel):
     lead_id: uuid.UUID
     kind: str
-    current_cents: int
-    proposed_cents: int
+    current_cents: int = Field(description="The Basic plan's price now")
+    proposed_cents: int = Field(description="The Basic plan's price under the configuration")
+    plans: dict[str, SimulatedPrice] = Field(description="Each plan's price, now and proposed")
 
 
 class PriceStats(BaseModel):
@@ -69,10 +75,17 @@ class PriceStats(BaseModel):
     max_cents: int
 
 
+class PlanSimulation(BaseModel):
+    changed: int = Field(description="Leads whose price for this plan would change")
+    current: PriceStats | None
+    proposed: PriceStats | None
+
+
 class SimulationOut(BaseModel):
     market: str
     leads: int
-    changed: int
-    current: PriceStats | None
-    proposed: PriceStats | None
+    changed: int = Field(description="Leads whose price would change for any plan")
+    current: PriceStats | None = Field(description="The Basic plan's prices now")
+    proposed: PriceStats | None = Field(description="The Basic plan's prices under the config")
+    plans: dict[str, PlanSimulation] = Field(description="The same figures for each plan")
     examples: list[SimulatedLead]

@@ -20,8 +20,9 @@ from aiqleads.audit.service import record as audit
 from aiqleads.kit.errors import Conflict, NotFound
 from aiqleads.leads.lifecycle import LeadStatus
 from aiqleads.leads.models import LEAD_KINDS, Lead, LeadRow
-from aiqleads.pricing.config import PricingConfig
+from aiqleads.pricing.config import DEFAULT_CONFIG, PricingConfig
 from aiqleads.pricing.engine import (
+    TIERS,
     LeadFacts,
     Price,
     Segment,
@@ -31,11 +32,13 @@ from aiqleads.pricing.engine import (
 from aiqleads.pricing.models import PriceSnapshot, PricingConfigVersion
 from aiqleads.pricing.repository import FactRow, PricingRepository
 from aiqleads.pricing.schemas import (
+    PlanSimulation,
     PriceOut,
     PriceStats,
     PriceStepOut,
     PricingConfigOut,
     SimulatedLead,
+    SimulatedPrice,
     SimulationOut,
 )
 from aiqleads.runtime import Runtime
@@ -44,7 +47,6 @@ log = structlog.get_logger(__name__)
 
 DEMAND_WINDOW = timedelta(days=7)
 RECOMPUTE_CHUNK = 10_000
-DEFAULT_CONFIG = PricingConfig()
 
 
 def facts_of(row: Any) -> LeadFacts:
@@ -84,6 +86,14 @@ def _changes(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> dict
         elif before != after:
             out[f"{prefix}{key}"] = [before, after]
     return out
+
+
+def _changed_meanwhile(latest: int) -> Conflict:
+    return Conflict(
+        f"The configuration changed while you edited it (version {latest} is the latest); "
+        "reload and save again",
+        code="pricing_config_changed",
+    )
 
 
 class Configs:
@@ -149,10 +159,14 @@ class PricingService:
         )
 
     async def save_config(
-        self, market: str, config: PricingConfig, admin: User
+        self, market: str, config: PricingConfig, admin: User, edited: int
     ) -> PricingConfigOut:
-        """Save a new version; prices follow it at the next recompute. Audited."""
+        """Save `config`, an edit of version `edited`, as the next version; prices follow it
+        at the next recompute. Audited. Refused if `edited` is no longer the latest: saving
+        it would silently undo the versions saved since."""
         current = await self.config(market)
+        if edited != current.version:
+            raise _changed_meanwhile(current.version)
         now = self.runtime.clock.now()
         new = config.model_dump(mode="json")
         row = PricingConfigVersion(
@@ -166,10 +180,7 @@ class PricingService:
         try:
             await self.session.flush()
         except IntegrityError as exc:  # another operator saved this version a moment ago
-            raise Conflict(
-                "The configuration changed while you edited it; reload and save again",
-                code="pricing_config_changed",
-            ) from exc
+            raise _changed_meanwhile(row.version) from exc
         audit(
             self.session,
             actor_id=admin.id,
@@ -303,40 +314,90 @@ class PricingService:
     # what-if
 
     async def simulate(self, market: str, proposed: PricingConfig, sample: int) -> SimulationOut:
-        """Prices of up to `sample` leads on sale in `market` now and under `proposed`."""
+        """Prices of up to `sample` leads on sale in `market`, for each plan, now and under
+        `proposed`. A lead counts as changed if its price for any plan would change (a new
+        plan discount changes no Basic price)."""
         self._market(market)
         snapshots = await self.repo.snapshots(market)
         rows = await self.repo.lead_facts(market=market, limit=sample)
-        current: list[int] = []
-        new: list[int] = []
+        # Per kind, each plan's pricers now and under `proposed` (None: a kind not priced).
+        pricers: dict[str, dict[str, tuple[SegmentPricer, SegmentPricer]] | None] = {}
+        current: dict[str, list[int]] = {tier: [] for tier in TIERS}
+        new: dict[str, list[int]] = {tier: [] for tier in TIERS}
+        changed = 0
         examples: list[SimulatedLead] = []
         for row in rows:
-            snapshot = snapshots.get((market, row.kind)) or await self.snapshot_for(
-                market, row.kind
-            )
-            if snapshot is None:
+            if row.kind not in pricers:
+                snapshot = snapshots.get((market, row.kind)) or await self.snapshot_for(
+                    market, row.kind
+                )
+                pricers[row.kind] = (
+                    None if snapshot is None else await self._plan_pricers(snapshot, proposed)
+                )
+            by_tier = pricers[row.kind]
+            if by_tier is None:
                 continue
-            snapshots[(market, row.kind)] = snapshot
-            facts, segment = facts_of(row), segment_of(snapshot)
-            config = await self.configs.at(market, snapshot.config_version)
-            before = price(facts, segment, config, snapshot.as_of).final_cents
-            after = price(facts, segment, proposed, snapshot.as_of).final_cents
-            current.append(before)
-            new.append(after)
+            facts = (
+                row.quality_score,
+                row.fraud_score,
+                row.created_at,
+                row.exclusivity,
+                row.sales_count,
+            )
+            plans = {
+                tier: SimulatedPrice(current_cents=as_is(*facts), proposed_cents=to_be(*facts))
+                for tier, (as_is, to_be) in by_tier.items()
+            }
+            for tier, quoted in plans.items():
+                current[tier].append(quoted.current_cents)
+                new[tier].append(quoted.proposed_cents)
+            changed += any(p.current_cents != p.proposed_cents for p in plans.values())
             if len(examples) < 20:
                 examples.append(
                     SimulatedLead(
-                        lead_id=row.id, kind=row.kind, current_cents=before, proposed_cents=after
+                        lead_id=row.id,
+                        kind=row.kind,
+                        current_cents=plans["basic"].current_cents,
+                        proposed_cents=plans["basic"].proposed_cents,
+                        plans=plans,
                     )
                 )
+        figures = {
+            tier: PlanSimulation(
+                changed=sum(a != b for a, b in zip(current[tier], new[tier], strict=True)),
+                current=_stats(current[tier]),
+                proposed=_stats(new[tier]),
+            )
+            for tier in TIERS
+        }
         return SimulationOut(
             market=market,
             leads=len(rows),
-            changed=sum(a != b for a, b in zip(current, new, strict=True)),
-            current=_stats(current),
-            proposed=_stats(new),
+            changed=changed,
+            current=figures["basic"].current,
+            proposed=figures["basic"].proposed,
+            plans=figures,
             examples=examples,
         )
+
+    async def _plan_pricers(
+        self, snapshot: PriceSnapshot, proposed: PricingConfig
+    ) -> dict[str, tuple[SegmentPricer, SegmentPricer]]:
+        """Each plan's pricer of the snapshot's segment by its configuration and by
+        `proposed`."""
+        return {
+            tier: (
+                await self.pricer(snapshot, tier),
+                SegmentPricer(
+                    proposed.base_cents[snapshot.kind],
+                    segment_of(snapshot),
+                    proposed,
+                    snapshot.as_of,
+                    tier,
+                ),
+            )
+            for tier in TIERS
+        }
 
 
 @dataclass(frozen=True)
@@ -373,11 +434,17 @@ async def recompute(runtime: Runtime, *, market: str | None = None) -> Recompute
     A transaction stores one chunk's prices and reads the next chunk's leads; the next
     chunk is priced on a worker thread while the transaction commits (on SQLite a commit is
     one long call that lets go of the GIL: a first recompute of 1,000,000 leads spent 11 of
-    its 79 s committing)."""
+    its 79 s committing).
+
+    Recomputes overlap (the schedule, an operator's request, a cart add's market): each
+    write transaction takes its markets' locks, and a price counts as changed (with a history
+    row) only if it differs from the one stored when it is written, not when it was read."""
     now = runtime.clock.now()
     loop = asyncio.get_running_loop()
+    markets = [market] if market is not None else [m.slug for m in runtime.markets.all()]
     async with runtime.transaction() as session:
         service = PricingService(session, runtime)
+        await service.repo.lock_markets(markets)
         await service.repo.save_snapshots(
             [r for r in await service.measure(now) if market is None or r["market"] == market]
         )
@@ -392,10 +459,11 @@ async def recompute(runtime: Runtime, *, market: str | None = None) -> Recompute
         updates = await pricing
         after = rows[-1].id
         priced += len(rows)
-        changed += len(updates)
         async with runtime.transaction() as session:
             repo = PricingRepository(session)
-            await repo.save_prices(updates, now)
+            if updates:
+                await repo.lock_markets(markets)
+            changed += await repo.save_prices(updates, now)
             rows = await repo.lead_facts(market=market, after=after, limit=RECOMPUTE_CHUNK)
             pricing = loop.run_in_executor(None, _priced, rows, pricers)
     log.info("prices_recomputed", market=market, priced=priced, changed=changed)
