@@ -24,6 +24,7 @@ from aiqleads.ingest.connectors.fetcher import Disallowed, PoliteFetcher, Valida
 from aiqleads.ingest.connectors.http import SourceUnavailable
 from aiqleads.ingest.connectors.listings import (
     LISTING_SITES,
+    MAX_FAILED_IN_A_ROW,
     ClassifiedsConnector,
     FsboSiteConnector,
 )
@@ -54,6 +55,15 @@ DETAILS = {
 CLASSIFIEDS = "/housing/real-estate-for-sale"
 
 
+def logged(caplog: pytest.LogCaptureFixture, event: str) -> list[dict[str, Any]]:
+    """The structlog events named `event` that reached the standard logging handlers."""
+    return [
+        record.msg
+        for record in caplog.records
+        if isinstance(record.msg, dict) and record.msg.get("event") == event
+    ]
+
+
 def page(name: str) -> str:
     return (PAGES / name).read_text("utf-8")
 
@@ -82,6 +92,7 @@ class FakeSite:
         self.redirects: dict[str, str] = {}
         self.robots_status = 200
         self.fail_once: set[str] = set()  # answer 503 once, then the page
+        self.broken: set[str] = set()  # answer 500 every time
         self.hits: list[Hit] = []
 
     def app(self) -> Starlette:
@@ -108,6 +119,8 @@ class FakeSite:
         if target in self.fail_once:
             self.fail_once.discard(target)
             return PlainTextResponse("busy", 503, headers={"Retry-After": "1"})
+        if target in self.broken:
+            return PlainTextResponse("down", 500, headers={"Retry-After": "1"})
         if target in self.redirects:
             return RedirectResponse(self.redirects[target], 301)
         html = self.pages.get(target)
@@ -303,6 +316,63 @@ async def test_a_503_is_retried_and_the_page_still_arrives(
 
     assert BENT_WILLOW in [r.source_key for r in records]
     assert [hit.status for hit in site.hits if hit.target == BENT_WILLOW] == [503, 200]
+
+
+async def test_a_detail_page_that_keeps_failing_is_skipped_and_the_crawl_goes_on(
+    site: FakeSite,
+    base_url: str,
+    http: httpx.AsyncClient,
+    clock: FakeTime,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    site.broken.add(CAMELBACK)  # this one listing's page is broken at the site
+
+    records = await crawl(fsbo(base_url, fetcher(http, clock)))
+
+    assert [r.source_key for r in records] == [DESERT_INN, BENT_WILLOW, BELL_RD]
+    assert [hit.status for hit in site.hits if hit.target == CAMELBACK] == [500] * 5
+    [failed] = logged(caplog, "listing_page_failed")
+    assert failed["url"] == base_url + CAMELBACK
+
+
+async def test_detail_pages_failing_in_a_row_stop_the_crawl(
+    site: FakeSite, base_url: str, http: httpx.AsyncClient, clock: FakeTime
+) -> None:
+    down = [f"/listings/down-{n}" for n in range(MAX_FAILED_IN_A_ROW)]
+    links = "".join(f'<a class="result-link" href="{path}">x</a>' for path in down)
+    site.pages["/listings"] = site.pages["/listings"].replace("</body>", links + "</body>")
+    site.broken.update(down)  # the site falls over after the first page's listings
+
+    with pytest.raises(SourceUnavailable, match=f"{MAX_FAILED_IN_A_ROW} listing pages in a row"):
+        await crawl(fsbo(base_url, fetcher(http, clock)))
+    assert "/listings?page=2" not in site.targets()
+
+
+async def test_a_redirect_to_another_host_is_not_followed(
+    site: FakeSite,
+    base_url: str,
+    http: httpx.AsyncClient,
+    clock: FakeTime,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    internal_hits: list[str] = []
+
+    async def internal(request: Request) -> Response:
+        internal_hits.append(request.url.path)
+        return PlainTextResponse("<html>internal admin console: db password hunter2</html>")
+
+    site.robots_status = 404
+    # A hostile (or hacked) site sends one listing to a host of our own network: another
+    # origin (here another loopback port).
+    with serve(Starlette(routes=[Route("/{path:path}", internal)])) as internal_url:
+        site.redirects[BENT_WILLOW] = f"{internal_url}/admin/secrets"
+        records = await crawl(fsbo(base_url, fetcher(http, clock)))
+
+    assert internal_hits == []
+    assert [r.source_key for r in records] == [DESERT_INN, CAMELBACK, BELL_RD]
+    assert not any("hunter2" in r.payload["html"] for r in records)
+    [refused] = logged(caplog, "fetch_redirect_off_site")
+    assert refused["location"] == f"{internal_url}/admin/secrets"
 
 
 @pytest.mark.parametrize("status", [401, 403])

@@ -24,8 +24,8 @@ from structlog.testing import capture_logs
 from aiqleads.ingest.connectors.base import Candidate, ParseError, RawRecord
 from aiqleads.ingest.connectors.http import SourceUnavailable
 from aiqleads.ingest.connectors.reso import ResoConnector, SourceAuthError
-from aiqleads.ingest.models import IngestionRun, RunStatus
-from aiqleads.ingest.service import run_source
+from aiqleads.ingest.models import IngestionRun, RunStatus, SourceRecord
+from aiqleads.ingest.service import execute_replay, run_source, start_replay
 from aiqleads.ingest.sources import SourceCatalog, SourceConfig
 from aiqleads.ingest.tasks import schedule
 from aiqleads.kit.clock import FrozenClock
@@ -64,6 +64,7 @@ class FakeResoServer:
         self.data_requests: list[tuple[str, dict[str, str]]] = []  # (bearer token, query)
         self.unauthorised = 0
         self.script: list[Response] = []  # answered, in order, before any real page
+        self.broken_skip: str | None = None  # the page at this $skip answers 400
 
     def app(self) -> Starlette:
         return Starlette(
@@ -105,15 +106,22 @@ class FakeResoServer:
             return JSONResponse({"error": {"code": "401", "message": "Unauthorized"}}, 401)
         if self.script:
             return self.script.pop(0)
+        if self.broken_skip is not None and query.get("$skip") == self.broken_skip:
+            return JSONResponse({"error": {"message": "internal error"}}, 400)
         if query.get("$orderby") != "ModificationTimestamp asc":
             return JSONResponse({"error": {"message": "unsupported $orderby"}}, 400)
         rows = sorted(self.listings, key=lambda row: row["ModificationTimestamp"])
         if "$filter" in query:
-            match = re.fullmatch(r"ModificationTimestamp gt (\S+Z)", query["$filter"])
+            match = re.fullmatch(r"ModificationTimestamp (gt|ge) (\S+Z)", query["$filter"])
             if match is None:
                 return JSONResponse({"error": {"message": "unsupported $filter"}}, 400)
-            after = datetime.fromisoformat(match[1])
-            rows = [r for r in rows if datetime.fromisoformat(r["ModificationTimestamp"]) > after]
+            bound = datetime.fromisoformat(match[2])
+            rows = [
+                r
+                for r in rows
+                if (modified := datetime.fromisoformat(r["ModificationTimestamp"])) > bound
+                or (match[1] == "ge" and modified == bound)
+            ]
         top, skip = int(query.get("$top", 100)), int(query.get("$skip", 0))
         base = str(request.base_url).rstrip("/")
         body: dict[str, Any] = {
@@ -225,9 +233,10 @@ async def test_incremental_sync_filters_by_modification_timestamp(
 
     records = await fetch_all(connector, since)
 
-    assert [r.source_key for r in records] == ["LK003", "LK004", "LK005"]
+    # The records of `since` itself come again: a failed run may have stored only some.
+    assert [r.source_key for r in records] == ["LK002", "LK003", "LK004", "LK005"]
     first_query = server.data_requests[0][1]
-    assert first_query["$filter"] == "ModificationTimestamp gt 2026-01-01T02:00:00Z"
+    assert first_query["$filter"] == "ModificationTimestamp ge 2026-01-01T02:00:00Z"
 
 
 async def test_token_refreshed_after_expiry(
@@ -547,10 +556,11 @@ async def test_a_scheduled_run_ingests_expired_listings_incrementally(
         listing(4, StandardStatus="Withdrawn", UnparsedAddress="7 Pine St", **address)
     )
     second = await run_source(runtime, source, trigger="schedule")
-    # Only what changed since the last run is asked for and fetched.
-    assert server.data_requests[-1][1]["$filter"] == "ModificationTimestamp gt 2026-01-01T03:00:00Z"
-    assert second.counts["fetched"] == 1
-    assert second.counts["accepted"] == 1
+    # Only what changed since the last run is asked for and fetched (and the last run's
+    # newest listing again, which comes back unchanged).
+    assert server.data_requests[-1][1]["$filter"] == "ModificationTimestamp ge 2026-01-01T03:00:00Z"
+    assert second.counts["fetched"] == 2
+    assert (second.counts["accepted"], second.counts["unchanged"]) == (1, 1)
 
 
 async def test_the_scheduler_starts_due_sources_through_the_job_system(
@@ -571,4 +581,83 @@ async def test_the_scheduler_starts_due_sources_through_the_job_system(
         )
     assert [(r.trigger, r.status) for r in runs] == [("schedule", RunStatus.SUCCEEDED)] * 2
     assert runs[0].counts["fetched"] == 5
-    assert runs[1].counts["fetched"] == 0  # incremental: nothing changed since the first run
+    # Incremental: nothing changed since the first run, only its newest listing comes again.
+    assert (runs[1].counts["fetched"], runs[1].counts["unchanged"]) == (1, 1)
+
+
+EXPIRED_AT = {"StandardStatus": "Expired", "City": "Las Vegas", "StateOrProvince": "NV"}
+
+
+def expired(n: int, hours: int | None = None) -> dict[str, Any]:
+    """An expired Las Vegas listing, modified `hours` (default n) hours after T0."""
+    row = listing(n, UnparsedAddress=f"{n} Main St", PostalCode="89102", **EXPIRED_AT)
+    when = T0 + timedelta(hours=n if hours is None else hours)
+    row["ModificationTimestamp"] = when.isoformat().replace("+00:00", "Z")
+    return row
+
+
+async def stored_keys(runtime: Runtime, source: SourceConfig) -> set[str]:
+    async with runtime.transaction(write=False) as session:
+        return set(
+            await session.scalars(
+                sa.select(SourceRecord.source_key).where(SourceRecord.source == source.slug)
+            )
+        )
+
+
+async def test_a_replay_of_a_run_parses_its_records_again_without_fetching(
+    runtime: Runtime, server: FakeResoServer, source: SourceConfig
+) -> None:
+    server.listings = [expired(1), expired(2)]
+    runtime.sources = SourceCatalog([source])
+    first = await run_source(runtime, source, trigger="schedule")
+    assert first.status is RunStatus.SUCCEEDED
+    requests = len(server.data_requests)
+
+    async with runtime.transaction() as session:
+        replay = await start_replay(session, runtime, first.id)
+    done = await execute_replay(runtime, replay.id)
+
+    assert done is not None
+    assert done.status is RunStatus.SUCCEEDED, done.errors
+    assert (done.counts["fetched"], done.counts["unchanged"]) == (2, 2)
+    assert len(server.data_requests) == requests  # the MLS is not asked again
+
+
+async def test_a_failed_run_loses_no_record_sharing_its_last_timestamp(
+    runtime: Runtime, server: FakeResoServer, source: SourceConfig
+) -> None:
+    # LK002 and LK003 changed in the same second (a bulk status change at the MLS), and the
+    # page after LK003's fails: the first batch (LK001, LK002) is stored, LK003's is not.
+    server.listings = [expired(1), expired(2), expired(3, hours=2), *map(expired, (4, 5, 6))]
+    server.broken_skip = "4"
+    first = await run_source(runtime, source, trigger="schedule", batch_size=2)
+    assert first.status is RunStatus.FAILED
+    assert await stored_keys(runtime, source) == {"LK001", "LK002"}
+
+    server.broken_skip = None  # the MLS is fine again
+    second = await run_source(runtime, source, trigger="schedule", batch_size=2)
+
+    assert second.status is RunStatus.SUCCEEDED
+    assert await stored_keys(runtime, source) == {f"LK00{n}" for n in range(1, 7)}
+
+
+async def test_a_listing_stamped_in_the_future_does_not_stop_incremental_sync(
+    runtime: Runtime,
+    server: FakeResoServer,
+    source: SourceConfig,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    typo = expired(1)
+    typo["ModificationTimestamp"] = "2206-01-01T00:00:00Z"  # 2026 keyed as 2206 at the MLS
+    server.listings = [typo, expired(2)]
+    first = await run_source(runtime, source, trigger="schedule")
+    assert first.status is RunStatus.SUCCEEDED
+    assert "source_timestamp_in_future" in caplog.text  # the operator can see which listing
+    assert "LK001" in caplog.text
+
+    server.listings.append(expired(3))  # a listing that expired since
+    second = await run_source(runtime, source, trigger="schedule")
+
+    assert second.counts["accepted"] == 1
+    assert "LK003" in await stored_keys(runtime, source)

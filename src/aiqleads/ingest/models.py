@@ -72,7 +72,8 @@ class IngestionRun(UuidPk, Base):
     status: Mapped[RunStatus] = mapped_column(str_enum(RunStatus), nullable=False)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, index=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    # Written with every batch: a running run whose heartbeat is old lost its process.
+    # Written with every batch and, while the run fetches, every minute: a running run whose
+    # heartbeat is old lost its process.
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     counts: Mapped[dict[str, int]] = mapped_column(JSONType, nullable=False, default=dict)
     quarantined_by_reason: Mapped[dict[str, int]] = mapped_column(

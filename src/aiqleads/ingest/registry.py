@@ -44,7 +44,8 @@ def wire(
     validators: dict[str, Any] | None = None,
     file: Path | None = None,
 ) -> Wired:
-    """The connector for `source`. Pull sources need `http` (or `file` for CSV)."""
+    """The connector for `source`. Pull sources fetch through `http` (CSV reads `file`);
+    without it a RESO or listing-page source is wired to parse only (a replay)."""
     if source.type == "csv":
         csv = CsvConnector(source, file)
         return Wired(csv.parse, csv.fetch if csv.path else None)
@@ -57,22 +58,24 @@ def wire(
         push = FieldsConnector(source)
     if push is not None:
         return Wired(push.parse, None)
-    if http is None:
-        raise ValueError(f"source {source.slug} needs an HTTP client")
     if source.type == "reso":
         reso: PullConnector = ResoConnector(source, http, clock=clock)
-        return Wired(reso.parse, reso.fetch)
+        return Wired(reso.parse, reso.fetch if http is not None else None)
     if source.type == "listing_page":
         site_name = str(source.options.get("site") or "fsbo")
         if site_name not in LISTING_SITES:
             raise ValueError(f"source {source.slug}: unknown listing site {site_name!r}")
         site = LISTING_SITES[site_name]
-        fetcher = PoliteFetcher(
-            http,
-            user_agent=USER_AGENT,
-            min_interval=ListingPageOptions.model_validate(source.options).min_interval,
-            validators=validators if validators is not None else {},
+        fetcher = (
+            PoliteFetcher(
+                http,
+                user_agent=USER_AGENT,
+                min_interval=ListingPageOptions.model_validate(source.options).min_interval,
+                validators=validators if validators is not None else {},
+            )
+            if http is not None
+            else None
         )
         connector: PullConnector = site(source, fetcher)
-        return Wired(connector.parse, connector.fetch)
+        return Wired(connector.parse, connector.fetch if fetcher is not None else None)
     raise ValueError(f"source {source.slug}: unknown type {source.type}")

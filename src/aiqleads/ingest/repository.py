@@ -147,6 +147,34 @@ class IngestRepository:
         stmt = stmt.order_by(IngestionRun.started_at.desc(), IngestionRun.id.desc()).limit(limit)
         return list((await self.session.execute(stmt)).scalars())
 
+    async def save_run(self, run: IngestionRun) -> bool:
+        """Write a live run's progress or outcome; False (nothing written) when the run is no
+        longer running in the database: another process closed it (took it for abandoned)."""
+        result = await self.session.execute(
+            sa.update(IngestionRun)
+            .where(IngestionRun.id == run.id, IngestionRun.status == RunStatus.RUNNING)
+            .values(
+                status=run.status,
+                finished_at=run.finished_at,
+                heartbeat_at=run.heartbeat_at,
+                counts=run.counts,
+                quarantined_by_reason=run.quarantined_by_reason,
+                errors=run.errors,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def beat(self, run_id: uuid.UUID, now: datetime) -> bool:
+        """Mark a live run as alive at `now`; False when it is no longer running."""
+        result = await self.session.execute(
+            sa.update(IngestionRun)
+            .where(IngestionRun.id == run_id, IngestionRun.status == RunStatus.RUNNING)
+            .values(heartbeat_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
     async def running(self, source: str | None = None) -> list[IngestionRun]:
         """Runs marked running (of one source, or of all), oldest first."""
         stmt = sa.select(IngestionRun).where(IngestionRun.status == RunStatus.RUNNING)

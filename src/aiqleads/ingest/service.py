@@ -8,6 +8,7 @@ import asyncio
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -46,8 +47,15 @@ BATCH_SIZES = {"sqlite": 500, "postgresql": 2_000}
 BATCH_SIZE = BATCH_SIZES["sqlite"]  # any other dialect
 # The tables a run's lookups probe; kept analysed while a bulk load makes them grow.
 GROWING_TABLES = ("source_records", "leads", "lead_match_keys")
-# A running run that has written no batch for this long lost its process (a crash, a kill).
+# A running run whose heartbeat is this old lost its process (a crash, a kill).
 STALE_AFTER = timedelta(minutes=15)
+# A run's heartbeat is written with every batch and, while it fetches, this often on its own:
+# a polite crawl (2 s a page, 500 or 2,000 pages a batch) takes longer than STALE_AFTER to
+# fill its first batch.
+HEARTBEAT_EVERY = timedelta(minutes=1)
+# A source's clock may run this far ahead of ours; a change stamped later than the run's start
+# plus this is a typo (2206 for 2026) and never moves the high-water mark.
+CLOCK_SKEW = timedelta(minutes=5)
 REPLAY_JOB = "ingest.replay"
 COUNT_KEYS = ("fetched", "accepted", "merged", "updated", "unchanged", "quarantined", "failed")
 Progress = Callable[[int], None]
@@ -103,6 +111,10 @@ class SourceFailed(Exception):
     """The source could not be reached or read (the run fails; what came before is kept)."""
 
 
+class RunClosed(Exception):
+    """Another process closed this run while it went on (it took the run for abandoned)."""
+
+
 async def _guarded(stream: AsyncIterable[RawRecord]) -> AsyncIterator[RawRecord]:
     """The source's records; its errors become `SourceFailed`, told apart from our own."""
     try:
@@ -113,7 +125,7 @@ async def _guarded(stream: AsyncIterable[RawRecord]) -> AsyncIterator[RawRecord]
 
 
 def is_stale(run: IngestionRun, now: datetime) -> bool:
-    """A running run whose process stopped: no batch written for `STALE_AFTER`."""
+    """A running run whose process stopped: no heartbeat for `STALE_AFTER`."""
     last = run.heartbeat_at or run.started_at
     return run.status is RunStatus.RUNNING and now - last > STALE_AFTER
 
@@ -146,6 +158,48 @@ async def _claim(
                 f"(started {other.started_at.isoformat()})",
                 code="run_in_progress",
             )
+
+
+def _high_water(prepared: Prepared, ceiling: datetime) -> datetime | None:
+    """The newest change time of a batch, leaving out times later than `ceiling` (a typo at
+    the source would otherwise put the mark in the future and stop incremental sync)."""
+    newest = prepared.high_water_mark
+    if newest is None or newest <= ceiling:
+        return newest
+    times = [(item.raw.source_key, item.raw.source_updated_at) for item in prepared.items]
+    odd = [key for key, when in times if when is not None and when > ceiling]
+    log.warning("source_timestamp_in_future", keys=odd[:10], count=len(odd), newest=newest)
+    return max((when for _, when in times if when is not None and when <= ceiling), default=None)
+
+
+@asynccontextmanager
+async def _heartbeat(runtime: Runtime, run: IngestionRun) -> AsyncIterator[None]:
+    """Write the run's heartbeat every `HEARTBEAT_EVERY` while the block runs, each in its own
+    short transaction, so a slow fetch is not taken for a run whose process stopped."""
+
+    async def beat() -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT_EVERY.total_seconds())
+            try:
+                async with runtime.transaction() as session:
+                    alive = await IngestRepository(session).beat(run.id, runtime.clock.now())
+            except Exception:  # the next beat or batch tries again
+                log.warning("ingestion_heartbeat_failed", run=str(run.id), exc_info=True)
+                continue
+            if not alive:  # closed by another process: the next batch's save stops the run
+                return
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise
 
 
 async def run_source(
@@ -184,8 +238,10 @@ async def run_source(
         state = await IngestRepository(session).state(source.slug)
         model = await active_fraud_model(session)
     since = state.high_water_mark if state else None
-    validators = dict(state.validators) if state else {}
+    stored_validators = dict(state.validators) if state else {}
+    validators = dict(stored_validators)  # the fetcher updates this copy as it goes
     high_water = since
+    ceiling = run.started_at + CLOCK_SKEW
     own_http = http is None and records is None and source.type in PULL_SOURCE_TYPES
     client = httpx.AsyncClient(timeout=30.0) if own_http else http
 
@@ -212,11 +268,12 @@ async def run_source(
                     sources=runtime.sources,
                 )
                 _add(run, await pipeline.store(prepared))
-                newest = prepared.high_water_mark
+                newest = _high_water(prepared, ceiling)
                 if newest and (high_water is None or newest > high_water):
                     high_water = newest
                 run.heartbeat_at = runtime.clock.now()
-                await _save_run(session, run)
+                if not await IngestRepository(session).save_run(run):
+                    raise RunClosed(f"run {run.id} was closed by another process")
                 await statistics.wrote(session, prepared.fetched)
                 # The next batch is prepared while this one commits: SQLite's commit is one
                 # long call that lets go of the GIL, so the preparing thread's Python runs
@@ -251,12 +308,15 @@ async def run_source(
         # Parsing and cleaning run before the batch's transaction opens, off the event loop.
         size = batch_size or BATCH_SIZES.get(runtime.db.dialect, BATCH_SIZE)
         batches = _batches(_guarded(stream), size)
-        first = await anext(batches, None)
-        ahead = prepare_soon(preparer.prepare, first) if first is not None else None
-        while ahead is not None:
-            prepared = await ahead
-            ahead = await store(prepared, await anext(batches, None))
+        async with _heartbeat(runtime, run):
+            first = await anext(batches, None)
+            ahead = prepare_soon(preparer.prepare, first) if first is not None else None
+            while ahead is not None:
+                prepared = await ahead
+                ahead = await store(prepared, await anext(batches, None))
         run.status = RunStatus.SUCCEEDED
+    except RunClosed:
+        pass  # the final save below finds the run closed and leaves it as it was closed
     except SourceFailed as exc:
         log.warning("ingestion_failed", source=source.slug, error=str(exc))
         _fail(run, runtime.clock.now(), str(exc))
@@ -266,25 +326,26 @@ async def run_source(
         log.exception("ingestion_crashed", source=source.slug, run=str(run.id))
         _fail(run, runtime.clock.now(), f"crashed: {type(exc).__name__}: {exc}")
         async with runtime.transaction() as session:
-            await _save_run(session, run)
+            await IngestRepository(session).save_run(run)
         raise
     finally:
         if own_http and client is not None:
             await client.aclose()
     run.finished_at = runtime.clock.now()
     async with runtime.transaction() as session:
-        await _save_run(session, run)
+        repo = IngestRepository(session)
+        if not await repo.save_run(run):
+            # Another process took the run for abandoned (and may have started another): its
+            # verdict stands, and the sync state is left to the run that replaced this one.
+            log.warning("ingestion_run_closed_elsewhere", source=source.slug, run=str(run.id))
+            return await repo.get_run(run.id) or run
         if records is None:
-            await IngestRepository(session).save_state(
-                source.slug, high_water, validators, runtime.clock.now()
-            )
+            # Validators of pages fetched in a failed run may belong to records never stored
+            # (their batch did not commit): the next run must fetch those pages in full again.
+            kept = validators if run.status is RunStatus.SUCCEEDED else stored_validators
+            await repo.save_state(source.slug, high_water, kept, runtime.clock.now())
     log.info("ingestion_run", source=source.slug, status=run.status.value, **run.counts)
     return run
-
-
-async def _save_run(session: AsyncSession, run: IngestionRun) -> None:
-    await session.merge(run)
-    await session.flush()
 
 
 async def ingest_pushed(

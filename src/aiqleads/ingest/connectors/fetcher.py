@@ -141,7 +141,10 @@ class PoliteFetcher:
         self, url: str, *, conditional: bool, obey_robots: bool
     ) -> tuple[str, httpx.Response]:
         """The final URL and response, following redirects by hand so every hop is paced and
-        checked against robots. After too many redirects the last 3xx is returned as-is."""
+        checked against robots. After too many redirects, or a redirect to another origin
+        (scheme, host, port), the last 3xx is returned as-is: a site must not steer us to
+        hosts it does not own (an internal address whose answer we would store and show)."""
+        origin = _origin_key(url)
         for hop in range(MAX_REDIRECTS + 1):
             if obey_robots and not await self.allowed(url):
                 raise Disallowed(url)
@@ -157,7 +160,11 @@ class PoliteFetcher:
                 return url, response
             if hop == MAX_REDIRECTS:
                 break
-            url = urljoin(url, location)
+            target = urljoin(url, location)
+            if _origin_key(target) != origin:
+                log.warning("fetch_redirect_off_site", url=url, location=target)
+                return url, response
+            url = target
         log.warning("fetch_too_many_redirects", url=url)
         return url, response
 
@@ -227,6 +234,16 @@ class PoliteFetcher:
         robots.parse(lines)
         log.info("robots_loaded", url=robots_url, status=status)
         return robots
+
+
+def _origin_key(url: str) -> tuple[str, str, int | None] | None:
+    """Scheme, host and port of `url` (a default port as None, so :443 equals no port);
+    None for a URL that cannot be read."""
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL:
+        return None
+    return parsed.scheme, parsed.host, parsed.port
 
 
 def _robots_interval(robots: RobotFileParser, user_agent: str) -> float:

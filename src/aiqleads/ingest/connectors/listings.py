@@ -23,10 +23,15 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from aiqleads.ingest.connectors.base import Candidate, ParseError, RawRecord
 from aiqleads.ingest.connectors.fetcher import Disallowed, FetchResult, PoliteFetcher
+from aiqleads.ingest.connectors.http import SourceUnavailable
 from aiqleads.ingest.sources import SourceConfig
 from aiqleads.quality.normalise import parse_datetime
 
 log = structlog.get_logger(__name__)
+
+# Detail pages that may fail in a row (after the fetcher's retries) before the crawl stops:
+# one broken page is skipped, a site that is down fails the run.
+MAX_FAILED_IN_A_ROW: Final = 5
 
 # Fact labels both sites use (<dt> or <th> text, lower-cased, colon dropped) -> Candidate field.
 FACT_FIELDS: Final = {
@@ -62,9 +67,10 @@ class ListingPageOptions(BaseModel):
 
 
 class _ListingSite:
-    """What both sites share: options, the fetcher, and fetching a page the polite way."""
+    """What both sites share: options, the fetcher, and fetching a page the polite way.
+    Without a `fetcher` the site only parses (a replay of stored records)."""
 
-    def __init__(self, source: SourceConfig, fetcher: PoliteFetcher) -> None:
+    def __init__(self, source: SourceConfig, fetcher: PoliteFetcher | None) -> None:
         self._source = source
         self._fetcher = fetcher
         self._options = ListingPageOptions.model_validate(source.options)
@@ -73,6 +79,8 @@ class _ListingSite:
     async def _page(self, url: str, *, conditional: bool) -> FetchResult | None:
         """The page, or None (with a log line) when robots.txt forbids it, it has not changed
         since the last crawl, or the site did not serve it."""
+        if self._fetcher is None:
+            raise ValueError(f"source {self._source.slug} needs an HTTP client to fetch")
         try:
             result = await self._fetcher.fetch(url, conditional=conditional)
         except Disallowed:
@@ -101,14 +109,31 @@ class FsboSiteConnector(_ListingSite):
 
     async def fetch(self, since: datetime | None) -> AsyncIterator[RawRecord]:
         """Detail pages changed since the last crawl. `since` is unused: these pages carry
-        no change date we can trust, and conditional GET answers the question exactly."""
+        no change date we can trust, and conditional GET answers the question exactly.
+        A detail page that keeps failing is skipped (logged; the next crawl asks again); an
+        index page or robots.txt that cannot be read, or `MAX_FAILED_IN_A_ROW` detail pages
+        failing in a row, stop the crawl (`SourceUnavailable`)."""
         seen: set[str] = set()
+        failed_in_a_row = 0
         async for index in self._index_pages():
             for url in self._detail_links(index):
                 if url in seen:
                     continue
                 seen.add(url)
-                page = await self._page(url, conditional=True)
+                try:
+                    page = await self._page(url, conditional=True)
+                except SourceUnavailable as exc:
+                    failed_in_a_row += 1
+                    if failed_in_a_row >= MAX_FAILED_IN_A_ROW:
+                        raise SourceUnavailable(
+                            f"{failed_in_a_row} listing pages in a row failed, the last: {exc}"
+                        ) from exc
+                    # Its validators are untouched: the next crawl asks for it again.
+                    log.warning(
+                        "listing_page_failed", source=self._source.slug, url=url, error=str(exc)
+                    )
+                    continue
+                failed_in_a_row = 0
                 if page is None:
                     continue
                 canonical = _without_query(page.url)

@@ -90,12 +90,13 @@ class _Token:
 
 
 class ResoConnector:
-    """Pulls one RESO Web API resource (Property by default) for one configured source."""
+    """Pulls one RESO Web API resource (Property by default) for one configured source.
+    Without a `client` it only parses (a replay of stored records)."""
 
     def __init__(
         self,
         source: SourceConfig,
-        client: httpx.AsyncClient,
+        client: httpx.AsyncClient | None,
         *,
         clock: Clock,
         sleep: Sleep = asyncio.sleep,
@@ -116,7 +117,9 @@ class ResoConnector:
         self._token: _Token | None = None
 
     async def fetch(self, since: datetime | None) -> AsyncIterator[RawRecord]:
-        """Records modified after `since` (all when None), oldest first, page by page."""
+        """Records modified at or after `since` (all when None), oldest first, page by page.
+        Those of `since` itself come again (stored already, they come back unchanged): a run
+        that failed may have stored only some of the records sharing its last timestamp."""
         url: str | None = self._first_url(since)
         while url is not None:
             page = await self._get_page(url)
@@ -167,7 +170,7 @@ class ResoConnector:
     def _first_url(self, since: datetime | None) -> str:
         query = [("$orderby", "ModificationTimestamp asc"), ("$top", str(self._page_size))]
         if since is not None:
-            query.insert(0, ("$filter", f"ModificationTimestamp gt {_odata_timestamp(since)}"))
+            query.insert(0, ("$filter", f"ModificationTimestamp ge {_odata_timestamp(since)}"))
         # Built by hand: httpx would send "%24filter" and "+" for spaces, which some OData
         # servers do not decode; "$" and "%20" are what the OData URL conventions show.
         encoded = "&".join(f"{name}={quote(value, safe=':')}" for name, value in query)
@@ -218,12 +221,12 @@ class ResoConnector:
         return body
 
     async def _send_data(self, url: str, token: str) -> httpx.Response:
-        request = self._client.build_request(
+        request = self._http.build_request(
             "GET",
             url,
             headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
         )
-        return await send_with_retry(self._client, request, sleep=self._sleep)
+        return await send_with_retry(self._http, request, sleep=self._sleep)
 
     async def _access_token(self) -> str:
         now = self._clock.now()
@@ -252,7 +255,7 @@ class ResoConnector:
         pair = ":".join(
             quote_plus(secret.get_secret_value(), safe="") for secret in (client_id, client_secret)
         )
-        request = self._client.build_request(
+        request = self._http.build_request(
             "POST",
             self._token_url,
             data=form,
@@ -261,7 +264,7 @@ class ResoConnector:
                 "Accept": "application/json",
             },
         )
-        response = await send_with_retry(self._client, request, sleep=self._sleep)
+        response = await send_with_retry(self._http, request, sleep=self._sleep)
         host = httpx.URL(self._token_url).host
         body = _json_object(response) or {}
         if not response.is_success:
@@ -280,6 +283,12 @@ class ResoConnector:
         if not isinstance(token_type, str) or token_type.lower() != "bearer":
             raise SourceAuthError(f"{host} issued a token of unsupported type {token_type!r}")
         return _Token(token, _refresh_at(now, body.get("expires_in")))
+
+    @property
+    def _http(self) -> httpx.AsyncClient:
+        if self._client is None:
+            raise ValueError(f"source {self._source.slug} needs an HTTP client to fetch")
+        return self._client
 
     @property
     def _origin(self) -> httpx.URL:
@@ -301,7 +310,7 @@ def _odata_timestamp(moment: datetime) -> str:
     """An OData DateTimeOffset literal in UTC, e.g. 2026-01-01T00:00:00Z."""
     if moment.tzinfo is None:
         raise ValueError("since must be timezone-aware")
-    # Whole seconds, rounded down: "gt" then may repeat a record of the same second, never skip.
+    # Whole seconds, rounded down: "ge" then may repeat a record of the same second, never skip.
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
