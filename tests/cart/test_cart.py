@@ -85,6 +85,38 @@ async def test_a_held_lead_is_yours_at_the_quoted_price_and_off_sale_for_others(
     assert "cart.hold" in actions
 
 
+async def test_the_price_locked_in_a_cart_still_explains_itself(
+    api: Api, runtime: Runtime, clock: FrozenClock
+) -> None:
+    """Every price explains itself, the one a buyer is about to pay too: while they hold the
+    lead (off sale for everyone else), its price page shows the quote they were given, not
+    a 404, and not today's figures after a new configuration."""
+    alice, bob = await buyers(runtime, 2)
+    lead = (await add_leads(runtime, lead_row(clock.now())))[0]
+    await recompute(runtime)
+    quoted = (await api.client.get(f"/api/v1/leads/{lead.id}/price", headers=alice)).json()
+    assert (await add(api.client, alice, lead)).status_code == 201
+    await runtime.demand.flush()
+    clock.advance(timedelta(minutes=1))
+    await recompute(runtime)  # the cart add is demand: today's figure moves
+
+    shown = await api.client.get(f"/api/v1/leads/{lead.id}/price", headers=alice)
+    assert shown.status_code == 200, shown.text
+    assert shown.json() == quoted
+    assert (
+        sum(s["contribution_cents"] for s in quoted["steps"]) + quoted["base_cents"]
+        == (quoted["price_cents"])
+    )
+    hidden = await api.client.get(f"/api/v1/leads/{lead.id}/price", headers=bob)
+    assert hidden.status_code == 404  # off sale for anyone else
+
+    clock.advance(timedelta(minutes=15))  # the hold lapses: back to today's price
+    await expire_lapsed(runtime)
+    alice = await signed_in_again(runtime, alice)
+    today = (await api.client.get(f"/api/v1/leads/{lead.id}/price", headers=alice)).json()
+    assert today["as_of"] != quoted["as_of"]
+
+
 async def test_taking_a_lead_out_puts_it_back_on_sale(
     api: Api, runtime: Runtime, clock: FrozenClock
 ) -> None:

@@ -216,10 +216,13 @@ async def test_demand_for_similar_leads_raises_their_price_at_the_next_recompute
     before = await price_of(api, agent, seller.id)
     buyer_before = await price_of(api, agent, buyer_lead.id)
 
-    for _ in range(30):  # views: unlike cart adds, they do not trigger a recompute themselves
+    # Views (unlike cart adds, they do not trigger a recompute themselves): thirty agents once
+    # each, and one agent reloading the page thirty times, which counts once.
+    reloader = uuid.uuid4()
+    for viewer in [*(uuid.uuid4() for _ in range(30)), *([reloader] * 30)]:
         runtime.demand.record(
             DemandKind.VIEW,
-            user_id=None,
+            user_id=viewer,
             lead_id=seller.id,
             market="las-vegas",
             lead_kind="seller",
@@ -234,7 +237,7 @@ async def test_demand_for_similar_leads_raises_their_price_at_the_next_recompute
     assert after["price_cents"] > before["price_cents"]
     demand = next(s for s in after["steps"] if s["factor"] == "demand")
     assert demand["contribution_cents"] > 0
-    assert "30.00 weighted views" in demand["detail"]  # thirty views of one similar lead
+    assert "31.00 weighted views" in demand["detail"]  # 31 agents viewed a similar lead
     # Before, the market had no demand at all (neutral); now buyers' leads draw none of it.
     assert buyer_after["price_cents"] < buyer_before["price_cents"]
 

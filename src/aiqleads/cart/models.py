@@ -5,12 +5,13 @@ from __future__ import annotations
 import enum
 import uuid
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
 from aiqleads.kit.db import Base, UuidPk
-from aiqleads.kit.dialect import UTCDateTime, UuidType, str_enum
+from aiqleads.kit.dialect import JSONType, UTCDateTime, UuidType, str_enum
 
 
 class HoldStatus(enum.StrEnum):
@@ -54,6 +55,9 @@ class Hold(UuidPk, Base):
     status: Mapped[HoldStatus] = mapped_column(str_enum(HoldStatus), nullable=False)
     price_cents: Mapped[int] = mapped_column(sa.BigInteger, nullable=False)  # locked
     config_version: Mapped[int] = mapped_column(sa.Integer, nullable=False)
+    # The explained price quoted at cart-add (pricing.schemas.PriceOut as JSON): what
+    # `GET /leads/{id}/price` shows the holder while the price is locked. NULL before 0030.
+    quote: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -146,17 +146,16 @@ class CartService:
             lead.max_sales
         ):
             raise LeadUnavailable("This lead is not available now")
-        quoted, snapshot, _ = await PricingService(self.session, self.runtime).quote(
-            lead, self.buyer.plan
-        )
+        quote = await PricingService(self.session, self.runtime).explained(lead, self.buyer.plan)
         hold = Hold(
             id=uuid.uuid4(),
             lead_id=lead.id,
             buyer_id=self.buyer.id,
             exclusive=lead.exclusivity is Exclusivity.EXCLUSIVE,
             status=HoldStatus.ACTIVE,
-            price_cents=quoted.final_cents,
-            config_version=snapshot.config_version,
+            price_cents=quote.price_cents,
+            config_version=quote.config_version,
+            quote=quote.model_dump(mode="json"),
             created_at=now,
             expires_at=now + self._hold_length(),
         )

@@ -10,6 +10,7 @@ from typing import Any, NamedTuple
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from aiqleads.cart.models import Hold, HoldStatus
 from aiqleads.demand.models import DemandEvent, DemandKind
 from aiqleads.kit.dialect import SQLITE_LEADS_PK_INDEX, lock_key, upsert
 from aiqleads.kit.ids import uuid7_run
@@ -56,22 +57,52 @@ class PricingRepository:
         self.session.add(row)
 
     async def demand(self, since: datetime) -> dict[tuple[str, str], float]:
-        """Weighted views, cart adds and purchases per (market, kind) since `since`."""
-        weight = sa.case(
-            *((DemandEvent.kind == DemandKind(k), w) for k, w in DEMAND_WEIGHTS.items()),
-            else_=0,
-        )
-        rows = await self.session.execute(
-            sa.select(DemandEvent.market, DemandEvent.lead_kind, sa.func.sum(weight))
+        """Weighted views, cart adds and purchases per (market, kind) since `since`, each
+        agent counted once per lead and kind of event: one agent reloading a lead page, or
+        adding and removing it again and again, is one signal, not a lever on everyone's
+        prices."""
+        distinct = (
+            sa.select(
+                DemandEvent.market,
+                DemandEvent.lead_kind,
+                DemandEvent.kind,
+                DemandEvent.user_id,
+                DemandEvent.lead_id,
+            )
             .where(
                 DemandEvent.created_at >= since,
                 DemandEvent.kind.in_([DemandKind(k) for k in DEMAND_WEIGHTS]),
                 DemandEvent.market.is_not(None),
                 DemandEvent.lead_kind.is_not(None),
             )
-            .group_by(DemandEvent.market, DemandEvent.lead_kind)
+            .distinct()
+            .subquery()
+        )
+        weight = sa.case(
+            *((distinct.c.kind == DemandKind(k), w) for k, w in DEMAND_WEIGHTS.items()),
+            else_=0,
+        )
+        rows = await self.session.execute(
+            sa.select(distinct.c.market, distinct.c.lead_kind, sa.func.sum(weight)).group_by(
+                distinct.c.market, distinct.c.lead_kind
+            )
         )
         return {(m, k): float(total or 0) for m, k, total in rows.all()}
+
+    async def held_quote(
+        self, lead_id: uuid.UUID, buyer_id: uuid.UUID, now: datetime
+    ) -> dict[str, Any] | None:
+        """The quote kept by the buyer's live hold on the lead, if any."""
+        quote: dict[str, Any] | None = await self.session.scalar(
+            sa.select(Hold.quote).where(
+                Hold.lead_id == lead_id,
+                Hold.buyer_id == buyer_id,
+                Hold.status == HoldStatus.ACTIVE,
+                Hold.expires_at > now,
+                Hold.quote.is_not(None),
+            )
+        )
+        return quote
 
     async def supply(self) -> dict[tuple[str, str], int]:
         """Leads on sale per (market, kind)."""

@@ -285,14 +285,23 @@ class PricingService:
         return out
 
     async def explain(self, lead_id: uuid.UUID, viewer: User) -> PriceOut:
+        """The lead's price for `viewer`, explained: the one locked in their cart while they
+        hold it (also once an exclusive lead is off sale for everyone else), else today's."""
+        locked = await self.repo.held_quote(lead_id, viewer.id, self.runtime.clock.now())
+        if locked is not None:
+            return PriceOut.model_validate(locked)
         lead = await self.session.get(Lead, lead_id)
         if lead is None or lead.status is not LeadStatus.AVAILABLE:
             raise NotFound("No such lead on sale", code="lead_not_found")
-        quoted, snapshot, config = await self.quote(lead, viewer.plan)
+        return await self.explained(lead, viewer.plan)
+
+    async def explained(self, lead: Lead, plan: str) -> PriceOut:
+        """What `lead` costs a buyer on `plan` now, with each step (the quote a hold keeps)."""
+        quoted, snapshot, config = await self.quote(lead, plan)
         return PriceOut(
             lead_id=lead.id,
             market=snapshot.market,
-            plan=viewer.plan,
+            plan=plan,
             base_cents=quoted.base_cents,
             price_cents=quoted.final_cents,
             steps=[
