@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -222,6 +223,11 @@ async def test_a_buyer_is_warned_once_before_a_hold_lapses(
     api: Api, runtime: Runtime, clock: FrozenClock
 ) -> None:
     auth, lead = await holding(api, runtime, clock)
+    zone = await api.client.patch(
+        "/api/v1/users/me", json={"time_zone": "America/Phoenix"}, headers=auth
+    )
+    assert zone.status_code == 200, zone.text
+    ends = (await cart(api.client, auth))["items"][0]["expires_at"]
 
     clock.advance(timedelta(minutes=9))
     assert await warn_lapsing(runtime) == 0  # six minutes left
@@ -234,6 +240,9 @@ async def test_a_buyer_is_warned_once_before_a_hold_lapses(
     assert [(n["kind"], n["title"]) for n in inbox] == [
         ("hold_expiring", "A lead in your cart is released in 4 min")
     ]
+    # On the buyer's own clock (Phoenix keeps MST all year, UTC-7).
+    local = datetime.fromisoformat(ends).astimezone(ZoneInfo("America/Phoenix"))
+    assert f"ends at {local:%H:%M} MST." in inbox[0]["body"]
     async with runtime.transaction(write=False) as session:
         mails = list(
             await session.scalars(

@@ -507,3 +507,32 @@ async def test_cart_adds_reprice_their_market_in_the_background(
         await asyncio.sleep(0.05)
 
     assert after > before
+
+
+async def test_an_operators_request_to_reprice_now_is_audited(
+    api: Api, runtime: Runtime, clock: FrozenClock
+) -> None:
+    """Asking for a recompute is what puts a saved configuration in force: the audit log says
+    who asked, and when."""
+    from aiqleads.audit.models import AuditEvent
+
+    admin = await api.admin()
+    agent = await api.signup("agent@realty.example.com")
+    lead = (await add_leads(runtime, lead_row(clock.now())))[0]
+    refused = await api.client.post(f"{ADMIN_PRICING}/recompute", headers=agent.auth)
+    accepted = await api.client.post(f"{ADMIN_PRICING}/recompute", headers=admin.auth)
+    assert (refused.status_code, accepted.status_code) == (403, 202)
+    await runtime.jobs.wait_idle()
+    async with runtime.transaction(write=False) as session:
+        assert await session.get(LeadPrice, lead.id) is not None  # repriced in the background
+        rows = (
+            await session.execute(
+                sa.select(AuditEvent.action, AuditEvent.actor_id).where(
+                    AuditEvent.action == "pricing.recompute_requested"
+                )
+            )
+        ).all()
+    me = (await api.client.get("/api/v1/users/me", headers=admin.auth)).json()
+    assert [(action, str(actor)) for action, actor in rows] == [
+        ("pricing.recompute_requested", me["id"])
+    ]

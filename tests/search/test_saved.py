@@ -14,7 +14,7 @@ from aiqleads.kit.clock import FrozenClock
 from aiqleads.runtime import Runtime
 from aiqleads.search.models import SavedSearch
 from aiqleads.search.repository import SearchRepository
-from aiqleads.search.saved import MAX_SAVED, check_saved_searches
+from aiqleads.search.saved import ALERT_OVERLAP, MAX_SAVED, check_saved_searches
 from tests.conftest import Account, Api
 from tests.search.factories import add_leads, lead_row
 
@@ -227,6 +227,30 @@ async def test_preferences_decide_where_alerts_go(
     assert await api.emails_to(app_only.email, "saved_search_alert") == []
     assert await inbox(api, silent) == []
     assert await api.emails_to(silent.email, "saved_search_alert") == []
+
+
+async def test_alerts_turned_back_on_announce_only_what_arrives_from_then(
+    api: Api, runtime: Runtime, clock: FrozenClock
+) -> None:
+    """Leads that arrived while an agent's alerts were off are in the search's results, not
+    news: the first alert after turning them on names only leads new since."""
+    agent = await api.signup("agent@realty.example.com")
+    saved = await save(api, agent)
+    url = f"{SAVED}/{saved['id']}"
+    off = await api.client.patch(url, json={"notify": False}, headers=agent.auth)
+    assert off.status_code == 200, off.text
+    clock.advance(timedelta(minutes=1))
+    while_off = await add_leads(runtime, *(lead_row(clock.now(), beds=4) for _ in range(3)))
+    await check_saved_searches(runtime, clock.now() + timedelta(seconds=1))
+    clock.advance(ALERT_OVERLAP + timedelta(minutes=1))  # a check looks this far back anyway
+    assert (await api.client.patch(url, json={"notify": True}, headers=agent.auth)).is_success
+    clock.advance(timedelta(minutes=1))
+    (fresh,) = await add_leads(runtime, lead_row(clock.now(), beds=4))
+    await check_saved_searches(runtime, clock.now() + timedelta(seconds=1))
+
+    (alert,) = await inbox(api, agent)
+    assert alert["data"]["lead_ids"] == [str(fresh.id)]
+    assert all(str(lead.id) not in str(alert) for lead in while_off)
 
 
 async def test_notifications_are_read_one_by_one_or_all_at_once_by_their_owner_only(

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -261,6 +262,15 @@ async def expire_lapsed(runtime: Runtime) -> int:
             return ended
 
 
+def _local_time(at: datetime, time_zone: str) -> str:
+    """`at` as the buyer reads a clock ("14:05 MST"; UTC if their zone is unknown here)."""
+    try:
+        zone: tzinfo = ZoneInfo(time_zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = UTC
+    return f"{at.astimezone(zone):%H:%M %Z}"
+
+
 async def warn_lapsing(runtime: Runtime) -> int:
     """Tell each buyer whose hold lapses within WARN_BEFORE (once per hold, in-app and e-mail
     per their `hold_expiring` preference); returns how many holds were announced."""
@@ -296,7 +306,8 @@ async def warn_lapsing(runtime: Runtime) -> int:
                 title=f"A lead in your cart is released in {minutes} min",
                 body=(
                     f"Your hold on a {lead.kind.replace('_', ' ')} lead in {place} ends at "
-                    f"{hold.expires_at:%H:%M} UTC. Check out before then to keep it."
+                    f"{_local_time(hold.expires_at, buyer.time_zone)}. Check out before then "
+                    "to keep it."
                 ),
                 data={"lead_id": str(lead.id), "expires_at": hold.expires_at.isoformat()},
             )

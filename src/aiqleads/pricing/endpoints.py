@@ -38,8 +38,12 @@ async def simulate(
 
 
 @admin.post("/recompute", status_code=status.HTTP_202_ACCEPTED)
-async def recompute_now(operator: AdminUser, session: SessionDep) -> dict[str, str]:
-    """Measure demand and supply again and reprice every lead on sale (in the background)."""
+async def recompute_now(
+    operator: AdminUser, session: SessionDep, runtime: RuntimeDep
+) -> dict[str, str]:
+    """Measure demand and supply again and reprice every lead on sale (in the background);
+    audited, as it is what puts a saved configuration in force."""
+    PricingService(session, runtime).recompute_requested(operator)
     defer_job(session, RECOMPUTE_JOB, {})
     return {"status": "accepted"}
 

@@ -158,6 +158,17 @@ class PricingService:
             created_by=row.created_by,
         )
 
+    def recompute_requested(self, operator: User) -> None:
+        """An operator asked for every price now (a saved configuration takes effect)."""
+        audit(
+            self.session,
+            actor_id=operator.id,
+            action="pricing.recompute_requested",
+            subject_type="pricing",
+            subject_id="all",
+            at=self.runtime.clock.now(),
+        )
+
     async def save_config(
         self, market: str, config: PricingConfig, admin: User, edited: int
     ) -> PricingConfigOut:

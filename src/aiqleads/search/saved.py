@@ -90,14 +90,20 @@ class SavedSearchService:
 
     async def update(self, search_id: uuid.UUID, patch: SavedSearchPatch) -> SavedSearch:
         saved = await self.get(search_id)
+        now = self.runtime.clock.now()
         if patch.filters is not None:
             self._check(patch.filters)
             saved.filters = patch.filters.model_dump(mode="json", exclude_defaults=True)
+            saved.checked_at = now  # new filters announce leads from now on, as a new search
         if patch.name is not None:
             saved.name = patch.name
         if patch.notify is not None:
+            if patch.notify and not saved.notify:
+                # Alerts back on: what arrived while they were off is not news now (the
+                # results show it), or the first alert would name up to 100 old leads.
+                saved.checked_at = now
             saved.notify = patch.notify
-        saved.updated_at = self.runtime.clock.now()
+        saved.updated_at = now
         await self.session.flush()
         return saved
 
