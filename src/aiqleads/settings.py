@@ -49,7 +49,10 @@ class Settings(BaseSettings):
     # How long a lead stays in a Basic buyer's cart (Pro and Enterprise may extend a hold).
     cart_hold_minutes: int = 15
 
-    mail_max_attempts: int = 8
+    # Send attempts before a message is `failed` (operators can send it again). Retries back
+    # off from 30 s to hourly: 30 attempts last about a day, as mail servers queue for days
+    # (8 gave up after an hour's outage, verification links and receipts with it).
+    mail_max_attempts: int = 30
 
     # Commerce (ADR 0007). Plans and credit packs are data; with no Stripe key, payments are
     # manual (an operator marks invoices paid).

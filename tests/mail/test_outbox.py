@@ -10,6 +10,7 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
+from aiqleads.audit.models import AuditEvent
 from aiqleads.kit.clock import FrozenClock
 from aiqleads.mail import service
 from aiqleads.mail.models import EmailStatus, OutboundEmail
@@ -126,6 +127,58 @@ async def test_after_the_last_attempt_the_message_is_failed_not_dropped(
     ops = await api.admin()
     listed = (await api.client.get("/api/v1/admin/emails", headers=ops.auth)).json()["items"]
     assert any(m["status"] == "failed" and m["last_error"] for m in listed)
+
+
+async def test_an_operator_sends_failed_messages_again_once_smtp_is_back(
+    api: Api, runtime: Runtime, clock: FrozenClock, smtp_port: int
+) -> None:
+    """An outage longer than the retries leaves messages failed: an operator puts them back
+    in the outbox (one, or all), audited, and they go."""
+    for address in ("pat@agents.example.com", "sam@agents.example.com"):
+        await api.register(address)
+        await runtime.jobs.wait_idle()
+    for delay in (30, 60):  # nothing listens on the SMTP port: three attempts each
+        clock.advance(timedelta(seconds=delay))
+        await service.sweep_outbox(runtime)
+        await runtime.jobs.wait_idle()
+    pat, sam = await outbox(runtime)
+    assert (pat.status, sam.status) == (EmailStatus.FAILED, EmailStatus.FAILED)
+    ops = await api.admin()
+    agent = await api.signup("agent@realty.example.com")
+    await runtime.jobs.wait_idle()
+    refused = await api.client.post("/api/v1/admin/emails/retry-failed", headers=agent.auth)
+    assert refused.status_code == 403
+
+    from aiosmtpd.controller import Controller
+
+    sink = SmtpSink()
+    controller = Controller(sink, hostname="127.0.0.1", port=smtp_port)
+    controller.start()
+    try:
+        one = await api.client.post(f"/api/v1/admin/emails/{pat.id}/retry", headers=ops.auth)
+        assert one.json() == {"retried": 1}
+        await runtime.jobs.wait_idle()
+        assert [m.recipients for m in sink.messages] == [["pat@agents.example.com"]]
+        again = await api.client.post(f"/api/v1/admin/emails/{pat.id}/retry", headers=ops.auth)
+        assert (again.status_code, again.json()["code"]) == (404, "email_not_failed")
+        rest = await api.client.post("/api/v1/admin/emails/retry-failed", headers=ops.auth)
+        assert rest.json() == {"retried": 1}
+        await runtime.jobs.wait_idle()
+    finally:
+        controller.stop()
+    assert sorted(r for m in sink.messages for r in m.recipients) == [
+        "pat@agents.example.com",
+        "sam@agents.example.com",
+    ]
+    statuses = {row.to_address: row.status for row in await outbox(runtime)}
+    assert statuses["sam@agents.example.com"] == EmailStatus.SENT
+    async with runtime.transaction(write=False) as session:
+        retries = list(
+            await session.scalars(
+                sa.select(AuditEvent.action).where(AuditEvent.action == "mail.retry")
+            )
+        )
+    assert retries == ["mail.retry", "mail.retry"]
 
 
 async def test_a_sender_that_crashed_mid_send_is_recovered(

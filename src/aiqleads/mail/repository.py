@@ -72,3 +72,23 @@ class EmailRepository:
             limit
         )
         return list(await self.session.scalars(query))
+
+    async def requeue_failed(
+        self, now: datetime, limit: int, email_id: uuid.UUID | None = None
+    ) -> list[uuid.UUID]:
+        """Failed messages (the one, or the oldest `limit`) back to `pending`, due now, with
+        a fresh count of attempts; returns their ids."""
+        query = sa.select(OutboundEmail.id).where(OutboundEmail.status == EmailStatus.FAILED)
+        if email_id is not None:
+            query = query.where(OutboundEmail.id == email_id)
+        ids = list(
+            await self.session.scalars(query.order_by(OutboundEmail.created_at).limit(limit))
+        )
+        if ids:
+            await self.session.execute(
+                sa.update(OutboundEmail)
+                .where(OutboundEmail.id.in_(ids), OutboundEmail.status == EmailStatus.FAILED)
+                .values(status=EmailStatus.PENDING, attempts=0, next_attempt_at=now)
+                .execution_options(synchronize_session=False)
+            )
+        return ids

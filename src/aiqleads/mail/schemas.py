@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from aiqleads.mail.models import EmailStatus
 
@@ -21,3 +21,7 @@ class EmailOut(BaseModel):
     last_error: str | None
     created_at: datetime
     sent_at: datetime | None
+
+
+class RetriedOut(BaseModel):
+    retried: int = Field(description="Failed messages put back in the outbox, due now")

@@ -8,7 +8,9 @@ from datetime import datetime, timedelta
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from aiqleads.audit.service import record as audit
 from aiqleads.kit.db import defer_job
+from aiqleads.kit.errors import NotFound
 from aiqleads.kit.retry import backoff
 from aiqleads.kit.writes import Writes
 from aiqleads.mail.models import EmailStatus, OutboundEmail
@@ -21,6 +23,7 @@ log = structlog.get_logger(__name__)
 SEND_JOB = "mail.send"
 SEND_LEASE = timedelta(minutes=5)
 SWEEP_BATCH = 200
+RETRY_BATCH = 1_000
 
 
 async def queue_email(
@@ -105,6 +108,31 @@ async def send_email(runtime: Runtime, email_id: uuid.UUID) -> None:
             email.next_attempt_at = finished + backoff(attempts)
             email.last_error = error
             log.warning("email_retry", email_id=str(email_id), attempts=attempts, error=error)
+
+
+async def retry_failed(
+    session: AsyncSession, runtime: Runtime, operator_id: uuid.UUID, email_id: uuid.UUID | None
+) -> int:
+    """An operator sends failed messages again (after an SMTP outage that outlasted the
+    retries, say): the one, or the oldest RETRY_BATCH, back in the outbox, due now, audited;
+    returns how many."""
+    now = runtime.clock.now()
+    ids = await EmailRepository(session).requeue_failed(now, RETRY_BATCH, email_id)
+    if email_id is not None and not ids:
+        raise NotFound("No failed e-mail with this id", code="email_not_failed")
+    audit(
+        session,
+        actor_id=operator_id,
+        action="mail.retry",
+        subject_type="email",
+        subject_id=str(email_id) if email_id is not None else "failed",
+        at=now,
+        detail={"count": len(ids)},
+    )
+    if runtime.settings.smtp_url:
+        for requeued in ids:
+            defer_job(session, SEND_JOB, {"email_id": str(requeued)})
+    return len(ids)
 
 
 async def sweep_outbox(runtime: Runtime) -> int:
