@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from aiqleads.audit.models import AuditEvent
 from aiqleads.billing.models import Subscription
 from aiqleads.billing.repository import LIVE
-from aiqleads.billing.service import add_month
+from aiqleads.billing.service import Billing, add_month, end_lapsed_grace
 from aiqleads.billing.tasks import run_renewals
 from aiqleads.kit.clock import FrozenClock
 from aiqleads.ledger.models import LedgerTransaction, TransactionKind
@@ -190,6 +190,45 @@ async def test_a_manual_subscription_renews_monthly_and_falls_back_to_basic_unpa
     assert await open_invoices(api, ops) == []  # the unpaid renewal is void
     assert await balance(api.client, agent) == 2 * 21_000  # credits stay
     assert await reconcile(runtime) == []
+
+
+async def test_a_renewal_marked_paid_as_its_grace_runs_out_is_one_or_the_other(
+    api: Api, runtime: Runtime, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The grace job ends a plan (subscription, then its open invoices) while an operator
+    marks the renewal paid: on PostgreSQL the two took the rows in opposite orders and one
+    died of a deadlock. Now one waits for the other: the plan ends and the renewal is void
+    (a 409 for the operator), never a 500."""
+    (agent,) = await buyers(runtime, 1)
+    ops = await api.admin()
+    first = (await api.client.post(SUBSCRIBE, json={"plan": "pro"}, headers=agent)).json()
+    assert (await mark_paid(api, ops, first["invoice"]["id"])).status_code == 200
+    clock.advance(timedelta(days=31))
+    assert await run_renewals(runtime) == (1, 0)
+    ops = await api.admin("ops2@aiqleads.example.com")
+    (renewal,) = await open_invoices(api, ops)
+    clock.advance(timedelta(days=runtime.settings.billing_grace_days, seconds=1))
+    ops_auth = await signed_in_again(runtime, ops.auth)
+
+    real_end = Billing.end
+    marking: list[asyncio.Task[httpx.Response]] = []
+
+    async def end_while_an_operator_marks_it_paid(self: Billing, *args: Any) -> None:
+        # The job holds the subscription; the operator's request arrives now.
+        marking.append(asyncio.create_task(mark_paid_as(api, ops_auth, renewal["id"])))
+        await asyncio.sleep(0.3)
+        await real_end(self, *args)
+
+    monkeypatch.setattr(Billing, "end", end_while_an_operator_marks_it_paid)
+    assert await end_lapsed_grace(runtime) == 1
+    answer = await marking[0]
+    assert (answer.status_code, answer.json()["code"]) == (409, "invoice_void"), answer.text
+    agent = await signed_in_again(runtime, agent)
+    assert (await me(api.client, agent))["plan"] == "basic"
+
+
+async def mark_paid_as(api: Api, auth: dict[str, str], invoice_id: str) -> httpx.Response:
+    return await api.client.post(f"/api/v1/admin/invoices/{invoice_id}/mark-paid", headers=auth)
 
 
 async def test_a_cancelled_subscription_ends_with_its_period(

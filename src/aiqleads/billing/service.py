@@ -368,9 +368,15 @@ class Billing:
 
     async def mark_paid(self, invoice_id: uuid.UUID, operator: User) -> Invoice:
         """An operator saw the money of a manual invoice arrive."""
-        invoice = await self.repo.invoice(invoice_id, lock=True)
-        if invoice is None:
+        found = await self.repo.invoice(invoice_id)
+        if found is None:
             raise NotFound("No such invoice", code="invoice_not_found")
+        if found.subscription_id is not None:
+            # The subscription first, then its invoice: the order the renewal and grace jobs
+            # take them in (the other order deadlocked with a plan ending at that moment).
+            await self.repo.subscription(found.subscription_id)
+        invoice = await self.repo.invoice(invoice_id, lock=True)
+        assert invoice is not None
         if invoice.provider is not Provider.MANUAL:
             raise Conflict(
                 "This invoice is paid through its provider, not by hand", code="not_manual"
