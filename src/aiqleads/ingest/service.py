@@ -31,7 +31,7 @@ from aiqleads.ingest.registry import wire
 from aiqleads.ingest.repository import IngestRepository
 from aiqleads.ingest.sources import PULL_SOURCE_TYPES, SourceConfig
 from aiqleads.kit.db import defer_job
-from aiqleads.kit.dialect import Statistics
+from aiqleads.kit.dialect import Statistics, lock_key
 from aiqleads.kit.errors import Conflict, NotFound
 from aiqleads.quality.service import active_fraud_model
 
@@ -57,6 +57,11 @@ HEARTBEAT_EVERY = timedelta(minutes=1)
 # plus this is a typo (2206 for 2026) and never moves the high-water mark.
 CLOCK_SKEW = timedelta(minutes=5)
 REPLAY_JOB = "ingest.replay"
+# Every write of records and leads (a pull batch, a webhook, an intake) takes this lock for
+# its transaction (PostgreSQL; SQLite has one writer anyway): two pushes of one person at
+# once each found no record and made two leads (or hit the unique index: a 500), and
+# de-duplication across sources races the same way.
+STORE_LOCK = "ingest.store"
 COUNT_KEYS = ("fetched", "accepted", "merged", "updated", "unchanged", "quarantined", "failed")
 Progress = Callable[[int], None]
 
@@ -256,6 +261,7 @@ async def run_source(
         ahead = None
         try:
             async with runtime.transaction() as session:
+                await lock_key(session, STORE_LOCK)
                 pipeline = LeadPipeline(
                     session,
                     source=source,
@@ -357,6 +363,7 @@ async def ingest_pushed(
     trigger: str,
 ) -> tuple[IngestionRun, BatchCounts]:
     """Ingest records a source sent us (webhook, intake), inside the caller's transaction."""
+    await lock_key(session, STORE_LOCK)
     run = await IngestRepository(session).add_run(
         new_run(source.slug, trigger, runtime.clock.now())
     )

@@ -8,8 +8,11 @@ from typing import TYPE_CHECKING
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aiqleads.accounts.models import User
+from aiqleads.audit.service import record as audit
 from aiqleads.ingest.pipeline import LeadPipeline
 from aiqleads.ingest.repository import IngestRepository
+from aiqleads.ingest.service import STORE_LOCK
+from aiqleads.kit.dialect import lock_key
 from aiqleads.kit.errors import Conflict, NotFound
 from aiqleads.leads.lifecycle import LeadStatus, check_transition
 from aiqleads.leads.models import Lead, MatchStatus
@@ -31,11 +34,37 @@ class LeadAdminService:
         self.leads = LeadRepository(session)
         self.records = IngestRepository(session)
 
+    async def _take_turns_with_ingestion(self) -> None:
+        """Merges, splits and reviews rebuild leads as ingestion does: one writer at a time
+        (a merge that committed while a batch updated the other lead was undone by the
+        batch, the merged-away lead back on sale)."""
+        await lock_key(self.session, STORE_LOCK)
+
     async def _lead(self, lead_id: uuid.UUID, *, for_update: bool = True) -> Lead:
         lead = await self.leads.get(lead_id, for_update=for_update)
         if lead is None:
             raise NotFound("No such lead", code="lead_not_found")
         return lead
+
+    async def _in_buyers_hands(self, lead: Lead) -> bool:
+        """Held in a cart, or bought (a shared lead can be both and still on sale): what a
+        buyer saw or paid for must not change under them."""
+        return (
+            lead.status in _FIXED
+            or lead.sales_count > 0
+            or await self.leads.active_holds(lead.id) > 0
+        )
+
+    def _audit(self, action: str, lead_id: uuid.UUID, by: User, **detail: object) -> None:
+        audit(
+            self.session,
+            actor_id=by.id,
+            action=action,
+            subject_type="lead",
+            subject_id=str(lead_id),
+            at=self.runtime.clock.now(),
+            detail={k: str(v) if isinstance(v, uuid.UUID) else v for k, v in detail.items()},
+        )
 
     async def detail(self, lead_id: uuid.UUID) -> LeadAdminOut:
         lead = await self._lead(lead_id, for_update=False)
@@ -52,6 +81,7 @@ class LeadAdminService:
     async def review(self, lead_id: uuid.UUID, decision: str, reason: str, by: User) -> Lead:
         """Approve (on sale) or reject (withdrawn) a quarantined lead; the decision and the
         features the model saw are kept as a training label."""
+        await self._take_turns_with_ingestion()
         lead = await self._lead(lead_id)
         if lead.status is not LeadStatus.QUARANTINED:
             raise Conflict("Only quarantined leads are reviewed", code="not_in_review")
@@ -83,6 +113,7 @@ class LeadAdminService:
         lead.status = target
         lead.status_changed_at = now
         lead.updated_at = now
+        self._audit("leads.review", lead.id, by, decision=decision, reason=reason)
         await self.session.flush()
         return lead
 
@@ -103,13 +134,17 @@ class LeadAdminService:
         `other` is withdrawn pointing at the survivor."""
         if lead_id == other_id:
             raise Conflict("A lead cannot merge with itself", code="same_lead")
-        lead, other = await self._lead(lead_id), await self._lead(other_id)
+        await self._take_turns_with_ingestion()
+        # Both rows locked in id order: two operators merging one pair both ways at once
+        # deadlocked (PostgreSQL) when each took its own lead first.
+        locked = {i: await self._lead(i) for i in sorted((lead_id, other_id))}
+        lead, other = locked[lead_id], locked[other_id]
         for candidate in (lead, other):
             if candidate.merged_into_id is not None or candidate.status is LeadStatus.WITHDRAWN:
                 raise Conflict("A withdrawn or merged lead cannot merge", code="lead_not_mergeable")
-        if other.status in _FIXED:
+        if await self._in_buyers_hands(other):
             raise Conflict(
-                "The other lead is held or sold; merge it the other way round",
+                "The other lead is held in a cart or was bought; merge it the other way round",
                 code="lead_not_mergeable",
             )
         now = self.runtime.clock.now()
@@ -122,6 +157,7 @@ class LeadAdminService:
         await self.leads.close_possible_duplicates(
             lead.id, other.id, MatchStatus.MERGED, by.id, now
         )
+        self._audit("leads.merge", lead.id, by, merged=other.id)
         await self.session.flush()
         await self._rebuild({lead.id: lead.status})
         await self.session.refresh(lead)
@@ -137,9 +173,11 @@ class LeadAdminService:
                 "These leads are not waiting as possible duplicates",
                 code="possible_duplicate_not_found",
             )
+        self._audit("leads.dismiss_duplicate", lead_id, by, other=other_id)
 
     async def unmerge(self, lead_id: uuid.UUID, record_id: uuid.UUID, by: User) -> Lead:
         """Split one source record off `lead` into a lead of its own; both are rebuilt."""
+        await self._take_turns_with_ingestion()
         lead = await self._lead(lead_id)
         current = [r for r in await self.records.records_of_lead(lead.id) if r.current]
         record = next((r for r in current if r.id == record_id), None)
@@ -147,6 +185,13 @@ class LeadAdminService:
             raise NotFound("That record is not part of this lead", code="record_not_found")
         if len(current) < 2:
             raise Conflict("The lead has only this record", code="nothing_to_unmerge")
+        if await self._in_buyers_hands(lead):
+            # The split would put a person a buyer holds or bought back on sale, and the
+            # rebuild would change the contact details they paid for.
+            raise Conflict(
+                "This lead is held in a cart or was bought; it cannot be split",
+                code="lead_not_splittable",
+            )
         now = self.runtime.clock.now()
         split = Lead(
             id=uuid.uuid4(),
@@ -181,6 +226,7 @@ class LeadAdminService:
                 }
             ]
         )
+        self._audit("leads.unmerge", lead.id, by, record=record.id, split_into=split.id)
         await self._rebuild({lead.id: lead.status, split.id: LeadStatus.AVAILABLE})
         await self.session.refresh(split)
         return split
