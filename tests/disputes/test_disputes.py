@@ -494,3 +494,32 @@ async def test_a_dispute_refunded_while_the_buyer_is_credited_does_not_deadlock(
     answer = await filed
     assert answer.status_code == 201, answer.text
     assert answer.json()["status"] == "approved"
+
+
+async def test_a_checkout_replayed_after_its_refund_shows_the_lead_masked(
+    api: Api, runtime: Runtime, clock: FrozenClock
+) -> None:
+    """The checkout's answer is kept 24 h for its Idempotency-Key; replayed after a refund
+    it gave the contact details back, which the API no longer shows the buyer."""
+    (buyer,) = await buyers(runtime, 1)
+    await funded(runtime, buyer, 100_000)
+    (lead,) = await add_leads(
+        runtime, lead_row(clock.now(), phone=TOLL_FREE, email="maria.delgado@gmail.com")
+    )
+    await recompute(runtime)
+    assert (await add(api.client, buyer, lead)).status_code == 201
+    first = await checkout(api.client, buyer, "order-1")
+    assert first.status_code == 201, first.text
+    assert TOLL_FREE in first.text  # bought: revealed
+    (purchase,) = first.json()["items"]
+    filed = await dispute(api.client, buyer, purchase, "wrong_number")
+    assert filed.json()["status"] == "approved", filed.text
+
+    again = await checkout(api.client, buyer, "order-1")
+    assert again.status_code == 201
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.json()["order_id"] == first.json()["order_id"]
+    assert TOLL_FREE not in again.text
+    assert "maria.delgado@gmail.com" not in again.text
+    listed = (await api.client.get("/api/v1/purchases", headers=buyer)).json()["items"][0]
+    assert again.json()["items"][0]["lead"] == listed["lead"]  # as the API shows it now

@@ -71,10 +71,19 @@ def consent_finding(lead: Lead) -> Finding:
     )
 
 
-def fraud_finding(lead: Lead, threshold: float) -> Finding:
+def fraud_finding(lead: Lead, threshold: float, approved: bool = False) -> Finding:
+    """`approved`: an operator reviewed the lead and put it on sale as genuine, which its
+    score alone does not outweigh (the score that sent it to review)."""
     names = [n for n in (lead.first_name, lead.last_name) if n]
     if any(is_gibberish(n) for n in names):
         return Finding("fraud", True, "the name looks made up")
+    if lead.fraud_score > threshold and approved:
+        return Finding(
+            "fraud",
+            False,
+            f"fraud score {lead.fraud_score:.2f}, but an operator reviewed the lead and "
+            "approved it as genuine",
+        )
     if lead.fraud_score > threshold:
         return Finding(
             "fraud", True, f"fraud score {lead.fraud_score:.2f} is above {threshold:.2f}"
@@ -115,13 +124,15 @@ SUPPORTING = {
 }
 
 
-def gather(lead: Lead, earlier: list[Candidate], fraud_threshold: float) -> list[Finding]:
+def gather(
+    lead: Lead, earlier: list[Candidate], fraud_threshold: float, approved: bool = False
+) -> list[Finding]:
     return [
         phone_finding(lead),
         email_finding(lead),
         consent_finding(lead),
         duplicate_finding(lead, earlier),
-        fraud_finding(lead, fraud_threshold),
+        fraud_finding(lead, fraud_threshold, approved),
     ]
 
 

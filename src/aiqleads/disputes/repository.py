@@ -17,6 +17,7 @@ from aiqleads.disputes.models import Dispute, DisputeStatus
 from aiqleads.kit.dialect import lock_key
 from aiqleads.leads.models import Lead, LeadMatchKey
 from aiqleads.quality.dedup import key_kind
+from aiqleads.quality.models import LeadReview
 
 # Blocking keys worth a comparison (phonetic names + ZIP are too loose to even suggest that
 # two purchases are the same lead).
@@ -191,3 +192,13 @@ class DisputeRepository:
             SourceRecord(source, int(sold), int(d or 0), int(r or 0))
             for source, sold, d, r in rows.all()
         ]
+
+    async def approved_in_review(self, lead_id: uuid.UUID) -> bool:
+        """Whether an operator's last review of the lead approved it."""
+        decision = await self.session.scalar(
+            sa.select(LeadReview.decision)
+            .where(LeadReview.lead_id == lead_id)
+            .order_by(LeadReview.created_at.desc())
+            .limit(1)
+        )
+        return decision == "approve"

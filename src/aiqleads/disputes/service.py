@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import uuid
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -26,6 +27,7 @@ from aiqleads.checkout.models import Purchase, PurchaseStatus
 from aiqleads.disputes import evidence
 from aiqleads.disputes.models import Dispute, DisputeReason, DisputeStatus
 from aiqleads.disputes.repository import DisputeRepository
+from aiqleads.kit import idempotency
 from aiqleads.kit.errors import AppError, Conflict, NotFound
 from aiqleads.leads.lifecycle import LeadStatus, check_transition
 from aiqleads.leads.models import Lead
@@ -34,6 +36,7 @@ from aiqleads.ledger.service import Ledger, Leg
 from aiqleads.markets.catalog import DEFAULT_FRAUD_THRESHOLD
 from aiqleads.notifications.service import notify
 from aiqleads.runtime import Runtime
+from aiqleads.search.service import present
 
 
 class DisputeService:
@@ -67,7 +70,8 @@ class DisputeService:
         market = self.runtime.markets.get(lead.market) if lead.market else None
         threshold = market.fraud_threshold if market is not None else DEFAULT_FRAUD_THRESHOLD
         earlier = await self.repo.earlier_candidates(purchase, lead)
-        findings = evidence.gather(lead, earlier, threshold)
+        approved = await self.repo.approved_in_review(lead.id)
+        findings = evidence.gather(lead, earlier, threshold, approved)
         dispute = Dispute(
             id=uuid.uuid4(),
             purchase_id=purchase.id,
@@ -149,6 +153,23 @@ class DisputeService:
         )
         return dispute
 
+    async def _mask_replays(self, buyer: User, purchase: Purchase, lead: Lead) -> None:
+        """The checkout answer kept for its Idempotency-Key (24 h) shows the lead as bought;
+        a replay after the refund must show it as the API now does: masked."""
+        masked = present(lead, revealed=False).model_dump(mode="json")
+        item_id = str(purchase.id)
+
+        def mask(body: dict[str, Any]) -> dict[str, Any]:
+            items = [
+                {**item, "lead": masked} if item.get("id") == item_id else item
+                for item in body.get("items", [])
+            ]
+            return {**body, "items": items}
+
+        await idempotency.rewrite_answers(
+            self.session, str(buyer.id), "order_id", str(purchase.order_id), mask
+        )
+
     async def _approve(
         self,
         dispute: Dispute,
@@ -187,6 +208,7 @@ class DisputeService:
             check_transition(lead.status, LeadStatus.WITHDRAWN)
             lead.status = LeadStatus.WITHDRAWN
             lead.status_changed_at = now
+        await self._mask_replays(buyer, purchase, lead)
         self._audit(
             operator_id,
             "disputes.approve",

@@ -22,6 +22,7 @@ Keys belong to the caller: two users may use the same key.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -150,6 +151,28 @@ async def begin(
             )
         raise Replay(stored.status, stored.body)
     return idem
+
+
+async def rewrite_answers(
+    session: AsyncSession,
+    owner: str,
+    field: str,
+    value: str,
+    rewrite: Callable[[dict[str, Any]], dict[str, Any]],
+) -> int:
+    """Change the stored answers of `owner` whose top-level `field` is `value` (a replay
+    must not give back what the owner may no longer see: a refunded purchase's contact
+    details); returns how many."""
+    stored = list(
+        await session.scalars(
+            sa.select(IdempotencyKey)
+            .where(IdempotencyKey.owner == owner, IdempotencyKey.body[field].as_string() == value)
+            .with_for_update()
+        )
+    )
+    for row in stored:
+        row.body = rewrite(dict(row.body))
+    return len(stored)
 
 
 async def forget_old(session: AsyncSession, now: datetime) -> int:
