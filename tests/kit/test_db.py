@@ -308,3 +308,20 @@ async def test_only_a_search_transaction_plans_its_statements_for_their_values(
     async with db.unit_of_work(write=False) as session:
         assert await session.scalar(show) == "auto"
     await db.engine.dispose()
+
+
+async def test_a_database_error_does_not_carry_the_statements_values(database_url: str) -> None:
+    """Its message goes to the logs and to ingestion runs' errors (shown to operators): the
+    values are consumers' names, phones and e-mails, and stay out of it."""
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            with pytest.raises(sa.exc.DBAPIError) as refused:
+                await conn.execute(
+                    sa.text("INSERT INTO no_such_table (phone) VALUES (:phone)"),
+                    {"phone": "+17025550143"},
+                )
+    finally:
+        await engine.dispose()
+    assert "no_such_table" in str(refused.value)
+    assert "+17025550143" not in str(refused.value)

@@ -163,6 +163,30 @@ async def test_a_queue_beyond_the_parameter_limit_goes_in_parts(
     )
 
 
+async def test_a_long_queue_goes_in_statements_of_a_bounded_number_of_parts(
+    db: Database,
+) -> None:
+    """A checkout of hundreds of leads queues a part per row: one statement of them all took
+    SQLAlchemy tens of seconds to compile (on the event loop, every other request waiting).
+    Each statement carries at most MAX_PARTS parts, and every row still goes in."""
+    sent = statements_sent(db)
+    count = 3 * writes_module.MAX_PARTS + 5
+    queued_emails = [email(n) for n in range(count)]
+    async with db.unit_of_work() as session:
+        await session.execute(sa.select(1))
+        queued = writes(session)
+        for e in queued_emails:
+            queued.add(e)
+        sent.clear()
+    inserts = [s for s in sent if "INSERT" in s]
+    if db.dialect == "postgresql":
+        assert len(inserts) == 4
+        assert max(s.count("INSERT") for s in inserts) == writes_module.MAX_PARTS
+    async with db.unit_of_work(write=False) as session:
+        stored = await session.scalar(sa.select(sa.func.count()).select_from(OutboundEmail))
+    assert stored == count
+
+
 async def test_an_object_in_the_session_is_not_queued_as_well(db: Database) -> None:
     async with db.unit_of_work() as session:
         await session.execute(sa.select(1))

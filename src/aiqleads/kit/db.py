@@ -121,6 +121,9 @@ def create_engine(url: str, pool_size: int = 20) -> AsyncEngine:
     json_options: dict[str, Any] = {
         "json_serializer": json_dumps,
         "json_deserializer": json_loads,
+        # A database error's message leaves out the statement's values: they are consumers'
+        # names, phones and e-mails, and the message goes to logs and run errors.
+        "hide_parameters": True,
     }
     if parsed.get_backend_name() != "sqlite":
         engine = create_async_engine(

@@ -36,6 +36,10 @@ from aiqleads.kit.bulk import chunks, column_default, uniform
 _KEY = "aiqleads_writes"
 # PostgreSQL takes at most 32,767 parameters in one statement; a bigger queue is sent in parts.
 MAX_PARAMETERS = 30_000
+# Parts per statement. SQLAlchemy's compile of a WITH of n parts grows faster than n (a
+# checkout of 200 leads, ~800 parts, spent 28 s compiling, on the event loop); a statement of
+# at most this many is compiled once per shape and kept. A checkout of a few leads is one.
+MAX_PARTS = 32
 
 T = TypeVar("T")
 
@@ -133,7 +137,9 @@ class Writes:
                 keys = {(write.table.name, i) for i in write.ids}
                 part = _update(write, f"w{len(group)}_")
                 count = len(write.ids) + len(part[1])
-                if group and (keys & touched or size + count > MAX_PARAMETERS):
+                if group and (
+                    keys & touched or size + count > MAX_PARAMETERS or len(group) >= MAX_PARTS
+                ):
                     _send_together(session, group)
                     group, touched, size = [], set(), 0
                     part = _update(write, "w0_")
@@ -142,7 +148,7 @@ class Writes:
                 size += count
                 continue
             for row in write.rows:
-                if group and size + len(row) > MAX_PARAMETERS:
+                if group and (size + len(row) > MAX_PARAMETERS or len(group) >= MAX_PARTS):
                     _send_together(session, group)
                     group, touched, size = [], set(), 0
                 prefix = f"w{len(group)}_"
