@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -90,6 +91,45 @@ async def test_health_and_readiness(client: httpx.AsyncClient) -> None:
     ready = await client.get("/readyz")
     assert ready.status_code == 200
     assert ready.json()["checks"] == {"database": "ok", "jobs": "ok"}
+
+
+async def test_probes_answer_head(client: httpx.AsyncClient) -> None:
+    """Load balancers and uptime checkers probe with HEAD (RFC 9110 9.1)."""
+    for path in ("/healthz", "/readyz"):
+        response = await client.head(path)
+        assert response.status_code == 200, (path, response.status_code)
+    schema = (await client.get("/openapi.json")).json()
+    assert set(schema["paths"]["/healthz"]) == {"get"}
+
+
+async def test_a_request_body_over_1_mb_is_refused_with_413(client: httpx.AsyncClient) -> None:
+    """Any endpoint, not only webhooks: refused as declared, or as the bytes arrive (chunked),
+    before the body is read whole."""
+    login = "/api/v1/auth/login"
+    head, tail = b'{"email": "a@b.example.com", "password": "', b'"}'
+    json_type = {"Content-Type": "application/json"}
+    declared = await client.post(login, content=head + b"x" * 20_000_000 + tail, headers=json_type)
+
+    chunks_sent = 0
+
+    async def chunked() -> AsyncIterator[bytes]:
+        nonlocal chunks_sent
+        yield head
+        for _ in range(200):  # 20 MB, never announced
+            chunks_sent += 1
+            yield b"x" * 100_000
+        yield tail
+
+    streamed = await client.post(login, content=chunked(), headers=json_type)
+    for response in (declared, streamed):
+        assert response.status_code == 413, response.text[:200]
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["code"] == "payload_too_large"
+        assert response.headers["x-request-id"]
+    assert chunks_sent < 20  # refused after the first megabyte, not after reading 20
+
+    under = await client.post(login, content=head + b"x" * 900_000 + tail, headers=json_type)
+    assert under.status_code == 422  # read, and refused by the schema (a password that long)
 
 
 async def test_readiness_fails_when_the_database_is_unreachable(

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -14,7 +17,7 @@ from click.testing import Result
 from typer.testing import CliRunner
 
 from aiqleads.cli import app
-from aiqleads.ingest.models import SourceRecord
+from aiqleads.ingest.models import IngestionRun, SourceRecord
 from aiqleads.ingest.service import run_source
 from aiqleads.ingest.sources import SourceConfig
 from aiqleads.leads.lifecycle import LeadStatus
@@ -190,6 +193,21 @@ async def test_ingest_a_csv_export_with_a_mapping_file(
     assert "unknown source" in unknown.output
 
 
+async def test_ingest_of_a_csv_source_without_file_is_refused_before_a_run(
+    env: None, runtime: Runtime
+) -> None:
+    """README: "CSV sources take the file with --file". Without it: a usage error that says
+    so, and no failed run recorded."""
+    result = await invoke(["ingest", "mls-csv"])
+    assert result.exit_code == 2, result.output
+    said = " ".join(result.output.split())
+    assert "pass --file PATH" in said
+    assert "push-only" not in said
+    async with runtime.transaction(write=False) as session:
+        runs = await session.scalar(sa.select(sa.func.count()).select_from(IngestionRun))
+    assert runs == 0
+
+
 async def test_fraud_train_stores_a_new_active_version(env: None, runtime: Runtime) -> None:
     result = await invoke(["fraud", "train", "--synthetic", "3000"])
     assert result.exit_code == 0, result.output
@@ -199,6 +217,28 @@ async def test_fraud_train_stores_a_new_active_version(env: None, runtime: Runti
     assert model.active
     assert model.metrics["roc_auc"] > 0.9
     assert model.features[0] == "phone_invalid"
+
+
+@pytest.mark.parametrize("count", ["-3", "-1"])
+def test_fraud_train_with_a_negative_count_is_a_usage_error(env: None, count: str) -> None:
+    result = runner.invoke(app, ["fraud", "train", "--synthetic", count])
+    assert result.exit_code == 2, (result.exit_code, repr(result.exception))
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("synthetic", ["0", "8"])
+async def test_fraud_train_with_too_few_labels_is_refused_and_stores_nothing(
+    env: None, runtime: Runtime, synthetic: str
+) -> None:
+    """No reviews yet and --synthetic 0 (operators' labels only), or a handful of rows."""
+    result = await invoke(["fraud", "train", "--synthetic", synthetic])
+    assert result.exit_code == 1, (result.output, repr(result.exception))
+    assert isinstance(result.exception, SystemExit)
+    said = " ".join(result.output.split())  # rich wraps at the terminal's width
+    assert "no fraud model trained" in said
+    assert "at least 20 fraudulent and 20 genuine examples" in said
+    async with runtime.transaction(write=False) as session:
+        assert list(await session.scalars(sa.select(ModelVersion))) == []
 
 
 async def test_fraud_train_learns_from_operators_review_decisions(
@@ -228,3 +268,23 @@ async def test_fraud_train_learns_from_operators_review_decisions(
         [model] = list(await session.scalars(sa.select(ModelVersion)))
     assert model.metrics["training_source"] == "1 reviewed + 3000 generated"
     assert model.training_rows == 3001
+
+
+def test_an_invalid_setting_is_a_usage_error_that_does_not_print_its_value(
+    tmp_path: Path,
+) -> None:
+    """A mistyped AIQLEADS_SMTP_URL once printed a traceback with the URL, password and all."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIQLEADS_")} | {
+        "AIQLEADS_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/x.db",
+        "AIQLEADS_SMTP_URL": "stmp://mailer:s3cr3t-pw@smtp.example.com:587",  # typo: stmp
+        "COLUMNS": "200",
+    }
+    aiqleads = Path(sys.executable).parent / "aiqleads"
+    done = subprocess.run(
+        [str(aiqleads), "markets", "list"], env=env, capture_output=True, text=True, timeout=120
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 2, output[-1500:]
+    assert "s3cr3t-pw" not in output
+    assert "Traceback" not in output
+    assert "AIQLEADS_SMTP_URL must look like smtp://" in output

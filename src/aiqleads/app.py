@@ -18,6 +18,7 @@ from aiqleads.checkout import endpoints as checkout
 from aiqleads.disputes import endpoints as disputes
 from aiqleads.ingest import endpoints as ingest
 from aiqleads.kit import idempotency
+from aiqleads.kit.body import BodyLimitMiddleware
 from aiqleads.kit.clock import Clock
 from aiqleads.kit.docs import install_docs
 from aiqleads.kit.errors import install_error_handlers
@@ -74,6 +75,11 @@ def create_app(
     )
     app.state.runtime = runtime
     app.state.metrics = HttpMetrics()
+    # No request body is read past 1 MB, declared or streamed: 413 `payload_too_large`. Added
+    # first, so that it runs inside the request context (request id, access log, metrics).
+    # (FastAPI's own `max_body_size` answers a declared oversize body in plain text, replacing
+    # any problem+json the app sends.)
+    app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)
     install_error_handlers(app)
 

@@ -7,10 +7,11 @@ import contextlib
 import json
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 import typer
 import uvicorn
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -38,8 +39,21 @@ console = Console()
 T = TypeVar("T")
 
 
+def _read_settings() -> Settings:
+    """The settings from the environment; a value that does not validate is a usage error whose
+    message names the variable but never repeats its value (a URL may carry a password)."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        console.print("[red]invalid settings:[/red]")
+        for error in exc.errors(include_input=False, include_url=False, include_context=False):
+            name = "AIQLEADS_" + "_".join(str(part) for part in error["loc"]).upper()
+            console.print(f"  {name}: {error['msg']}", style="red", markup=False, highlight=False)
+        raise typer.Exit(2) from None
+
+
 def _settings() -> Settings:
-    settings = Settings()
+    settings = _read_settings()
     try:
         settings.check_production()
     except SettingsError as exc:
@@ -160,7 +174,7 @@ def demo_load(
     """Load demo accounts and generated leads through the real pipeline (never in production)."""
     from aiqleads import demo
 
-    if Settings().is_production:
+    if _read_settings().is_production:
         console.print("[red]demo data is never loaded in production[/red]")
         raise typer.Exit(2)
 
@@ -228,6 +242,10 @@ def ingest(
         if file is not None and not file.is_file():
             console.print(f"[red]{file} is not a readable file[/red]")
             raise typer.Exit(2)
+        # Refused before a run is started: no failed run is recorded for a usage error.
+        if config.type == "csv" and file is None and not config.options.get("path"):
+            console.print(f"[red]{source} is a CSV source: pass --file PATH[/red]")
+            raise typer.Exit(2)
         try:
             with _progress(f"ingesting {source}", None) as advance:
                 return await run_source(runtime, config, trigger="cli", file=file, progress=advance)
@@ -247,7 +265,10 @@ def fraud_train(
         False, help="Write the packaged starting model from generated data instead"
     ),
     synthetic: int = typer.Option(
-        20_000, help="Generated examples mixed in while reviewed labels are few"
+        20_000, min=0, help="Generated examples mixed in while reviewed labels are few"
+    ),
+    force: bool = typer.Option(
+        False, "--force", help="Activate the new model even if its held-out ROC AUC is below 0.6"
     ),
 ) -> None:
     """Train a new fraud model version from operators' review decisions."""
@@ -264,7 +285,10 @@ def fraud_train(
             sources=runtime.sources,
         )
         if bootstrap:
-            model, metrics = fraud.train(rows, labels, 0)
+            try:
+                model, metrics = fraud.train(rows, labels, 0)
+            except fraud.TrainingRefused as exc:
+                _refused(exc)
             path = Path(fraud.__file__).parent / "data" / "fraud_bootstrap.json"
             path.write_text(
                 json.dumps(
@@ -278,15 +302,26 @@ def fraud_train(
                 + "\n"
             )
             return f"bootstrap model written to {path}: {metrics}"
-        async with runtime.transaction() as session:
-            reviewed, reviewed_labels = await quality.review_labels(session)
-            row = await quality.save_model(
-                session,
-                [*reviewed, *rows],
-                [*reviewed_labels, *labels],
-                runtime.clock,
-                source=f"{len(reviewed)} reviewed + {len(rows)} generated",
-            )
-            return f"fraud model v{row.version} trained on {row.training_rows} rows: {row.metrics}"
+        try:
+            async with runtime.transaction() as session:
+                reviewed, reviewed_labels = await quality.review_labels(session)
+                row = await quality.save_model(
+                    session,
+                    [*reviewed, *rows],
+                    [*reviewed_labels, *labels],
+                    runtime.clock,
+                    source=f"{len(reviewed)} reviewed + {len(rows)} generated",
+                    force=force,
+                )
+                return (
+                    f"fraud model v{row.version} trained on {row.training_rows} rows: {row.metrics}"
+                )
+        except fraud.TrainingRefused as exc:
+            _refused(exc)
 
     console.print(_with_runtime(work))
+
+
+def _refused(exc: Exception) -> NoReturn:
+    console.print(f"[red]no fraud model trained: {exc}[/red]")
+    raise typer.Exit(1) from None

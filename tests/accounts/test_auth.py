@@ -270,6 +270,26 @@ async def test_password_reset_sets_a_new_password_and_signs_everyone_out(api: Ap
     assert problem(reused)["code"] == "invalid_token"
 
 
+async def test_responses_with_tokens_keys_or_secrets_are_not_cacheable(api: Api) -> None:
+    """RFC 6749 5.1: a response carrying a token says Cache-Control: no-store."""
+    account = await api.signup("cache@agents.example.com")
+    login = await api.login(account.email)
+    assert login.status_code == 200
+    refreshed = await api.client.post(REFRESH, json={"refresh_token": account.refresh_token})
+    assert refreshed.status_code == 200
+    key = await api.client.post(
+        "/api/v1/api-keys",
+        json={"name": "crm", "scopes": ["account:read"]},
+        headers=account.auth,
+    )
+    assert key.status_code == 201
+    setup = await api.client.post("/api/v1/auth/2fa/setup", headers=account.auth)
+    assert setup.status_code == 200
+    for response in (login, refreshed, key, setup):
+        assert response.headers["cache-control"] == "no-store", response.request.url
+        assert response.headers["pragma"] == "no-cache", response.request.url
+
+
 async def _enable_2fa(api: Api, clock: FrozenClock) -> tuple[str, str, list[str]]:
     account = await api.signup("pat@agents.example.com")
     setup = await api.client.post("/api/v1/auth/2fa/setup", headers=account.auth)
@@ -302,6 +322,45 @@ async def test_totp_is_required_and_a_code_works_once(api: Api, clock: FrozenClo
     # a code from the previous step is also spent once a later one was used
     previous = pyotp.TOTP(secret).at(clock.now() - timedelta(seconds=30))
     assert (await api.login(email, totp_code=previous)).status_code == 401
+
+
+FULL_WIDTH = str.maketrans(
+    "0123456789", "\uff10\uff11\uff12\uff13\uff14\uff15\uff16\uff17\uff18\uff19"
+)
+
+
+async def test_a_totp_code_in_full_width_digits_is_a_wrong_code(
+    api: Api, clock: FrozenClock
+) -> None:
+    """An IME may type "１２３４５６": str.isdigit() says yes, but it is no code."""
+    account = await api.signup("ime@agents.example.com")
+    setup = await api.client.post("/api/v1/auth/2fa/setup", headers=account.auth)
+    secret = setup.json()["secret"]
+    full_width = pyotp.TOTP(secret).at(clock.now()).translate(FULL_WIDTH)
+    enable = await api.client.post(
+        "/api/v1/auth/2fa/enable", json={"code": full_width}, headers=account.auth
+    )
+    assert enable.status_code == 422
+    assert problem(enable)["code"] == "invalid_totp"
+
+    email, secret, _ = await _enable_2fa(api, clock)
+    clock.advance(timedelta(seconds=30))
+    full_width = pyotp.TOTP(secret).at(clock.now()).translate(FULL_WIDTH)
+    login = await api.login(email, totp_code=full_width)
+    assert login.status_code == 401
+    assert problem(login)["code"] == "invalid_totp"
+    auth = bearer(
+        (await api.login(email, totp_code=pyotp.TOTP(secret).at(clock.now()))).json()[
+            "access_token"
+        ]
+    )
+    clock.advance(timedelta(seconds=30))
+    full_width = pyotp.TOTP(secret).at(clock.now()).translate(FULL_WIDTH)
+    disable = await api.client.post(
+        "/api/v1/auth/2fa/disable", json={"code": full_width}, headers=auth
+    )
+    assert disable.status_code == 422
+    assert problem(disable)["code"] == "invalid_totp"
 
 
 async def test_totp_window_is_one_step_either_side(api: Api, clock: FrozenClock) -> None:

@@ -312,6 +312,44 @@ async def test_linkedin_challenge_and_signed_lead(
     assert lead.consent_captured_at is not None
 
 
+async def test_the_linkedin_challenge_cannot_be_used_to_sign_a_webhook_body(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    # Anyone may call the validation endpoint, and its answer is HMAC-SHA256(secret, code): the
+    # signature POST accepts for a body equal to the code. Only LinkedIn-like codes are signed.
+    forged_body = '{"id":"li-1","formResponse":{"answers":[]}}'
+    challenge = await client.get("/api/v1/webhooks/linkedin", params={"challengeCode": forged_body})
+    assert challenge.status_code == 422
+    assert "challengeResponse" not in challenge.json()
+    signature = hmac.new(LI_SECRET.encode(), forged_body.encode(), hashlib.sha256).hexdigest()
+    assert signature not in challenge.text
+    uuid_like = await client.get(
+        "/api/v1/webhooks/linkedin",
+        params={"challengeCode": "7c1b2a9e-3f4d-4c8e-9a1b-2d3e4f5a6b7c"},
+    )
+    assert uuid_like.status_code == 200
+    assert await count_leads(runtime) == 0
+
+
+@pytest.mark.parametrize(
+    ("path", "header", "prefix"),
+    [
+        ("/api/v1/webhooks/linkedin", "X-LI-Signature", b"hmacsha256="),
+        ("/api/v1/webhooks/facebook", "X-Hub-Signature-256", b"sha256="),
+    ],
+    ids=["linkedin", "facebook"],
+)
+async def test_a_webhook_signature_with_a_non_ascii_byte_is_401(
+    client: httpx.AsyncClient, runtime: Runtime, path: str, header: str, prefix: bytes
+) -> None:
+    body = b'{"id": "li-1", "entry": []}'
+    # Starlette decodes header bytes as latin-1: b"\xe9" arrives as "\xe9" (e acute).
+    response = await client.post(path, content=body, headers={header: prefix + b"\xe9" * 64})
+    assert response.status_code == 401, response.text
+    assert response.json()["code"] == "invalid_signature"
+    assert await count_leads(runtime) == 0
+
+
 def intake_body(**overrides: Any) -> dict[str, Any]:
     payload = dict(seller("x").payload)
     payload.pop("kind")

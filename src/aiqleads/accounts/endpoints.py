@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, Request, Response, status
+from fastapi import APIRouter, Depends, Request, Response, status
 
 from aiqleads.accounts.deps import (
     AccountReader,
@@ -47,6 +47,15 @@ api_keys = APIRouter(prefix="/api-keys", tags=["api-keys"])
 admin_users = APIRouter(prefix="/admin/users", tags=["admin: users"])
 
 
+def no_store(response: Response) -> None:
+    """Responses that carry tokens, keys or secrets are not to be cached (RFC 6749 5.1)."""
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+
+
+NoStore = Depends(no_store)
+
+
 @auth.post(
     "/register",
     status_code=status.HTTP_202_ACCEPTED,
@@ -72,12 +81,12 @@ async def verify_email(
     return VerifiedOut()
 
 
-@auth.post("/login", response_model=TokenPair, dependencies=[SignInAttempt])
+@auth.post("/login", response_model=TokenPair, dependencies=[SignInAttempt, NoStore])
 async def login(body: LoginIn, session: SessionDep, runtime: RuntimeDep) -> TokenPair:
     return await AccountService(session, runtime).login(body.email, body.password, body.totp_code)
 
 
-@auth.post("/refresh", response_model=TokenPair)
+@auth.post("/refresh", response_model=TokenPair, dependencies=[NoStore])
 async def refresh(body: RefreshIn, session: SessionDep, runtime: RuntimeDep) -> TokenPair:
     return await AccountService(session, runtime).refresh(body.refresh_token)
 
@@ -114,7 +123,7 @@ async def password_reset_confirm(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@auth.post("/2fa/setup", response_model=TotpSetupOut)
+@auth.post("/2fa/setup", response_model=TotpSetupOut, dependencies=[NoStore])
 async def totp_setup(
     user: InteractiveUser, session: SessionDep, runtime: RuntimeDep
 ) -> TotpSetupOut:
@@ -122,7 +131,7 @@ async def totp_setup(
     return TotpSetupOut(secret=secret, otpauth_uri=uri)
 
 
-@auth.post("/2fa/enable", response_model=RecoveryCodesOut)
+@auth.post("/2fa/enable", response_model=RecoveryCodesOut, dependencies=[NoStore])
 async def totp_enable(
     body: TotpCodeIn, user: InteractiveUser, session: SessionDep, runtime: RuntimeDep
 ) -> RecoveryCodesOut:
@@ -167,7 +176,12 @@ async def patch_me(
     return user_out(await AccountService(session, runtime).update_profile(user, body))
 
 
-@api_keys.post("", status_code=status.HTTP_201_CREATED, response_model=ApiKeyCreated)
+@api_keys.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ApiKeyCreated,
+    dependencies=[NoStore],
+)
 async def create_api_key(
     body: ApiKeyCreate, user: InteractiveUser, session: SessionDep, runtime: RuntimeDep
 ) -> ApiKeyCreated:

@@ -47,7 +47,9 @@ def provisioning_uri(totp_secret: str, account: str) -> str:
 def matching_step(totp_secret: str, code: str, now: datetime, last_step: int | None) -> int | None:
     """The time step (current +/- 1) whose code this is, unless that step was already used."""
     code = code.strip().replace(" ", "")
-    if not (len(code) == 6 and code.isdigit()):
+    # isascii too: "１２３４５６" (full-width digits, from an IME) is isdigit() but no code, and
+    # comparing a non-ASCII str with hmac.compare_digest raises TypeError.
+    if not (len(code) == 6 and code.isascii() and code.isdigit()):
         return None
     totp = pyotp.TOTP(totp_secret)
     current = int(now.timestamp()) // STEP_SECONDS

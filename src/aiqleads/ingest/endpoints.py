@@ -44,6 +44,13 @@ def _hmac_hex(secret: str, data: bytes) -> str:
     return hmac.new(secret.encode(), data, hashlib.sha256).hexdigest()
 
 
+def _signature_matches(given: str, expected: str) -> bool:
+    """Constant-time comparison of a signature header with ours. Compared as bytes: a header
+    with a non-ASCII character (Starlette decodes header bytes as latin-1) does not match, where
+    `hmac.compare_digest` on such a `str` raises TypeError."""
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
 def _source_of_type(runtime: Runtime, kind: str) -> SourceConfig:
     for source in runtime.sources.all():
         if source.type == kind and source.enabled:
@@ -86,7 +93,7 @@ async def facebook_webhook(
     if secret is None:
         raise NotFound("Facebook is not configured", code="source_not_configured")
     expected = "sha256=" + _hmac_hex(secret.get_secret_value(), body)
-    if signature is None or not hmac.compare_digest(signature.strip(), expected):
+    if signature is None or not _signature_matches(signature.strip(), expected):
         raise Unauthorized("X-Hub-Signature-256 does not match the body", code="invalid_signature")
     payload = json_body(body)
     if not isinstance(payload, dict) or not isinstance(payload.get("entry"), list):
@@ -176,9 +183,16 @@ def _graph_error(response: httpx.Response) -> dict[str, Any]:
 # LinkedIn lead-gen forms -------------------------------------------------------------
 
 
+# LinkedIn's challenge codes are UUID-like. Only such codes are signed: the answer is the very
+# signature POST /webhooks/linkedin checks, so signing arbitrary text would let anyone sign a
+# body. No text of letters, digits and hyphens is a form response or an elements list.
+LINKEDIN_CHALLENGE_PATTERN = r"^[A-Za-z0-9-]{1,64}$"
+
+
 @webhooks.get("/linkedin")
 async def linkedin_challenge(
-    runtime: RuntimeDep, challenge: Annotated[str, Query(alias="challengeCode", max_length=200)]
+    runtime: RuntimeDep,
+    challenge: Annotated[str, Query(alias="challengeCode", pattern=LINKEDIN_CHALLENGE_PATTERN)],
 ) -> dict[str, str]:
     """LinkedIn's endpoint validation: the challenge code signed with our client secret."""
     secret = runtime.settings.linkedin_client_secret
@@ -204,7 +218,7 @@ async def linkedin_webhook(
         raise NotFound("LinkedIn is not configured", code="source_not_configured")
     expected = _hmac_hex(secret.get_secret_value(), body)
     given = (signature or "").strip().removeprefix("hmacsha256=")
-    if not given or not hmac.compare_digest(given, expected):
+    if not given or not _signature_matches(given, expected):
         raise Unauthorized("X-LI-Signature does not match the body", code="invalid_signature")
     payload = json_body(body)
     elements = (

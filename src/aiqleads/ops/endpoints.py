@@ -16,13 +16,17 @@ router = APIRouter(tags=["ops"])
 CHECK_TIMEOUT = 2.0
 
 
+# HEAD too (RFC 9110 9.1), as load balancers and uptime checkers probe with it; out of the
+# schema so that GET keeps its operation id alone.
 @router.get("/healthz")
+@router.head("/healthz", include_in_schema=False)
 async def healthz() -> dict[str, str]:
     """The process is up (no dependency is checked)."""
     return {"status": "ok"}
 
 
 @router.get("/readyz", response_model=None)
+@router.head("/readyz", response_model=None, include_in_schema=False)
 async def readyz(request: Request, runtime: RuntimeDep) -> JSONResponse:
     """Ready to serve: the database answers, Redis too if configured, jobs are running."""
     checks: dict[str, str] = {}

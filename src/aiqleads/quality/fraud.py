@@ -197,10 +197,21 @@ def bootstrap_model() -> FraudModel:
     return FraudModel.from_parameters(0, data["features"], data["parameters"])
 
 
+# Fewer examples of a class than this and the held-out quarter says nothing about the model.
+MIN_EXAMPLES_PER_CLASS = 20
+# A model ranking fraud barely better than a coin does is not put in charge unless forced.
+MIN_ROC_AUC = 0.6
+
+
+class TrainingRefused(ValueError):
+    """The examples cannot make a model worth using; the message says why, for an operator."""
+
+
 def train(
     rows: Sequence[dict[str, float]], labels: Sequence[int], version: int
 ) -> tuple[FraudModel, dict[str, Any]]:
-    """Fit a class-balanced logistic regression; returns the model and held-out metrics."""
+    """Fit a class-balanced logistic regression; returns the model and held-out metrics.
+    Raises TrainingRefused with fewer than MIN_EXAMPLES_PER_CLASS examples of either class."""
     import numpy as np
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import (
@@ -214,8 +225,13 @@ def train(
 
     x = np.array([[row.get(name, 0.0) for name in FEATURES] for row in rows], dtype=float)
     y = np.array(labels, dtype=int)
-    if len(set(labels)) < 2:
-        raise ValueError("training needs both fraudulent and genuine examples")
+    fraudulent = sum(1 for label in labels if label)
+    genuine = len(labels) - fraudulent
+    if min(fraudulent, genuine) < MIN_EXAMPLES_PER_CLASS:
+        raise TrainingRefused(
+            f"training needs at least {MIN_EXAMPLES_PER_CLASS} fraudulent and "
+            f"{MIN_EXAMPLES_PER_CLASS} genuine examples; there are {fraudulent} and {genuine}"
+        )
     x_train, x_test, y_train, y_test = train_test_split(
         x, y, test_size=0.25, random_state=7, stratify=y
     )

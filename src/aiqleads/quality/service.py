@@ -47,8 +47,11 @@ async def save_model(
     clock: Clock,
     *,
     source: str,
+    force: bool = False,
 ) -> ModelVersion:
-    """Train on `model_rows`/`labels` and store it as the next active version."""
+    """Train on `model_rows`/`labels` and store it as the next active version. Raises
+    fraud.TrainingRefused, storing nothing, when the examples are too few or (unless `force`)
+    the model's held-out ROC AUC is below fraud.MIN_ROC_AUC."""
     latest = (
         await session.execute(
             sa.select(sa.func.max(ModelVersion.version)).where(ModelVersion.name == FRAUD_MODEL)
@@ -56,6 +59,11 @@ async def save_model(
     ).scalar_one()
     version = (latest or 0) + 1
     model, metrics = fraud.train(model_rows, labels, version)
+    if metrics["roc_auc"] < fraud.MIN_ROC_AUC and not force:
+        raise fraud.TrainingRefused(
+            f"the new model's held-out ROC AUC is {metrics['roc_auc']}, below "
+            f"{fraud.MIN_ROC_AUC}; the active model stays (--force to activate it anyway)"
+        )
     metrics["training_source"] = source
     await session.execute(
         sa.update(ModelVersion).where(ModelVersion.name == FRAUD_MODEL).values(active=False)
