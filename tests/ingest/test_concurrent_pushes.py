@@ -11,24 +11,16 @@ import sqlalchemy as sa
 from aiqleads.ingest.models import SourceRecord
 from aiqleads.leads.models import Lead
 from aiqleads.runtime import Runtime
-from aiqleads.settings import Settings
-from tests.conftest import TEST_SECRET, Api
+from tests.conftest import Api
 from tests.ingest.test_endpoints import FORM_KEY, intake_body
 
 URL = "/api/v1/intake/web-form"
 
 
-@pytest.fixture
-def settings(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Settings:
+@pytest.fixture(autouse=True)
+def form_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The web form's API key, as the sources file names it (read when a request comes)."""
     monkeypatch.setenv("AIQLEADS_WEB_FORM_KEY", FORM_KEY)
-    return Settings(
-        env="test",
-        database_url=database_url,
-        secret_key=TEST_SECRET,
-        redis_url=None,
-        smtp_url=None,
-        log_level="WARNING",
-    )
 
 
 async def counts(runtime: Runtime) -> tuple[int, int]:
