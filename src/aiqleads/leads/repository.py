@@ -11,7 +11,6 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from aiqleads.cart.models import Hold, HoldStatus
 from aiqleads.kit import bulk
 from aiqleads.leads.lifecycle import LeadStatus
 from aiqleads.leads.models import Lead, LeadMatchKey, MatchStatus, PossibleDuplicate
@@ -52,16 +51,6 @@ class LeadRepository:
         if for_update:
             stmt = stmt.with_for_update()
         return (await self.session.execute(stmt)).scalar_one_or_none()
-
-    async def active_holds(self, lead_id: uuid.UUID) -> int:
-        """Buyers holding the lead in their carts now (lapsed holds not yet ended count too:
-        their owner may still be checking out)."""
-        count = await self.session.scalar(
-            sa.select(sa.func.count())
-            .select_from(Hold)
-            .where(Hold.lead_id == lead_id, Hold.status == HoldStatus.ACTIVE)
-        )
-        return int(count or 0)
 
     async def leads_by_keys(self, keys: Sequence[str]) -> dict[str, set[uuid.UUID]]:
         """Which leads carry each of `keys`."""

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from aiqleads.accounts.models import User
 from aiqleads.audit.service import record as audit
+from aiqleads.cart.service import active_holds
 from aiqleads.ingest.pipeline import LeadPipeline
 from aiqleads.ingest.repository import IngestRepository
 from aiqleads.ingest.service import STORE_LOCK
@@ -52,7 +53,7 @@ class LeadAdminService:
         return (
             lead.status in _FIXED
             or lead.sales_count > 0
-            or await self.leads.active_holds(lead.id) > 0
+            or bool(await active_holds(self.session, lead.id))
         )
 
     def _audit(self, action: str, lead_id: uuid.UUID, by: User, **detail: object) -> None:
