@@ -432,7 +432,7 @@ def subscription_invoice(
         kind=InvoiceKind.SUBSCRIPTION,
         status=InvoiceStatus.OPEN,
         provider=provider,
-        description=f"{plan.name} plan, {start:%Y-%m-%d} to {end:%Y-%m-%d}",
+        description=_period_description(plan, start, end),
         lines=[
             line(f"{plan.name} plan, one month", amount),
             line(f"{credits:,} credits included", 0),
@@ -446,9 +446,14 @@ def subscription_invoice(
     )
 
 
+def _period_description(plan: Plan, start: datetime, end: datetime) -> str:
+    return f"{plan.name} plan, {start:%Y-%m-%d} to {end:%Y-%m-%d}"
+
+
 def _restart_period(invoice: Invoice, plan: Plan, start: datetime) -> None:
-    invoice.period_start, invoice.period_end = start, add_month(start)
-    invoice.description = f"{plan.name} plan, {start:%Y-%m-%d} to {invoice.period_end:%Y-%m-%d}"
+    end = add_month(start)
+    invoice.period_start, invoice.period_end = start, end
+    invoice.description = _period_description(plan, start, end)
 
 
 def pack_invoice(
