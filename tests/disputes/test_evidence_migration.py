@@ -97,6 +97,10 @@ async def test_upgrading_rewords_stored_evidence_without_contact_values(
     async with runtime.transaction(write=False) as session:
         stored = (await session.execute(sa.select(Dispute.evidence))).scalars().all()
     assert any(TOLL_FREE in f["detail"] for evidence in stored for f in evidence)
+    # Nothing of the app may hold the file while the migration rebuilds tables: the demand
+    # events of the requests above are written now, and the jobs they queued have run.
+    await runtime.demand.flush()
+    await runtime.jobs.wait_idle()
     await runtime.db.engine.dispose()
     await asyncio.to_thread(command.downgrade, alembic_config(database_url), BEFORE)
 
